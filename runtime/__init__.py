@@ -1,0 +1,8 @@
+"""The runtime: a Quart application runtime whose heart is realtime pub/sub."""
+
+from __future__ import annotations
+
+from .app import create_app
+from .base_model import BaseModel
+
+__all__ = ["BaseModel", "create_app"]

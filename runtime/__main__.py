@@ -1,0 +1,108 @@
+"""Command line: `python -m runtime serve | create-user NAME [--admin]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from .config import Config, ConfigError, load_config
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime", description="The runtime: a Quart app with realtime pub/sub."
+    )
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("CONFIG", "config.toml"),
+        help="path of the TOML configuration (default: config.toml)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="serve the app (what `make run` does)")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    create = commands.add_parser(
+        "create-user", help="create a user; the password comes from RUNTIME_PASSWORD or a prompt"
+    )
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="make the user an administrator")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "create-user":
+        return _create_user(config, args.name, admin=args.admin)
+    return _serve(config, args.host, args.port)
+
+
+def _create_user(config: Config, name: str, *, admin: bool) -> int:
+    from .app import create_app
+    from .users import User, create_user
+
+    create_app(config)
+    if User.get_or_none(User.username == name) is not None:
+        print(f"error: a user named {name!r} exists already", file=sys.stderr)
+        return 1
+    password = os.environ.get("RUNTIME_PASSWORD")
+    if not password:
+        if not sys.stdin.isatty():
+            print("error: no terminal to ask for a password; set RUNTIME_PASSWORD", file=sys.stderr)
+            return 1
+        password = getpass.getpass(f"Password for {name}: ")
+        if password != getpass.getpass("Again: "):
+            print("error: the passwords differ", file=sys.stderr)
+            return 1
+    if not password or not 1 <= len(name) <= 64:
+        print("error: the name must be 1-64 characters and the password not empty", file=sys.stderr)
+        return 1
+    create_user(name, password, is_admin=admin)
+    print(f"created {'admin ' if admin else ''}user {name!r}")
+    return 0
+
+
+def _ensure_demo_user(config: Config) -> str:
+    """Create the demo user on first start; its credentials live in var/ beside the data."""
+    from .users import User, create_user
+
+    credentials = Path(config.database.path).parent / "demo-credentials.txt"
+    if User.select().count() == 0:
+        password = secrets.token_urlsafe(9)
+        create_user("demo", password)
+        credentials.write_text(f"username: demo\npassword: {password}\n")
+        credentials.chmod(0o600)
+    if credentials.is_file():
+        return credentials.read_text().strip().replace("\n", ", ")
+    return "log in with a user made by `python -m runtime create-user NAME`"
+
+
+def _serve(config: Config, host: str, port: int) -> int:
+    from .app import create_app
+    from .server import serve
+
+    app = create_app(config)
+    demo_login = _ensure_demo_user(config) if config.app.demo else ""
+
+    def ready(bound_port: int) -> None:
+        print(f"\n  Serving on http://{host}:{bound_port}/", flush=True)
+        if demo_login:
+            print(f"  Log in at http://{host}:{bound_port}/login  ({demo_login})\n", flush=True)
+
+    asyncio.run(serve(app, host, port, ready=ready))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

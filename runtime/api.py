@@ -1,0 +1,167 @@
+"""The records API: `/api/collections/<c>/records[/<id>]`, with the rules enforced.
+
+A record a user may not read is reported as not found (its existence is not revealed);
+a collection a user may not read at all is 401 for a visitor and 403 for a user.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import peewee
+from quart import Blueprint, Response, current_app, jsonify, request
+
+from .auth import current_user
+from .base_model import BaseModel, collection
+from .db import database
+from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from .fields import coerce_field_value, missing_required, parse_record_id
+from .requests import read_body
+from .users import User
+
+__all__ = ["api_blueprint"]
+
+api_blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _model(name: str) -> type[BaseModel]:
+    model = collection(name)
+    if model is None or not current_app.extensions["runtime"].serves(model):
+        raise NotFound(f"No collection named {name[:64]!r}.")
+    return model
+
+
+def _denied(user: User | None, message: str) -> Exception:
+    return Unauthorized() if user is None else Forbidden(message)
+
+
+def _get_record(model: type[BaseModel], record_id: str, user: User | None) -> BaseModel:
+    record: BaseModel | None = model.get_or_none(
+        model._meta.primary_key == parse_record_id(model, record_id)
+    )
+    if record is None or not record.readable_by(user):
+        raise NotFound("No such record.")
+    return record
+
+
+def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        raise BadRequest(f"{name} must be a whole number from {minimum} to {maximum}.")
+    return int(raw)
+
+
+def _order(model: type[BaseModel], user: User | None) -> Any:
+    raw = request.args.get("sort", "")
+    name = raw.lstrip("-")
+    if not name:
+        return model._meta.primary_key.asc()
+    if name not in model.visible_fields(user):
+        raise BadRequest(f"Cannot sort by {name[:64]!r}.")
+    field = model._meta.fields[name]
+    return field.desc() if raw.startswith("-") else field.asc()
+
+
+def _writable_values(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
+    """Check and convert the client's fields; some fields are never the client's to set."""
+    fields = model._meta.fields
+    protected = {model._meta.primary_key.name, model.owner_field, *model.hidden, *model.read_only}
+    values: dict[str, Any] = {}
+    for name, raw in body.items():
+        if name not in fields or name in protected:
+            raise BadRequest(f"Field {name[:64]!r} cannot be set.")
+        values[name] = coerce_field_value(fields[name], raw)
+    return values
+
+
+@api_blueprint.get("/collections/<name>/records")
+async def list_records(name: str) -> Response:
+    model, user = _model(name), current_user()
+    if not model.collection_readable_by(user):
+        raise _denied(user, "You may not read this collection.")
+    config = current_app.extensions["runtime"].config.api
+    page = _int_arg("page", 1, 1, 10**9)
+    per_page = _int_arg("per_page", config.page_size, 1, config.max_page_size)
+    query = model.readable_query(user).order_by(_order(model, user))
+    if callable(model.read_rule):  # only Python can apply a function rule
+        visible = [r for r in query if r.readable_by(user)]
+        total, rows = len(visible), visible[(page - 1) * per_page : page * per_page]
+    else:
+        total, rows = query.count(), list(query.paginate(page, per_page))
+    items = [record.visible_to(user) for record in rows]
+    return jsonify(
+        {
+            "items": items,
+            "page": page,
+            "per_page": per_page,
+            "total_items": total,
+            "total_pages": math.ceil(total / per_page),
+        }
+    )
+
+
+@api_blueprint.post("/collections/<name>/records")
+async def create_record(name: str) -> tuple[Response, int]:
+    model, user = _model(name), current_user()
+    if not model.collection_writable_by(user):
+        raise _denied(user, "You may not write to this collection.")
+    values = _writable_values(model, await read_body())
+    if model.owner_field is not None and user is not None:
+        values[model.owner_field] = user.id
+    missing = missing_required(model, values)
+    if missing:
+        raise BadRequest(f"Missing required fields: {', '.join(missing)}.")
+    record = model(**values)
+    if not record.writable_by(user):
+        raise _denied(user, "You may not create this record.")
+    _save(record, force_insert=True)
+    return jsonify(record.visible_to(user) or {"id": record.record_id}), 201
+
+
+@api_blueprint.get("/collections/<name>/records/<record_id>")
+async def get_record(name: str, record_id: str) -> Response:
+    model, user = _model(name), current_user()
+    if not model.collection_readable_by(user):
+        raise _denied(user, "You may not read this collection.")
+    return jsonify(_get_record(model, record_id, user).visible_to(user))
+
+
+@api_blueprint.patch("/collections/<name>/records/<record_id>")
+async def update_record(name: str, record_id: str) -> Response:
+    model, user = _model(name), current_user()
+    body = await read_body()
+    record = _get_record(model, record_id, user)
+    if not record.writable_by(user):
+        raise _denied(user, "You may not change this record.")
+    for field, value in _writable_values(model, body).items():
+        setattr(record, field, value)
+    if not record.writable_by(user):  # a function rule may look at the new values
+        raise Forbidden("You may not make this change.")
+    _save(record)
+    return jsonify(record.visible_to(user) or {"id": record.record_id})
+
+
+@api_blueprint.delete("/collections/<name>/records/<record_id>")
+async def delete_record(name: str, record_id: str) -> Response:
+    model, user = _model(name), current_user()
+    record = _get_record(model, record_id, user)
+    if not record.writable_by(user):
+        raise _denied(user, "You may not delete this record.")
+    record.delete_instance()
+    return Response(status=204)
+
+
+def _save(record: BaseModel, *, force_insert: bool = False) -> None:
+    try:
+        with database.atomic():
+            record.save(force_insert=force_insert)
+    except peewee.IntegrityError as exc:
+        text = str(exc).lower()
+        if "unique" in text:
+            raise Conflict("A record with that value already exists.") from None
+        if "not null" in text:
+            raise BadRequest("A required field is missing.") from None
+        raise BadRequest("The record violates a constraint.") from None

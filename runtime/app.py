@@ -1,0 +1,124 @@
+"""The application factory: configuration, database, auth, records API, demo pages."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from quart import Quart, Response
+from werkzeug.exceptions import HTTPException
+
+from .api import api_blueprint
+from .auth import LoginLimits, auth_blueprint, current_user
+from .base_model import BaseModel, collections
+from .config import Config, load_config
+from .db import database, open_database
+from .errors import ApiError, error_body, error_response
+from .users import Session, User
+
+__all__ = ["RuntimeState", "create_app"]
+
+log = logging.getLogger("runtime")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    429: "rate_limited",
+}
+
+
+@dataclass
+class RuntimeState:
+    """What the runtime keeps on `app.extensions["runtime"]`."""
+
+    config: Config
+    login_limits: LoginLimits
+    models: set[type[BaseModel]] = field(default_factory=set)
+
+    def serves(self, model: type[BaseModel]) -> bool:
+        return model in self.models
+
+
+def create_app(
+    config: Config | None = None, *, models: Iterable[type[BaseModel]] | None = None
+) -> Quart:
+    """A runtime app. `models` defaults to every registered collection (and the demo's)."""
+    config = config or load_config()
+    configure_logging(config.app.log_level)
+    app = Quart(__name__)
+    app.config.update(
+        SECRET_KEY=config.app.secret_key,
+        SESSION_COOKIE_NAME=config.auth.cookie_name,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",  # Quart's default is none
+        SESSION_COOKIE_SECURE=config.auth.cookie_secure,
+        PERMANENT_SESSION_LIFETIME=datetime.timedelta(seconds=config.auth.session_lifetime),
+        MAX_CONTENT_LENGTH=config.api.max_body_size,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    if config.app.demo:
+        from . import demo  # registers the demo collections
+
+        app.register_blueprint(demo.pages_blueprint)
+    served = set(models) if models is not None else set(collections().values())
+    served.add(User)
+    state = RuntimeState(config=config, login_limits=LoginLimits(config), models=served)
+    app.extensions["runtime"] = state
+
+    open_database(config.database.path)
+    database.create_tables([User, Session, *sorted(served, key=lambda m: m.__name__)])
+
+    app.register_blueprint(auth_blueprint)
+    app.register_blueprint(api_blueprint)
+    _register_error_handlers(app)
+    app.context_processor(lambda: {"current_user": current_user()})
+    log.debug("app created: env=%s database=%s", config.app.env, config.database.path)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    """Readable logs for operators: time, level, logger, message, one line each."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_runtime", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler._runtime = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+
+
+def _register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def api_error(error: ApiError) -> Response:
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        message = {413: "The request body is too large."}.get(status, error.name + ".")
+        response = Response(
+            app.json.dumps(error_body(code, message)), status=status, mimetype="application/json"
+        )
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    async def unexpected_error(error: Exception) -> Response:
+        log.exception("unhandled error", exc_info=error)
+        response = Response(
+            app.json.dumps(error_body("internal_error", "Internal server error.")),
+            status=500,
+            mimetype="application/json",
+        )
+        return response

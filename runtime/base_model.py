@@ -1,0 +1,192 @@
+"""`BaseModel`: a Peewee model that is a collection with access rules and change events.
+
+    class Post(BaseModel):
+        title = CharField()
+        author = ForeignKeyField(User)
+        read_rule = "public"
+        write_rule = "owner"
+        owner_field = "author"
+        hidden = ("secret_token",)
+        read_only = ("created_at",)
+
+        class Meta:
+            table_name = "posts"
+
+A subclass is registered as the collection named by its table name. Its saves and
+deletes are recorded with the database, which announces them once they commit (see
+`runtime.db`); realtime turns those announcements into events.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import inspect
+import re
+import uuid
+from typing import Any, ClassVar
+
+import peewee
+
+from .db import RecordChange, database
+from .rules import RULE_NAMES, Rule, UserLike, check_rule, collection_may_be_readable
+
+__all__ = ["BaseModel", "collection", "collections", "json_value"]
+
+_COLLECTION_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_registry: dict[str, type[BaseModel]] = {}
+
+
+def collections() -> dict[str, type[BaseModel]]:
+    """Every registered collection by name (a copy)."""
+    return dict(_registry)
+
+
+def collection(name: str) -> type[BaseModel] | None:
+    return _registry.get(name)
+
+
+class _CollectionMeta(peewee.ModelBase):
+    def __new__(mcs, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> Any:
+        cls = super().__new__(mcs, name, bases, attrs)
+        if attrs.get("__abstract__"):
+            return cls
+        table = cls._meta.table_name
+        if not _COLLECTION_NAME.fullmatch(table):
+            raise TypeError(f"{name}: table name {table!r} is not a valid collection name")
+        for kind in ("read_rule", "write_rule"):
+            if inspect.isfunction(attrs.get(kind)):
+                # A plain function in the class body would become a method; keep it a rule.
+                setattr(cls, kind, staticmethod(attrs[kind]))
+            rule = getattr(cls, kind)
+            if not callable(rule) and rule not in RULE_NAMES:
+                raise TypeError(f"{name}.{kind}: {rule!r} is not one of {RULE_NAMES}")
+            if rule == "owner" and cls.owner_field not in cls._meta.fields:
+                raise TypeError(f"{name}.{kind} is 'owner' but owner_field names no field")
+        unknown = set(cls.hidden) - set(cls._meta.fields)
+        if unknown:
+            raise TypeError(f"{name}.hidden names unknown fields: {sorted(unknown)}")
+        _registry[table] = cls
+        return cls
+
+
+class BaseModel(peewee.Model, metaclass=_CollectionMeta):
+    """A collection. Rules default to "admin" so that nothing is exposed by accident."""
+
+    __abstract__ = True
+
+    read_rule: ClassVar[Rule] = "admin"
+    write_rule: ClassVar[Rule] = "admin"
+    owner_field: ClassVar[str | None] = None
+    hidden: ClassVar[tuple[str, ...]] = ()
+    read_only: ClassVar[tuple[str, ...]] = ()  # never set by clients through the API
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+    # -- identity --------------------------------------------------------------------
+
+    @classmethod
+    def collection_name(cls) -> str:
+        return str(cls._meta.table_name)
+
+    @property
+    def record_id(self) -> str:
+        return str(self._pk)
+
+    # -- rules -----------------------------------------------------------------------
+
+    @classmethod
+    def collection_readable_by(cls, user: UserLike | None) -> bool:
+        """Whether `user` may read some record of this collection (no record at hand)."""
+        return collection_may_be_readable(cls.read_rule, user)
+
+    @classmethod
+    def collection_writable_by(cls, user: UserLike | None) -> bool:
+        return collection_may_be_readable(cls.write_rule, user)
+
+    def readable_by(self, user: UserLike | None) -> bool:
+        return check_rule(type(self).read_rule, user, self, self.owner_field)
+
+    def writable_by(self, user: UserLike | None) -> bool:
+        return check_rule(type(self).write_rule, user, self, self.owner_field)
+
+    @classmethod
+    def readable_query(cls, user: UserLike | None) -> peewee.ModelSelect:
+        """A query narrowed as far as SQL can to the records `user` may read.
+
+        Function rules still need `readable_by()` per row.
+        """
+        query = cls.select()
+        if cls.read_rule == "owner":
+            owner = cls._meta.fields[cls.owner_field]
+            query = query.where(owner == (user.id if user is not None else None))
+        return query
+
+    # -- what leaves the server -------------------------------------------------------
+
+    @classmethod
+    def visible_fields(cls, user: UserLike | None) -> tuple[str, ...]:
+        """The fields a reader sees; override to vary them by user."""
+        hidden = set(cls.hidden)
+        return tuple(name for name in cls._meta.sorted_field_names if name not in hidden)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-ready values, hidden fields included: server use only."""
+        return {name: json_value(self.__data__.get(name)) for name in self._meta.sorted_field_names}
+
+    def visible_to(self, user: UserLike | None) -> dict[str, Any] | None:
+        """The record as `user` may see it, or None if they may not read it."""
+        if not self.readable_by(user):
+            return None
+        data = self.__data__
+        return {name: json_value(data.get(name)) for name in self.visible_fields(user)}
+
+    # -- change events ----------------------------------------------------------------
+
+    def save(self, force_insert: bool = False, only: Any = None) -> int:
+        # Mirrors Peewee's own choice between INSERT and UPDATE.
+        inserting = force_insert or self._pk is None
+        if only is not None:
+            changed = {f if isinstance(f, str) else f.name for f in only}
+        else:
+            changed = set(self._dirty)
+        changed.discard(self._meta.primary_key.name)
+        rows = super().save(force_insert=force_insert, only=only)
+        if rows and (inserting or changed):
+            fields = self._meta.sorted_field_names
+            self._record(
+                "create" if inserting else "update",
+                tuple(f for f in fields if f in changed) if not inserting else (),
+            )
+        return int(rows or 0)
+
+    def delete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
+        rows = super().delete_instance(recursive=recursive, delete_nullable=delete_nullable)
+        if rows:
+            self._record("delete", ())
+        return int(rows)
+
+    def _record(self, action: str, changed: tuple[str, ...]) -> None:
+        database.record_change(
+            RecordChange(type(self), action, self.record_id, self.to_dict(), changed)
+        )
+
+
+def json_value(value: Any) -> Any:
+    """A field value as JSON can carry it."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, peewee.Model):
+        return json_value(value._pk)
+    return str(value)

@@ -1,0 +1,264 @@
+"""Configuration: read once, at the edge, into frozen dataclasses.
+
+`config.toml` is overlaid by environment variables `RUNTIME_<SECTION>_<KEY>`. Every
+value is checked here, so a bad one stops start-up with one line naming its key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+__all__ = [
+    "DEFAULT_SECRET_KEY",
+    "ApiConfig",
+    "AppConfig",
+    "AuthConfig",
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "RealtimeConfig",
+    "load_config",
+]
+
+# Shipped so that `make run` works out of the box; refused when app.env is production.
+DEFAULT_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, malformed or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    env: str = "development"
+    secret_key: str = DEFAULT_SECRET_KEY
+    log_level: str = "info"
+    demo: bool = True
+
+    def check(self) -> None:
+        _one_of("app.env", self.env, ("development", "production", "test"))
+        _one_of("app.log_level", self.log_level, ("debug", "info", "warning", "error"))
+        if len(self.secret_key) < 16:
+            raise ConfigError("app.secret_key: must be at least 16 characters")
+        if self.env == "production" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ConfigError(
+                "app.secret_key: the shipped default is refused in production; "
+                "set RUNTIME_APP_SECRET_KEY"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    path: str = "var/runtime.sqlite3"
+
+    def check(self) -> None:
+        if not self.path:
+            raise ConfigError("database.path: must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    session_lifetime: int = 14 * 24 * 3600
+    cookie_name: str = "session"
+    cookie_secure: bool = False
+    login_limit_per_user: str = "5/minute"
+    login_limit_per_address: str = "20/minute"
+    rate_limit_storage: str = "memory://"
+
+    def check(self) -> None:
+        _at_least("auth.session_lifetime", self.session_lifetime, 60)
+        if not self.cookie_name.isidentifier():
+            raise ConfigError("auth.cookie_name: must be a plain name like 'session'")
+        for key in ("login_limit_per_user", "login_limit_per_address"):
+            _rate_limit(f"auth.{key}", getattr(self, key))
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    page_size: int = 30
+    max_page_size: int = 200
+    max_body_size: int = 1024 * 1024
+
+    def check(self) -> None:
+        _at_least("api.page_size", self.page_size, 1)
+        _at_least("api.max_page_size", self.max_page_size, self.page_size)
+        _at_least("api.max_body_size", self.max_body_size, 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeConfig:
+    broker: str = "memory"
+    allow_anonymous: bool = True
+    allowed_origins: tuple[str, ...] = ()
+    heartbeat: float = 25.0
+    heartbeat_timeout: float = 60.0
+    send_queue_size: int = 1000
+    history_size: int = 10000
+    max_message_size: int = 65536
+    max_subscriptions: int = 100
+    max_connections: int = 10000
+    snapshot_limit: int = 500
+    websocket_compression: bool = False
+
+    def check(self) -> None:
+        if self.broker != "memory" and not self.broker.startswith(("redis://", "rediss://")):
+            raise ConfigError("realtime.broker: must be 'memory' or a redis:// URL")
+        for origin in self.allowed_origins:
+            if origin != "*" and "://" not in origin:
+                raise ConfigError(
+                    f"realtime.allowed_origins: {origin!r} is not an origin like "
+                    "'https://example.com'"
+                )
+        _at_least("realtime.heartbeat", self.heartbeat, 0.05)
+        _at_least("realtime.heartbeat_timeout", self.heartbeat_timeout, self.heartbeat)
+        _at_least("realtime.send_queue_size", self.send_queue_size, 1)
+        _at_least("realtime.history_size", self.history_size, 0)
+        _at_least("realtime.max_message_size", self.max_message_size, 256)
+        _at_least("realtime.max_subscriptions", self.max_subscriptions, 1)
+        _at_least("realtime.max_connections", self.max_connections, 1)
+        _at_least("realtime.snapshot_limit", self.snapshot_limit, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    app: AppConfig = field(default_factory=AppConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+
+    def replace(self, **sections: Mapping[str, Any]) -> Config:
+        """A copy with some keys changed, e.g. `replace(realtime={"heartbeat": 1})`."""
+        return _build(
+            {name: {**_asdict(self, name), **values} for name, values in sections.items()},
+            base=self,
+        )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = "config.toml",
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read `path` (missing file = defaults), overlay `RUNTIME_*` variables, validate."""
+    data: dict[str, dict[str, Any]] = {}
+    if path is not None and Path(path).is_file():
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        for section, values in raw.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"{section}: must be a [section] table")
+            data[section] = dict(values)
+    env = os.environ if environ is None else environ
+    sections = [f.name for f in dataclasses.fields(Config)]
+    for name, value in env.items():
+        if not name.startswith("RUNTIME_"):
+            continue
+        rest = name[len("RUNTIME_") :].lower()
+        for section in sections:
+            if rest.startswith(section + "_"):
+                data.setdefault(section, {})[rest[len(section) + 1 :]] = _EnvValue(name, value)
+        # Anything else (RUNTIME_PASSWORD and friends) is not configuration.
+    return _build(data, base=Config())
+
+
+class _EnvValue(str):
+    """A string from the environment, converted to the key's type by `_coerce`."""
+
+    __slots__ = ("variable",)
+    variable: str
+
+    def __new__(cls, variable: str, value: str) -> _EnvValue:
+        self = super().__new__(cls, value)
+        self.variable = variable
+        return self
+
+
+def _build(data: Mapping[str, Mapping[str, Any]], *, base: Config) -> Config:
+    built: dict[str, Any] = {}
+    hints = get_type_hints(Config)
+    for section, values in data.items():
+        if section not in hints:
+            raise ConfigError(f"{section}: unknown configuration section")
+        cls = hints[section]
+        types = get_type_hints(cls)
+        kwargs = _asdict(base, section)
+        for key, value in values.items():
+            if key not in types:
+                raise ConfigError(f"{section}.{key}: unknown configuration key")
+            kwargs[key] = _coerce(f"{section}.{key}", value, types[key])
+        built[section] = cls(**kwargs)
+    config = dataclasses.replace(base, **built)
+    for f in dataclasses.fields(config):
+        getattr(config, f.name).check()
+    return config
+
+
+def _asdict(config: Config, section: str) -> dict[str, Any]:
+    obj = getattr(config, section)
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    from_env = isinstance(value, _EnvValue)
+    where = f" (from {value.variable})" if from_env else ""
+    if typ is bool:
+        if from_env:
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        elif isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {str(value)!r}{where}")
+    if typ is int or typ is float:
+        number: Any = value
+        if from_env:
+            try:
+                number = float(value) if typ is float else int(value)
+            except ValueError:
+                number = None
+        whole = isinstance(number, int) and not isinstance(number, bool)
+        if whole or (typ is float and isinstance(number, float)):
+            return typ(number)
+        kind = "a whole number" if typ is int else "a number"
+        raise ConfigError(f"{key}: expected {kind}, got {str(value)!r}{where}")
+    if typ is str:
+        if isinstance(value, str):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if get_origin(typ) is tuple and get_args(typ)[0] is str:
+        if from_env:
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+    raise ConfigError(f"{key}: unsupported type {typ!r}")  # pragma: no cover
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _at_least(key: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key}: must be at least {minimum}; got {value}")
+
+
+def _rate_limit(key: str, value: str) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{key}: not a rate limit like '5/minute'; got {value!r}") from None

@@ -1,0 +1,167 @@
+"""The demo app: `messages` (public read, authenticated write), `notes` (owner only), and
+server-rendered pages for both. Importing this module registers the two collections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import peewee
+from quart import Blueprint, current_app, redirect, render_template, request, url_for
+from quart.typing import ResponseReturnValue
+
+from .auth import current_session, current_user, log_in
+from .base_model import BaseModel
+from .errors import ApiError, Forbidden
+from .users import User, utcnow
+
+__all__ = ["Message", "Note", "pages_blueprint"]
+
+pages_blueprint = Blueprint("pages", __name__)
+_TEXT_LIMIT = 500
+
+
+class Message(BaseModel):
+    text = peewee.CharField(max_length=_TEXT_LIMIT)
+    author = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="messages")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    read_rule = "public"
+    write_rule = "authenticated"
+    owner_field = "author"
+    read_only = ("created_at",)
+
+    class Meta:
+        table_name = "messages"
+
+
+class Note(BaseModel):
+    title = peewee.CharField(max_length=200)
+    body = peewee.TextField(default="")
+    owner = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="notes")
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    read_rule = "owner"
+    write_rule = "owner"
+    owner_field = "owner"
+    read_only = ("created_at",)
+
+    class Meta:
+        table_name = "notes"
+
+
+def csrf_token() -> str:
+    """A per-session token that page forms carry, so other sites cannot post them."""
+    auth = current_session()
+    key = current_app.config["SECRET_KEY"].encode()
+    subject = auth.token_hash if auth is not None else "anonymous"
+    return hmac.new(key, b"csrf:" + subject.encode(), hashlib.sha256).hexdigest()
+
+
+@pages_blueprint.app_context_processor
+def _template_helpers() -> dict[str, Any]:
+    return {"csrf_token": csrf_token}
+
+
+async def _form() -> dict[str, str]:
+    form = await request.form
+    if not hmac.compare_digest(form.get("csrf_token", ""), csrf_token()):
+        raise Forbidden("The form has expired; reload the page and try again.")
+    return {key: form.get(key, "") for key in form}
+
+
+def _login_needed() -> ResponseReturnValue:
+    return redirect(url_for("pages.login_page", next=request.path))
+
+
+@pages_blueprint.get("/")
+async def index() -> ResponseReturnValue:
+    return redirect(url_for("pages.messages_page"))
+
+
+@pages_blueprint.route("/login", methods=["GET", "POST"])
+async def login_page() -> ResponseReturnValue:
+    next_url = request.args.get("next", "")
+    if not next_url.startswith("/") or next_url.startswith("//"):
+        next_url = url_for("pages.messages_page")  # never redirect off-site
+    error = None
+    if request.method == "POST":
+        form = await request.form
+        try:
+            log_in(form.get("username", ""), form.get("password", ""))
+        except ApiError as exc:
+            error = exc.message
+        else:
+            return redirect(next_url)
+    status = 200 if error is None else 400
+    return await render_template("login.html", error=error, next_url=next_url), status
+
+
+@pages_blueprint.post("/logout")
+async def logout_page() -> ResponseReturnValue:
+    await _form()
+    auth = current_session()
+    if auth is not None:
+        auth.end()
+    return redirect(url_for("pages.login_page"))
+
+
+@pages_blueprint.get("/messages")
+async def messages_page() -> ResponseReturnValue:
+    messages = Message.select(Message, User).join(User).order_by(Message.id.desc()).limit(100)
+    return await render_template("messages.html", messages=list(reversed(list(messages))))
+
+
+@pages_blueprint.post("/messages")
+async def post_message() -> ResponseReturnValue:
+    form = await _form()
+    user = current_user()
+    if user is None:
+        return _login_needed()
+    text = form.get("text", "").strip()[:_TEXT_LIMIT]
+    if text:
+        Message.create(text=text, author=user)
+    return redirect(url_for("pages.messages_page"))
+
+
+@pages_blueprint.post("/messages/<int:message_id>/delete")
+async def delete_message(message_id: int) -> ResponseReturnValue:
+    await _form()
+    user = current_user()
+    message = Message.get_or_none(Message.id == message_id)
+    if message is not None and message.writable_by(user):
+        message.delete_instance()
+    return redirect(url_for("pages.messages_page"))
+
+
+@pages_blueprint.get("/notes")
+async def notes_page() -> ResponseReturnValue:
+    user = current_user()
+    if user is None:
+        return _login_needed()
+    notes = Note.readable_query(user).order_by(Note.id.desc())
+    return await render_template("notes.html", notes=list(notes))
+
+
+@pages_blueprint.post("/notes")
+async def post_note() -> ResponseReturnValue:
+    form = await _form()
+    user = current_user()
+    if user is None:
+        return _login_needed()
+    title = form.get("title", "").strip()[:200]
+    if title:
+        Note.create(title=title, body=form.get("body", "")[:10_000], owner=user)
+    return redirect(url_for("pages.notes_page"))
+
+
+@pages_blueprint.post("/notes/<int:note_id>/delete")
+async def delete_note(note_id: int) -> ResponseReturnValue:
+    await _form()
+    user = current_user()
+    note = Note.get_or_none(Note.id == note_id)
+    if note is not None and note.writable_by(user):
+        note.delete_instance()
+    return redirect(url_for("pages.notes_page"))

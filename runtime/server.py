@@ -1,0 +1,69 @@
+"""Serving an app with Hypercorn, stopping cleanly on SIGINT and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+from quart import Quart
+
+__all__ = ["serve"]
+
+log = logging.getLogger("runtime.server")
+
+# Called, in order, when a stop signal arrives and before Hypercorn stops accepting:
+# realtime uses this to close its connections with 1001 at once.
+ShutdownHook = Callable[[], Awaitable[None]]
+
+
+async def serve(
+    app: Quart,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    sock: socket.socket | None = None,
+    ready: Callable[[int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve `app` until a stop signal (or `stop` is set). `ready(port)` runs once serving.
+
+    `sock`, an already bound and listening socket, replaces `host` and `port` (tests bind
+    port 0 and read the port the system chose).
+    """
+    config = HypercornConfig()
+    if sock is not None:
+        # Hypercorn closes the socket it is given: give it a duplicate, the caller keeps `sock`.
+        config.bind = [f"fd://{os.dup(sock.fileno())}"]
+        port = sock.getsockname()[1]
+    else:
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = logging.getLogger("runtime.access")
+    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 5.0
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)  # fails off the main thread: fine
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        log.info("stopping")
+        for hook in app.extensions.get("shutdown_hooks", []):
+            await hook()
+
+    if ready is not None:
+
+        @app.before_serving
+        async def _announce() -> None:
+            ready(port)
+
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)

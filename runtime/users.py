@@ -1,0 +1,140 @@
+"""Users and their server-side sessions.
+
+A session cookie names a row of `auth_sessions` (by a random token, stored hashed), so
+the server can end it: logout, a password change and removing the user each delete
+the rows, which makes every copy of the cookie worthless at once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import peewee
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .base_model import BaseModel
+from .db import database
+
+__all__ = ["Session", "User", "create_user", "on_session_end", "utcnow"]
+
+# Called with the token hash of every session that ends, whatever ended it (realtime
+# closes that session's connections with 4401).
+on_session_end: list[Callable[[str], None]] = []
+
+# Checked against when the username is unknown, so that both failures take as long.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+def _self_or_admin(user: Any, record: User) -> bool:
+    return bool(user.is_admin or user.id == record.id)
+
+
+class User(BaseModel):
+    username = peewee.CharField(max_length=64, unique=True)
+    password_hash = peewee.CharField()
+    is_admin = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    read_rule = _self_or_admin
+    write_rule = "nobody"  # managed with `python -m runtime create-user`, not the API
+    hidden = ("password_hash",)
+
+    class Meta:
+        table_name = "users"
+
+    def set_password(self, password: str) -> None:
+        """Change the password and end every session of this user."""
+        self.password_hash = generate_password_hash(password)
+        with database.atomic():
+            self.save()
+            self.end_sessions()
+
+    def end_sessions(self) -> None:
+        for auth in list(Session.select().where(Session.user == self.id)):
+            auth.end()
+
+    def delete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
+        """Removing a user ends their sessions too."""
+        with database.atomic():
+            self.end_sessions()
+            return super().delete_instance(recursive=recursive, delete_nullable=delete_nullable)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @staticmethod
+    def authenticate(username: str, password: str) -> User | None:
+        user = User.get_or_none(User.username == username)
+        if user is None:
+            check_password_hash(_DUMMY_HASH, password)
+            return None
+        return user if user.check_password(password) else None
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username, "is_admin": self.is_admin}
+
+
+class Session(peewee.Model):
+    """Not a collection: never readable through the API or realtime."""
+
+    token_hash = peewee.CharField(max_length=64, primary_key=True)
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="sessions")
+    created_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField()
+
+    class Meta:
+        database = database
+        table_name = "auth_sessions"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def start(cls, user: User, lifetime: int) -> tuple[Session, str]:
+        """A new session for `user`; returns it and the token for the cookie."""
+        token = secrets.token_urlsafe(32)
+        session = cls.create(
+            token_hash=cls.hash_token(token),
+            user=user,
+            expires_at=utcnow() + datetime.timedelta(seconds=lifetime),
+        )
+        return session, token
+
+    def end(self) -> None:
+        self.delete_instance()
+        for receiver in list(on_session_end):
+            receiver(self.token_hash)
+
+    @classmethod
+    def resolve(cls, token: object) -> Session | None:
+        """The live session a cookie's token names, with its user, or None."""
+        if not isinstance(token, str) or not token or len(token) > 128:
+            return None
+        session: Session | None = (
+            cls.select(cls, User)
+            .join(User)
+            .where(cls.token_hash == cls.hash_token(token))
+            .get_or_none()
+        )
+        if session is None:
+            return None
+        if session.expires_at <= utcnow():
+            session.end()
+            return None
+        return session
+
+
+def create_user(username: str, password: str, *, is_admin: bool = False) -> User:
+    user: User = User.create(
+        username=username, password_hash=generate_password_hash(password), is_admin=is_admin
+    )
+    return user

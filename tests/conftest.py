@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from quart import Quart
+from werkzeug.security import generate_password_hash
+
+from runtime import create_app
+from runtime.config import Config, load_config
+from runtime.db import database
+from runtime.users import User
+from tests.support import LiveServer
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return load_config(None, environ={}).replace(
+        app={"env": "test", "secret_key": "test-secret-key-0123456789", "log_level": "warning"},
+        database={"path": str(tmp_path / "test.sqlite3")},
+    )
+
+
+@pytest.fixture
+def app(config: Config) -> Iterator[Quart]:
+    app = create_app(config)
+    yield app
+    database.close()
+
+
+# Hashing is deliberately slow; hash the shared test password once per run.
+PASSWORD_HASH = generate_password_hash(PASSWORD)
+
+
+@pytest.fixture
+def users(app: Quart) -> dict[str, User]:
+    return {
+        name: User.create(username=name, password_hash=PASSWORD_HASH, is_admin=name == "root")
+        for name in ("alice", "bob", "root")
+    }
+
+
+@pytest.fixture
+def server(app: Quart, users: dict[str, User]) -> Iterator[LiveServer]:
+    with LiveServer(app) as live:
+        yield live
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """Under CI (RUNTIME_TESTS_NO_SKIP=1) a skipped test is a failed test."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("RUNTIME_TESTS_NO_SKIP") == "1":
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but skipping is not allowed here: {report.longrepr}"

@@ -1,0 +1,60 @@
+"""The demo pages, driven over HTTP like a browser without JavaScript would."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.conftest import PASSWORD
+from tests.support import TIMEOUT, LiveServer
+
+
+def csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def test_log_in_and_post_a_message(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as browser:
+        page = browser.get("/", follow_redirects=True)
+        assert page.status_code == 200 and "No messages yet" in page.text
+        assert browser.get("/notes").headers["location"].startswith("/login")
+        failed = browser.post("/login", data={"username": "alice", "password": "nope"})
+        assert failed.status_code == 400 and "Invalid username or password" in failed.text
+        login = browser.post(
+            "/login?next=/messages", data={"username": "alice", "password": PASSWORD}
+        )
+        assert login.status_code == 302 and login.headers["location"] == "/messages"
+        page = browser.get("/messages")
+        assert "Signed in as <strong>alice</strong>" in page.text
+        token = csrf(page.text)
+        posted = browser.post("/messages", data={"text": "<b>hi</b> there", "csrf_token": token})
+        assert posted.status_code == 302
+        page = browser.get("/messages")
+        assert "&lt;b&gt;hi&lt;/b&gt; there" in page.text  # escaped, never raw HTML
+        forged = browser.post("/messages", data={"text": "forged", "csrf_token": "0" * 64})
+        assert forged.status_code == 403
+        assert "forged" not in browser.get("/messages").text
+
+
+def test_notes_page_shows_only_the_owners_notes(server: LiveServer) -> None:
+    with (
+        httpx.Client(base_url=server.url, timeout=TIMEOUT) as alice,
+        httpx.Client(base_url=server.url, timeout=TIMEOUT) as bob,
+    ):
+        alice.post("/login", data={"username": "alice", "password": PASSWORD})
+        bob.post("/login", data={"username": "bob", "password": PASSWORD})
+        token = csrf(alice.get("/notes").text)
+        alice.post("/notes", data={"title": "alice's secret", "body": "x", "csrf_token": token})
+        assert "alice&#39;s secret" in alice.get("/notes").text
+        assert "alice&#39;s secret" not in bob.get("/notes").text
+
+
+def test_next_never_leaves_the_site(server: LiveServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as browser:
+        login = browser.post(
+            "/login?next=//evil.example/", data={"username": "alice", "password": PASSWORD}
+        )
+        assert login.headers["location"] == "/messages"

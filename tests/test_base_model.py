@@ -1,0 +1,193 @@
+"""BaseModel: collections, rules, hidden fields, and changes announced only on commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import peewee
+import pytest
+from quart import Quart
+
+from runtime import BaseModel
+from runtime.base_model import collection, collections
+from runtime.db import RecordChange, database, on_commit
+from runtime.users import User
+
+
+class Article(BaseModel):
+    title = peewee.CharField()
+    secret = peewee.CharField(default="s3cret")
+    writer = peewee.ForeignKeyField(User, null=True)
+
+    read_rule = "public"
+    write_rule = "owner"
+    owner_field = "writer"
+    hidden = ("secret",)
+
+    class Meta:
+        table_name = "test_articles"
+
+
+class Tagged(BaseModel):
+    slug = peewee.CharField(primary_key=True)
+    label = peewee.CharField(default="")
+
+    @staticmethod
+    def _even(user: User, record: Tagged) -> bool:
+        return len(record.slug) % 2 == 0
+
+    read_rule = _even
+
+    class Meta:
+        table_name = "test_tagged"
+
+
+@pytest.fixture
+def changes(app: Quart) -> Iterator[list[RecordChange]]:
+    seen: list[RecordChange] = []
+
+    def receiver(batch: list[RecordChange]) -> None:
+        seen.extend(batch)
+
+    on_commit.connect(receiver)
+    yield seen
+    on_commit.disconnect(receiver)
+
+
+def summary(changes: list[RecordChange]) -> list[tuple[str, str, str]]:
+    return [(c.model.collection_name(), c.action, c.data.get("title", "")) for c in changes]
+
+
+def test_subclasses_are_collections_named_by_table() -> None:
+    assert collection("test_articles") is Article
+    assert collections()["users"] is User
+    assert "basemodel" not in collections()
+
+
+def test_invalid_declarations_are_refused() -> None:
+    with pytest.raises(TypeError, match="read_rule"):
+
+        class BadRule(BaseModel):
+            read_rule = "everyone"
+
+    with pytest.raises(TypeError, match="owner_field"):
+
+        class NoOwner(BaseModel):
+            read_rule = "owner"
+
+    with pytest.raises(TypeError, match="hidden"):
+
+        class BadHidden(BaseModel):
+            hidden = ("nope",)
+
+
+def test_rules_and_visibility(users: dict[str, User]) -> None:
+    alice, bob, root = users["alice"], users["bob"], users["root"]
+    article = Article.create(title="t", writer=alice)
+    visible = article.visible_to(None)
+    assert visible == {"id": article.id, "title": "t", "writer": alice.id}
+    assert article.writable_by(alice) and not article.writable_by(bob)
+    assert not article.writable_by(None) and not article.writable_by(root)
+    assert Article.collection_readable_by(None)
+    assert not Tagged.collection_readable_by(None) and Tagged.collection_readable_by(bob)
+    assert Tagged(slug="ab").readable_by(bob) and not Tagged(slug="abc").readable_by(bob)
+    assert not Tagged(slug="ab").readable_by(None)
+    assert User.collection_readable_by(bob)
+    assert alice.visible_to(alice) is not None and alice.visible_to(bob) is None
+    assert "password_hash" not in (alice.visible_to(root) or {})
+
+
+def test_create_update_delete_are_announced(users: dict[str, User], changes: list) -> None:
+    article = Article.create(title="one", writer=users["alice"])
+    article.title = "two"
+    article.save()
+    article.delete_instance()
+    assert [(c.action, c.changed) for c in changes] == [
+        ("create", ()),
+        ("update", ("title",)),
+        ("delete", ()),
+    ]
+    assert changes[0].record_id == str(article.id)
+    assert changes[2].data["title"] == "two"  # a delete carries the last state
+
+
+def test_nothing_for_a_save_that_changes_nothing(app: Quart, changes: list) -> None:
+    article = Article.create(title="one")
+    changes.clear()
+    Article.get_by_id(article.id).save()  # nothing dirty
+    assert Article(id=999, title="ghost").save() == 0  # no such row: no update happened
+    assert changes == []
+
+
+def test_a_preset_primary_key_is_still_a_create(app: Quart, changes: list) -> None:
+    Tagged.create(slug="preset")
+    Tagged(slug="other").save(force_insert=True)
+    assert [(c.action, c.record_id) for c in changes] == [
+        ("create", "preset"),
+        ("create", "other"),
+    ]
+
+
+def test_only_after_commit_and_in_commit_order(app: Quart, changes: list) -> None:
+    with database.atomic():
+        Article.create(title="a")
+        Article.create(title="b")
+        assert changes == []
+    assert summary(changes) == [("test_articles", "create", "a"), ("test_articles", "create", "b")]
+
+
+def test_rolled_back_transaction_emits_nothing(app: Quart, changes: list) -> None:
+    with pytest.raises(RuntimeError), database.atomic():
+        Article.create(title="lost")
+        raise RuntimeError
+    with database.atomic() as txn:
+        Article.create(title="also lost")
+        txn.rollback()
+        Article.create(title="kept")
+    assert summary(changes) == [("test_articles", "create", "kept")]
+    assert [a.title for a in Article.select()] == ["kept"]
+
+
+def test_savepoints(app: Quart, changes: list) -> None:
+    with database.atomic():
+        Article.create(title="outer")
+        with pytest.raises(RuntimeError), database.atomic():
+            Article.create(title="inner lost")
+            raise RuntimeError
+        with database.atomic():
+            Article.create(title="inner kept")
+            with database.atomic() as sp:
+                Article.create(title="deep lost")
+                sp.rollback()
+        assert changes == []
+    assert summary(changes) == [
+        ("test_articles", "create", "outer"),
+        ("test_articles", "create", "inner kept"),
+    ]
+    changes.clear()
+    with pytest.raises(RuntimeError), database.atomic():
+        with database.atomic():
+            Article.create(title="released but rolled back with the outer")
+        raise RuntimeError
+    assert changes == []
+
+
+def test_manual_commit_mid_transaction(app: Quart, changes: list) -> None:
+    with database.atomic() as txn:
+        Article.create(title="first")
+        txn.commit()
+        assert summary(changes) == [("test_articles", "create", "first")]
+        Article.create(title="second")
+    assert len(changes) == 2
+
+
+def test_a_failing_receiver_does_not_undo_the_save(app: Quart, changes: list) -> None:
+    def broken(batch: list[RecordChange]) -> None:
+        raise RuntimeError("receiver bug")
+
+    on_commit.connect(broken)
+    try:
+        Article.create(title="saved anyway")
+    finally:
+        on_commit.disconnect(broken)
+    assert Article.select().count() == 1 and len(changes) == 1

@@ -1,0 +1,70 @@
+"""The command line, run as a user would: a separate Python process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import TIMEOUT
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    environ.update({"RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"), **env})
+    return subprocess.run(
+        [sys.executable, "-m", "runtime", "--config", str(tmp_path / "absent.toml"), *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        stdin=subprocess.DEVNULL,
+        timeout=TIMEOUT * 6,
+        check=False,
+    )
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run(tmp_path, "--help")
+    assert result.returncode == 0
+    assert "serve" in result.stdout and "create-user" in result.stdout
+
+
+def test_create_user_from_the_environment(tmp_path: Path) -> None:
+    result = run(tmp_path, "create-user", "carol", "--admin", RUNTIME_PASSWORD="pw-of-carol")
+    assert result.returncode == 0, result.stderr
+    assert "created admin user 'carol'" in result.stdout
+    again = run(tmp_path, "create-user", "carol", RUNTIME_PASSWORD="x")
+    assert again.returncode == 1 and "exists already" in again.stderr
+
+    from runtime.config import load_config
+    from runtime.db import database, open_database
+    from runtime.users import User
+
+    open_database(
+        load_config(None, environ={})
+        .replace(database={"path": str(tmp_path / "db.sqlite3")})
+        .database.path
+    )
+    try:
+        carol = User.get(User.username == "carol")
+        assert carol.is_admin and carol.check_password("pw-of-carol")
+    finally:
+        database.close()
+
+
+def test_create_user_without_a_password_source_fails_clearly(tmp_path: Path) -> None:
+    result = run(tmp_path, "create-user", "dave")
+    assert result.returncode == 1 and "RUNTIME_PASSWORD" in result.stderr
+
+
+def test_a_bad_config_value_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", RUNTIME_API_PAGE_SIZE="lots")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "api.page_size" in lines[0]
+
+
+def test_production_refuses_the_default_secret(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", RUNTIME_APP_ENV="production")
+    assert result.returncode == 2 and "app.secret_key" in result.stderr

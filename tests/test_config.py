@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.config import DEFAULT_SECRET_KEY, Config, ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_config(None, environ={})
+    assert config == Config()
+    assert config.realtime.broker == "memory" and config.realtime.allow_anonymous
+
+
+def test_the_shipped_config_toml_loads() -> None:
+    config = load_config(Path(__file__).parent.parent / "config.toml", environ={})
+    assert config.app.demo and config.database.path == "var/runtime.sqlite3"
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, '[api]\npage_size = 10\n[realtime]\nallowed_origins = ["https://a.example"]\n'
+    )
+    config = load_config(
+        path,
+        environ={
+            "RUNTIME_API_MAX_PAGE_SIZE": "50",
+            "RUNTIME_REALTIME_ALLOW_ANONYMOUS": "false",
+            "RUNTIME_REALTIME_HEARTBEAT": "2.5",
+            "RUNTIME_REALTIME_BROKER": "redis://127.0.0.1:6379/0",
+            "RUNTIME_PASSWORD": "not configuration",
+            "UNRELATED": "1",
+        },
+    )
+    assert config.api.page_size == 10 and config.api.max_page_size == 50
+    assert config.realtime.allowed_origins == ("https://a.example",)
+    assert config.realtime.allow_anonymous is False
+    assert config.realtime.heartbeat == 2.5
+    assert config.realtime.broker == "redis://127.0.0.1:6379/0"
+
+
+def test_environment_lists_are_comma_separated() -> None:
+    config = load_config(
+        None, environ={"RUNTIME_REALTIME_ALLOWED_ORIGINS": "https://a.example, https://b.example"}
+    )
+    assert config.realtime.allowed_origins == ("https://a.example", "https://b.example")
+
+
+@pytest.mark.parametrize(
+    "toml, environ, key",
+    [
+        ("[api]\npage_size = 'ten'\n", {}, "api.page_size"),
+        ("[api]\npage_size = 0\n", {}, "api.page_size"),
+        ("[api]\npage_size = true\n", {}, "api.page_size"),
+        ("", {"RUNTIME_API_PAGE_SIZE": "ten"}, "api.page_size"),
+        ("", {"RUNTIME_REALTIME_ALLOW_ANONYMOUS": "maybe"}, "realtime.allow_anonymous"),
+        ("[realtime]\nbroker = 'kafka'\n", {}, "realtime.broker"),
+        ("[realtime]\nallowed_origins = 'x'\n", {}, "realtime.allowed_origins"),
+        ("[realtime]\nallowed_origins = ['example.com']\n", {}, "realtime.allowed_origins"),
+        ("[app]\nenv = 'staging'\n", {}, "app.env"),
+        ("[app]\nsecret_key = 'short'\n", {}, "app.secret_key"),
+        ("[app]\ncolour = 'blue'\n", {}, "app.colour"),
+        ("[nope]\nx = 1\n", {}, "nope"),
+        ("app = 1\n", {}, "app"),
+        ("[auth]\nlogin_limit_per_user = 'lots'\n", {}, "auth.login_limit_per_user"),
+        ("[app\n", {}, "config.toml"),
+    ],
+)
+def test_bad_values_name_their_key(
+    tmp_path: Path, toml: str, environ: dict[str, str], key: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, toml), environ=environ)
+    message = str(info.value)
+    assert key in message and "\n" not in message
+
+
+def test_environment_errors_name_the_variable() -> None:
+    with pytest.raises(ConfigError, match="RUNTIME_API_PAGE_SIZE"):
+        load_config(None, environ={"RUNTIME_API_PAGE_SIZE": "many"})
+
+
+def test_production_refuses_the_shipped_secret_key() -> None:
+    with pytest.raises(ConfigError, match=r"app\.secret_key"):
+        load_config(None, environ={"RUNTIME_APP_ENV": "production"})
+    config = load_config(
+        None, environ={"RUNTIME_APP_ENV": "production", "RUNTIME_APP_SECRET_KEY": "x" * 32}
+    )
+    assert config.app.secret_key != DEFAULT_SECRET_KEY
+
+
+def test_replace_validates() -> None:
+    config = Config()
+    assert config.replace(api={"page_size": 5}).api.page_size == 5
+    with pytest.raises(ConfigError, match=r"api\.page_size"):
+        config.replace(api={"page_size": -1})
