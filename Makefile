@@ -26,8 +26,8 @@ run: $(VENV)/.installed
 	$(BIN)/python -m runtime --config $(CONFIG) serve --host $(HOST) --port $(PORT)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check runtime tests benchmarks
-	$(BIN)/ruff format --check runtime tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 types: $(VENV)/.installed-test
 	$(BIN)/mypy
