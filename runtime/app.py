@@ -16,6 +16,7 @@ from .base_model import BaseModel, collections
 from .config import Config, load_config
 from .db import database, open_database
 from .errors import ApiError, error_body, error_response
+from .realtime.extension import Realtime
 from .users import Session, User
 
 __all__ = ["RuntimeState", "create_app"]
@@ -79,6 +80,7 @@ def create_app(
 
     app.register_blueprint(auth_blueprint)
     app.register_blueprint(api_blueprint)
+    Realtime(app)
     _register_error_handlers(app)
     app.context_processor(lambda: {"current_user": current_user()})
     log.debug("app created: env=%s database=%s", config.app.env, config.database.path)

@@ -103,6 +103,7 @@ class RealtimeConfig:
     max_message_size: int = 65536
     max_subscriptions: int = 100
     max_connections: int = 10000
+    message_rate_limit: str = "100/10second"
     snapshot_limit: int = 500
     websocket_compression: bool = False
 
@@ -123,6 +124,7 @@ class RealtimeConfig:
         _at_least("realtime.max_subscriptions", self.max_subscriptions, 1)
         _at_least("realtime.max_connections", self.max_connections, 1)
         _at_least("realtime.snapshot_limit", self.snapshot_limit, 1)
+        _rate_limit("realtime.message_rate_limit", self.message_rate_limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +241,7 @@ def _coerce(key: str, value: Any, typ: Any) -> Any:
     if get_origin(typ) is tuple and get_args(typ)[0] is str:
         if from_env:
             return tuple(part.strip() for part in value.split(",") if part.strip())
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
             return tuple(value)
         raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
     raise ConfigError(f"{key}: unsupported type {typ!r}")  # pragma: no cover

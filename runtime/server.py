@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.protocol import ws_stream
 from quart import Quart
 
 __all__ = ["serve"]
@@ -48,6 +49,11 @@ async def serve(
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
+    realtime = app.extensions.get("realtime")
+    if realtime is not None:
+        # Past the soft limit a frame gets an error frame; past this one, close 1009.
+        config.websocket_max_message_size = 4 * realtime.config.max_message_size
+        _set_websocket_compression(realtime.config.websocket_compression)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,3 +73,22 @@ async def serve(
             ready(port)
 
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+
+
+class _HandshakeWithoutCompression(ws_stream.Handshake):
+    """Hypercorn accepts permessage-deflate whenever a client offers it (browsers always
+    do); ignoring the offer leaves it off."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], http_version: str) -> None:
+        super().__init__(headers, http_version)
+        self.extensions = None
+
+
+_HANDSHAKE_WITH_COMPRESSION = ws_stream.Handshake
+
+
+def _set_websocket_compression(enabled: bool) -> None:
+    # Hypercorn has no setting for this; its handshake class is chosen per process.
+    ws_stream.Handshake = (  # type: ignore[misc]
+        _HANDSHAKE_WITH_COMPRESSION if enabled else _HandshakeWithoutCompression
+    )

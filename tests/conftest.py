@@ -18,10 +18,17 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
+def realtime_settings() -> dict[str, object]:
+    """Override in a module or with parametrize to change [realtime] for its tests."""
+    return {}
+
+
+@pytest.fixture
+def config(tmp_path: Path, realtime_settings: dict[str, object]) -> Config:
     return load_config(None, environ={}).replace(
         app={"env": "test", "secret_key": "test-secret-key-0123456789", "log_level": "warning"},
         database={"path": str(tmp_path / "test.sqlite3")},
+        realtime=realtime_settings,
     )
 
 

@@ -4,6 +4,6 @@ import runtime
 
 
 def test_public_api() -> None:
-    assert sorted(runtime.__all__) == ["BaseModel", "create_app"]
+    assert sorted(runtime.__all__) == ["BaseModel", "Realtime", "create_app"]
     for name in runtime.__all__:
         assert getattr(runtime, name) is not None

@@ -1,0 +1,1 @@
+"""Realtime pub/sub: patterns, the client protocol and the subscription registry."""

@@ -1,0 +1,34 @@
+"""Checks made before a realtime connection is accepted: origin and identity."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+__all__ = ["origin_allowed"]
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a browser at `origin` may connect to the server reached as `host`.
+
+    No Origin header means a non-browser client: allowed. The server's own origin (the
+    one the Host header names) is always allowed; others must be listed, or "*" listed.
+    """
+    if origin is None:
+        return True
+    if "*" in allowed:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if origin in (o.lower().rstrip("/") for o in allowed):
+        return True
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc or host is None:
+        return False
+    return _netloc(parts.scheme, parts.netloc) == _netloc(parts.scheme, host.strip().lower())
+
+
+def _netloc(scheme: str, netloc: str) -> str:
+    default = ":443" if scheme == "https" else ":80"
+    return netloc[: -len(default)] if netloc.endswith(default) else netloc

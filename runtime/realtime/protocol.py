@@ -1,0 +1,290 @@
+"""The realtime wire protocol, shared by both transports: client frames in, server frames out.
+
+No I/O. Parsing raises only :class:`ProtocolError`: a bad client message costs an
+``error`` frame, never the connection or the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from typing import Any, NoReturn, TypeAlias
+
+from .patterns import InvalidPattern, Pattern, parse_pattern
+
+__all__ = [
+    "RATE_LIMITED_CLOSE",
+    "CloseCode",
+    "Command",
+    "ErrorCode",
+    "Frame",
+    "JSONScalar",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "RequestId",
+    "Subscribe",
+    "Unsubscribe",
+    "connected",
+    "encode",
+    "encode_batch",
+    "error",
+    "json_default",
+    "parse_client_frame",
+    "ping",
+    "pong",
+    "subscribed",
+    "unsubscribed",
+]
+
+JSONScalar: TypeAlias = str | int | float | bool | None
+RequestId: TypeAlias = str | int | None
+Frame: TypeAlias = dict[str, Any]  # a server frame before encoding
+
+MAX_REQUEST_ID_LENGTH = 64
+MAX_SINCE_LENGTH = 128
+MAX_FILTER_FIELDS = 16
+# JSON "\ud800" escapes decode to lone surrogates, which UTF-8 cannot carry back out.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` of an ``error`` frame."""
+
+    BAD_REQUEST = "bad_request"
+    INVALID_PATTERN = "invalid_pattern"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+    MESSAGE_TOO_BIG = "message_too_big"
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes the server uses."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutting down: clients reconnect
+    MESSAGE_TOO_BIG = 1009
+    TRY_AGAIN_LATER = 1013  # at capacity
+    SESSION_ENDED = 4401  # logout, user removed
+    HEARTBEAT_TIMEOUT = 4408
+    TOO_SLOW = 4429  # send queue full, or too many requests
+
+
+# The contract gives one code to both reasons; an alias reads better at call sites.
+RATE_LIMITED_CLOSE = CloseCode.TOO_SLOW
+
+
+class ProtocolError(Exception):
+    """A client frame the server cannot act on; answered with an ``error`` frame."""
+
+    def __init__(self, code: ErrorCode, message: str, request_id: RequestId = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id  # the client's "id" when it could be read
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    request_id: RequestId
+    pattern: Pattern
+    since: str | None = None
+    filter: dict[str, JSONScalar] | None = None
+    snapshot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    request_id: RequestId
+    pattern: Pattern
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    pass
+
+
+Command: TypeAlias = Subscribe | Unsubscribe | Ping | Pong
+
+
+def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
+    """Parse one client frame; raise :class:`ProtocolError` for anything else."""
+    # A character is at least one byte: no need to encode a str that is already too long.
+    if len(text) > max_size or (
+        isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > max_size
+    ):
+        raise ProtocolError(ErrorCode.MESSAGE_TOO_BIG, f"message exceeds {max_size} bytes")
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        obj = json.loads(text, parse_constant=_finite_float, parse_float=_finite_float)
+    except UnicodeDecodeError:  # before ValueError: it is one
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "message is not valid UTF-8") from None
+    except (ValueError, RecursionError):
+        # RecursionError is not a ValueError: "[[[[…" nested deeply enough raises it.
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "message is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "message must be a JSON object")
+
+    request_id = _request_id(obj.get("id"))
+    kind = obj.get("type")
+    if kind == "ping":
+        return Ping()
+    if kind == "pong":
+        return Pong()
+    if kind not in ("subscribe", "unsubscribe"):
+        _fail("'type' must be subscribe, unsubscribe, ping or pong", request_id)
+    if obj.get("pattern") is None:
+        _fail("'pattern' is required", request_id)
+    try:
+        pattern = parse_pattern(obj["pattern"])
+    except InvalidPattern as exc:
+        raise ProtocolError(ErrorCode.INVALID_PATTERN, str(exc), request_id) from None
+    if kind == "unsubscribe":
+        return Unsubscribe(request_id, pattern)
+
+    # Unknown fields are ignored so that newer clients can talk to older servers;
+    # null means the same as absent.
+    since = obj.get("since")
+    if since is not None and not (
+        isinstance(since, str)
+        and 0 < len(since) <= MAX_SINCE_LENGTH
+        and not _SURROGATE.search(since)
+    ):
+        _fail(f"'since' must be an event id of 1 to {MAX_SINCE_LENGTH} characters", request_id)
+    snapshot = obj.get("snapshot")
+    if snapshot is not None and not isinstance(snapshot, bool):
+        _fail("'snapshot' must be true or false", request_id)
+    return Subscribe(
+        request_id, pattern, since, _filter(obj.get("filter"), request_id), bool(snapshot)
+    )
+
+
+def _finite_float(literal: str) -> float:
+    # Rejects the NaN and Infinity literals (parse_constant) and also numbers such as
+    # 1e400 (parse_float), which would otherwise parse to inf.
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _fail(message: str, request_id: RequestId) -> NoReturn:
+    raise ProtocolError(ErrorCode.BAD_REQUEST, message, request_id)
+
+
+def _request_id(value: object) -> RequestId:
+    # bool is an int subclass, but true/false as an id is surely a client bug.
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if not isinstance(value, str) or len(value) > MAX_REQUEST_ID_LENGTH or _SURROGATE.search(value):
+        _fail(
+            f"'id' must be null, an integer or a string of <= {MAX_REQUEST_ID_LENGTH} characters",
+            None,
+        )
+    return value
+
+
+def _filter(value: object, request_id: RequestId) -> dict[str, JSONScalar] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > MAX_FILTER_FIELDS:
+        _fail(f"'filter' must be an object of at most {MAX_FILTER_FIELDS} fields", request_id)
+    # JSON object keys are always strings; values must be scalars (equality only).
+    if not all(v is None or isinstance(v, str | int | float | bool) for v in value.values()):
+        _fail("'filter' values must be strings, numbers, booleans or null", request_id)
+    # An empty filter matches everything: keep it as no filter at all.
+    return dict(value) or None
+
+
+def connected(connection_id: str, user: dict[str, Any] | None, heartbeat: float) -> Frame:
+    return dict(type="connected", connection_id=connection_id, user=user, heartbeat=heartbeat)
+
+
+def subscribed(
+    request_id: RequestId, pattern_text: str, recovered: bool, snapshot: Frame | None = None
+) -> Frame:
+    """``snapshot`` is ``{"records": [...], "position": "<event id>", "complete": bool}``."""
+    frame: Frame = dict(type="subscribed", id=request_id, pattern=pattern_text, recovered=recovered)
+    if snapshot is not None:
+        frame["snapshot"] = snapshot
+    return frame
+
+
+def unsubscribed(request_id: RequestId, pattern_text: str) -> Frame:
+    return {"type": "unsubscribed", "id": request_id, "pattern": pattern_text}
+
+
+def error(
+    request_id: RequestId, code: ErrorCode | str, message: str, retry_after: float | None = None
+) -> Frame:
+    # ErrorCode(code) fails loudly on a code the contract does not know.
+    frame: Frame = dict(type="error", id=request_id, code=ErrorCode(code).value, message=message)
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
+    return frame
+
+
+def ping() -> Frame:
+    return {"type": "ping"}
+
+
+def pong() -> Frame:
+    return {"type": "pong"}
+
+
+def json_default(obj: object) -> Any:
+    """How values JSON has no type for are sent (the ``default=`` hook of :func:`encode`)."""
+    if isinstance(obj, dt.date | dt.time):  # datetime is a date
+        return obj.isoformat()
+    if isinstance(obj, Decimal):
+        return _finite(float(obj))
+    if isinstance(obj, uuid.UUID):
+        return str(obj)
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return base64.b64encode(obj).decode("ascii")
+    return str(obj)
+
+
+def encode(frame: object) -> str:
+    """Compact JSON text of a frame; NaN and infinities become null (JSON has neither)."""
+    try:
+        return _ENCODER.encode(frame)
+    except ValueError:
+        # Rare, so the walk is paid only when the fast path found a non-finite float.
+        return _ENCODER.encode(_finite(frame))
+
+
+def encode_batch(frames: list[str]) -> str:
+    """A JSON array of already-encoded frames (for ``?batch=1`` clients), not re-encoded."""
+    return "[" + ",".join(frames) + "]"
+
+
+# One encoder for every frame: json.dumps() with options builds a new one per call.
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
+)
+
+
+def _finite(obj: object) -> object:
+    """A copy of ``obj`` with non-finite floats replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(item) for item in obj]
+    return obj

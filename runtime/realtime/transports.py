@@ -1,0 +1,35 @@
+"""The realtime blueprint: the WebSocket endpoint and the metrics endpoint."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from quart import Blueprint, Response, current_app, request
+
+from ..errors import Forbidden
+from .extension import current_realtime
+from .metrics import render_metrics
+from .websocket import websocket_endpoint
+
+__all__ = ["realtime_blueprint"]
+
+realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
+realtime_blueprint.websocket("/subscribe")(websocket_endpoint)
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+@realtime_blueprint.get("/metrics")
+async def metrics() -> Response:
+    state = current_realtime(current_app)
+    if not _is_loopback(request.remote_addr):
+        user, _session = await state.identify()
+        if user is None or not user.is_admin:
+            raise Forbidden("Metrics are for administrators and loopback callers.")
+    text = render_metrics(state.broker)
+    return Response(text, content_type="text/plain; version=0.0.4; charset=utf-8")

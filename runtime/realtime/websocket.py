@@ -1,0 +1,127 @@
+"""The WebSocket transport: `/realtime/subscribe`.
+
+Per connection, two tasks: a reader that carries out client messages, and a writer that
+drains the send queue, pings every heartbeat interval, and closes the socket when the
+connection is closed (too slow, session ended, heartbeat timeout, shutdown). Whatever
+ends first ends the other; the broker forgets the connection in every case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from quart import Response, current_app, jsonify, websocket
+
+from ..errors import error_body
+from . import protocol
+from .connection import Connection
+from .extension import current_realtime
+from .handshake import origin_allowed
+from .protocol import CloseCode
+from .session import handle_message
+
+__all__ = ["websocket_endpoint"]
+
+log = logging.getLogger("runtime.realtime")
+
+CLOSE_TIMEOUT = 2.0  # seconds a closing connection gets to send its close frame
+
+
+def _reject(status: int, code: str, message: str) -> Response:
+    response = jsonify(error_body(code, message))
+    response.status_code = status
+    return response
+
+
+async def websocket_endpoint() -> Response | None:
+    state = current_realtime(current_app)
+    config = state.config
+    if not origin_allowed(
+        websocket.headers.get("Origin"), websocket.headers.get("Host"), config.allowed_origins
+    ):
+        return _reject(403, "forbidden", "This origin may not connect.")
+    user, session_hash = await state.identify()
+    if user is None and not config.allow_anonymous:
+        return _reject(401, "unauthorized", "Log in to connect.")
+    if state.shutting_down:
+        return _reject(503, "unavailable", "The server is shutting down.")
+    await websocket.accept()
+    broker = state.broker
+    if len(broker.connections) >= config.max_connections:
+        await websocket.close(CloseCode.TRY_AGAIN_LATER, "at capacity")
+        return None
+    conn = Connection(
+        user=user,
+        session_hash=session_hash,
+        transport="websocket",
+        max_queue=config.send_queue_size,
+        batch=websocket.args.get("batch") == "1",
+    )
+    broker.connect(conn)
+    user_info = user.public_dict() if user is not None else None
+    conn.send(protocol.encode(protocol.connected(conn.id, user_info, config.heartbeat)))
+    reader = asyncio.create_task(_read(conn))
+    writer = asyncio.create_task(_write(conn, config.heartbeat, config.heartbeat_timeout))
+    closing = asyncio.create_task(conn.closed.wait())
+    tasks = (reader, writer, closing)
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if closing in done:
+            # Give the writer a bounded time to get the close frame out (a client that
+            # stopped reading may never let it through), then the client a bounded time
+            # to answer it: closing the TCP connection first could reset it before the
+            # client has read our close frame. Its answer ends this handler (Quart
+            # cancels it), so the second wait rarely runs to its end.
+            await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT)
+            if writer.done():
+                await asyncio.wait({reader}, timeout=CLOSE_TIMEOUT)
+        for task in done:
+            if task is not closing and not task.cancelled() and task.exception() is not None:
+                log.error("websocket %s failed", conn.id, exc_info=task.exception())
+    finally:
+        broker.disconnect(conn)
+        for task in tasks:
+            task.cancel()
+        # Cancelled by a client disconnect or shutdown: the tasks must still end here.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+    return None
+
+
+async def _read(conn: Connection) -> None:
+    state = current_realtime(current_app)
+    while True:
+        raw = await websocket.receive()
+        conn.last_seen = time.monotonic()
+        if not conn.closing:
+            handle_message(state, conn, raw)
+
+
+async def _write(conn: Connection, heartbeat: float, timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    next_ping = loop.time() + heartbeat
+    ping = protocol.encode(protocol.ping())
+    while True:
+        if not conn.queue and not conn.closing:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(next_ping):
+                    await conn.wakeup.wait()
+        if loop.time() >= next_ping:
+            next_ping = loop.time() + heartbeat
+            if time.monotonic() - conn.last_seen > timeout:
+                conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+            else:
+                conn.send(ping, bounded=False)
+        if conn.closing:
+            assert conn.close_code is not None
+            await websocket.close(conn.close_code, conn.close_reason)
+            return
+        frames = conn.drain()
+        if conn.batch and len(frames) > 1:
+            await websocket.send(protocol.encode_batch(frames))
+        else:
+            for frame in frames:
+                await websocket.send(frame)
