@@ -20,11 +20,14 @@ deletes are recorded with the database, which announces them once they commit (s
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import decimal
 import inspect
 import re
+import threading
 import uuid
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import peewee
@@ -146,6 +149,29 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     # -- change events ----------------------------------------------------------------
 
+    # Bulk queries are announced row by row (see `_TrackedWrite`).
+
+    @classmethod
+    def update(cls, __data: Any = None, **update: Any) -> peewee.ModelUpdate:
+        return _TrackedUpdate(cls, cls._normalize_data(__data, update))
+
+    @classmethod
+    def insert(cls, __data: Any = None, **insert: Any) -> peewee.ModelInsert:
+        return _TrackedInsert(cls, cls._normalize_data(__data, insert))
+
+    @classmethod
+    def insert_many(cls, rows: Any, fields: Any = None) -> peewee.ModelInsert:
+        return _TrackedInsert(cls, insert=rows, columns=fields)
+
+    @classmethod
+    def insert_from(cls, query: Any, fields: Any) -> peewee.ModelInsert:
+        columns = [getattr(cls, f) if isinstance(f, str) else f for f in fields]
+        return _TrackedInsert(cls, insert=query, columns=columns)
+
+    @classmethod
+    def delete(cls) -> peewee.ModelDelete:
+        return _TrackedDelete(cls)
+
     def save(self, force_insert: bool = False, only: Any = None) -> int:
         # Mirrors Peewee's own choice between INSERT and UPDATE.
         inserting = force_insert or self._pk is None
@@ -154,7 +180,8 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         else:
             changed = set(self._dirty)
         changed.discard(self._meta.primary_key.name)
-        rows = super().save(force_insert=force_insert, only=only)
+        with _announced_by_caller():
+            rows = super().save(force_insert=force_insert, only=only)
         if rows and (inserting or changed):
             fields = self._meta.sorted_field_names
             self._record(
@@ -164,7 +191,14 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         return int(rows or 0)
 
     def delete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
-        rows = super().delete_instance(recursive=recursive, delete_nullable=delete_nullable)
+        if recursive:  # as Peewee does; the dependants' changes are announced as bulk ones
+            for query, fk in self.dependencies(exclude_null_children=not delete_nullable):
+                if fk.null and not delete_nullable:
+                    fk.model.update(**{fk.name: None}).where(query).execute()
+                else:
+                    fk.model.delete().where(query).execute()
+        with _announced_by_caller():
+            rows = type(self).delete().where(self._pk_expr()).execute()
         if rows:
             self._record("delete", ())
         return int(rows)
@@ -173,6 +207,81 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         database.record_change(
             RecordChange(type(self), action, self.record_id, self.to_dict(), changed)
         )
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def _announced_by_caller() -> Iterator[None]:
+    """save() and delete_instance() announce their own change, with its changed fields."""
+    _local.quiet = getattr(_local, "quiet", 0) + 1
+    try:
+        yield
+    finally:
+        _local.quiet -= 1
+
+
+class _TrackedWrite:
+    """A bulk query that announces one change per row it wrote.
+
+    It runs with `RETURNING` every column (SQLite 3.35+) and records each row. Queries
+    with a `.returning()` of their own run as written and announce nothing: the rows
+    they return are not whole records.
+    """
+
+    action: str
+
+    def _execute(self, database: Any) -> Any:
+        if getattr(_local, "quiet", 0) or self._returning_set_by_caller():
+            return super()._execute(database)  # type: ignore[misc]
+        model = self.model  # type: ignore[attr-defined]
+        # Peewee's own returning() (not ModelInsert's, which picks model rows); it copies.
+        query = peewee._WriteQuery.returning(self, *model._meta.sorted_fields)
+        query._row_type = peewee.ROW.DICT
+        rows = [dict(row) for row in peewee._WriteQuery._execute(query, database)]
+        changed = self._changed_fields()
+        pk = model._meta.primary_key.name
+        for row in rows:
+            data = {name: json_value(row.get(name)) for name in model._meta.sorted_field_names}
+            database.record_change(
+                RecordChange(model, self.action, str(row.get(pk)), data, changed)
+            )
+        return self._result(rows, pk)
+
+    def _returning_set_by_caller(self) -> bool:
+        return bool(self._returning)  # type: ignore[attr-defined]
+
+    def _changed_fields(self) -> tuple[str, ...]:
+        return ()
+
+    def _result(self, rows: list[dict[str, Any]], pk: str) -> Any:
+        return len(rows)  # what UPDATE and DELETE return: the rows affected
+
+
+class _TrackedUpdate(_TrackedWrite, peewee.ModelUpdate):
+    action = "update"
+
+    def _changed_fields(self) -> tuple[str, ...]:
+        names = {f if isinstance(f, str) else f.name for f in self._update}
+        return tuple(n for n in self.model._meta.sorted_field_names if n in names)
+
+
+class _TrackedDelete(_TrackedWrite, peewee.ModelDelete):
+    action = "delete"
+
+
+class _TrackedInsert(_TrackedWrite, peewee.ModelInsert):
+    action = "create"
+
+    def _returning_set_by_caller(self) -> bool:
+        # ModelInsert sets a primary-key RETURNING itself on databases that have it.
+        return bool(self._returning) and self._returning != self._pk_returning()
+
+    def _result(self, rows: list[dict[str, Any]], pk: str) -> Any:
+        if self._as_rowcount:
+            return len(rows)
+        return rows[-1].get(pk) if rows else None  # SQLite's last insert id
 
 
 def json_value(value: Any) -> Any:

@@ -61,8 +61,12 @@ class User(BaseModel):
         for auth in list(Session.select().where(Session.user == self.id)):
             auth.end()
 
-    def delete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
-        """Removing a user ends their sessions too."""
+    def delete_instance(self, recursive: bool = True, delete_nullable: bool = False) -> int:
+        """Removing a user ends their sessions too.
+
+        Recursive by default: the user's records are removed through the ORM, so each
+        removal is announced (a database-level ON DELETE CASCADE would be silent).
+        """
         with database.atomic():
             self.end_sessions()
             return super().delete_instance(recursive=recursive, delete_nullable=delete_nullable)

@@ -191,3 +191,56 @@ def test_a_failing_receiver_does_not_undo_the_save(app: Quart, changes: list) ->
     finally:
         on_commit.disconnect(broken)
     assert Article.select().count() == 1 and len(changes) == 1
+
+
+def test_bulk_queries_announce_each_row(users: dict[str, User], changes: list) -> None:
+    alice = users["alice"]
+    Article.insert_many([{"title": "a"}, {"title": "b"}]).execute()
+    last = Article.insert(title="c", writer=alice).execute()
+    assert last == Article.get(Article.title == "c").id
+    assert [(c.action, c.data["title"]) for c in changes] == [
+        ("create", "a"),
+        ("create", "b"),
+        ("create", "c"),
+    ]
+    changes.clear()
+    assert Article.update(title="z").where(Article.title != "c").execute() == 2
+    assert [(c.action, c.data["title"], c.changed) for c in changes] == [
+        ("update", "z", ("title",)),
+        ("update", "z", ("title",)),
+    ]
+    assert all(c.data["secret"] == "s3cret" for c in changes)  # whole rows
+    changes.clear()
+    assert Article.delete().where(Article.title == "z").execute() == 2
+    assert [(c.action, c.data["title"]) for c in changes] == [("delete", "z"), ("delete", "z")]
+    changes.clear()
+    Article.bulk_create([Article(title="x"), Article(title="y")])
+    assert [c.data["title"] for c in changes] == ["x", "y"]
+
+
+def test_bulk_queries_in_a_rolled_back_transaction(app: Quart, changes: list) -> None:
+    with database.atomic() as txn:
+        Article.insert_many([{"title": "a"}, {"title": "b"}]).execute()
+        Article.update(title="c").execute()
+        txn.rollback()
+    assert changes == []
+
+
+def test_save_and_delete_are_announced_once(users: dict[str, User], changes: list) -> None:
+    article = Article.create(title="once")
+    article.title = "twice?"
+    article.save()
+    article.delete_instance()
+    assert [c.action for c in changes] == ["create", "update", "delete"]
+
+
+def test_recursive_delete_announces_the_dependants(users: dict[str, User], changes: list) -> None:
+    alice = users["alice"]
+    Article.create(title="mine", writer=alice)
+    changes.clear()
+    alice.delete_instance(recursive=True, delete_nullable=False)
+    assert [(c.model.collection_name(), c.action) for c in changes] == [
+        ("test_articles", "update"),
+        ("users", "delete"),
+    ]
+    assert changes[0].changed == ("writer",) and changes[0].data["writer"] is None
