@@ -315,7 +315,7 @@ class Broker:
         record = _rebuild(model, event.record or {})
         readable: dict[Any, bool] = {}
         fields_of: dict[Any, tuple[str, ...]] = {}
-        encoded: dict[tuple[str, ...], tuple[str, dict[str, Any]]] = {}
+        encoded: dict[tuple[str, ...], tuple[str | None, dict[str, Any]]] = {}
         for conn, subscriptions in matches.items():
             user, user_id = conn.user, conn.user_id
             allowed = readable.get(user_id)
@@ -329,7 +329,7 @@ class Broker:
             if entry is None:
                 entry = encoded[fields] = _encode_record_event(event, fields)
             frame, visible = entry
-            if any(filter_matches(s.filter, visible) for s in subscriptions):
+            if frame is not None and any(filter_matches(s.filter, visible) for s in subscriptions):
                 self._send(conn, frame)
 
     def _deliver_custom(self, event: Event) -> None:
@@ -381,8 +381,7 @@ class Broker:
         record = _rebuild(model, event.record or {})
         if not record.readable_by(conn.user):
             return None, {}
-        frame, visible = _encode_record_event(event, model.visible_fields(conn.user))
-        return frame, visible
+        return _encode_record_event(event, model.visible_fields(conn.user))
 
 
 def _is_target(event: Event, conn: Connection) -> bool:
@@ -409,9 +408,15 @@ def _rebuild(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
     return record
 
 
-def _encode_record_event(event: Event, fields: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+def _encode_record_event(
+    event: Event, fields: tuple[str, ...]
+) -> tuple[str | None, dict[str, Any]]:
+    """The frame for readers who see `fields`; None for an update they cannot see."""
     data = event.record or {}
     visible = {name: data[name] for name in fields if name in data}
+    changed = [name for name in event.changed if name in visible]
+    if event.action == "update" and not changed:
+        return None, visible
     frame: dict[str, Any] = {
         "type": "event",
         "id": event.id,
@@ -420,7 +425,7 @@ def _encode_record_event(event: Event, fields: tuple[str, ...]) -> tuple[str, di
         "record": visible,
     }
     if event.action == "update":
-        frame["changed"] = [name for name in event.changed if name in visible]
+        frame["changed"] = changed
     return protocol.encode(frame), visible
 
 

@@ -39,12 +39,15 @@ async def serve(
     port 0 and read the port the system chose).
     """
     config = HypercornConfig()
-    if sock is not None:
-        # Hypercorn closes the socket it is given: give it a duplicate, the caller keeps `sock`.
-        config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        port = sock.getsockname()[1]
-    else:
-        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    own_socket = sock is None
+    if sock is None:  # bound here so that port 0 works and the real port can be told
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    # Hypercorn closes the socket it is given: give it a duplicate, the caller keeps `sock`.
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    port = sock.getsockname()[1]
     config.accesslog = logging.getLogger("runtime.access")
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -72,7 +75,11 @@ async def serve(
         async def _announce() -> None:
             ready(port)
 
-    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+    finally:
+        if own_socket:
+            sock.close()
 
 
 class _HandshakeWithoutCompression(ws_stream.Handshake):

@@ -78,6 +78,16 @@ class LiveServer:
             raise box["error"]
         return box.get("result")
 
+    async def run(self, coro: Any) -> Any:
+        """Await `coro` on the server's loop (from a test's own loop)."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), TIMEOUT)
+
+    @property
+    def broker(self) -> Any:
+        return self.app.extensions["realtime"].broker
+
     def _run(self) -> None:
         try:
             asyncio.run(self._main())

@@ -107,9 +107,12 @@ class Realtime:
 
         def on_changes(changes: list[RecordChange]) -> None:
             served = broker.served()
-            events = [
-                _to_event(c) for c in changes if served.get(c.model.collection_name()) is c.model
-            ]
+            events: list[Event] = []
+            for change in changes:
+                if served.get(change.model.collection_name()) is change.model:
+                    event = _to_event(change)
+                    if event is not None:
+                        events.append(event)
             if events:
                 broker.publish_nowait(events)
 
@@ -146,11 +149,15 @@ async def close_all_going_away(state: RealtimeState, timeout: float = 1.0) -> No
         log.warning("%d connections still open after 1001", len(state.broker.connections))
 
 
-def _to_event(change: RecordChange) -> Event:
+def _to_event(change: RecordChange) -> Event | None:
+    """The event for a change, hidden fields left out; None for an update of hidden
+    fields only, which no reader can see."""
     model = change.model
     hidden = set(getattr(model, "hidden", ()))
     record = {k: v for k, v in change.data.items() if k not in hidden}
     changed = tuple(f for f in change.changed if f not in hidden)
+    if change.action == "update" and not changed:
+        return None
     return record_event(change.action, model.collection_name(), change.record_id, record, changed)
 
 

@@ -1,0 +1,89 @@
+"""`Realtime(app)` in a plain Quart app that is not the runtime's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+from quart import Quart, request
+
+from runtime import BaseModel, Realtime
+from runtime.config import RealtimeConfig
+from runtime.db import database, open_database
+from tests.realtime_client import Client
+from tests.support import LiveServer
+
+
+class Board(BaseModel):
+    title = peewee.CharField()
+
+    read_rule = "authenticated"
+    write_rule = "nobody"
+
+    class Meta:
+        table_name = "test_board"
+
+
+class Visitor:
+    """The app's own idea of a user: anything with `id` and `is_admin`."""
+
+    def __init__(self, name: str) -> None:
+        self.id, self.is_admin, self.name = name, False, name
+
+    def public_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name}
+
+
+async def identify_by_header() -> tuple[Any, str | None]:
+    from quart import websocket
+
+    name = websocket.headers.get("X-User")
+    return (Visitor(name), None) if name else (None, None)
+
+
+@pytest.fixture
+def plain_app(tmp_path: Path) -> Iterator[Quart]:
+    open_database(str(tmp_path / "plain.sqlite3"))
+    database.create_tables([Board])
+    app = Quart("plain")
+    realtime = Realtime(
+        config=RealtimeConfig(heartbeat=5.0), models=[Board], identify=identify_by_header
+    )
+    realtime.init_app(app)
+
+    @app.post("/boards")
+    async def add_board() -> dict[str, Any]:
+        board = Board.create(title=(await request.get_json())["title"])
+        return {"id": board.id}
+
+    yield app
+    database.close()
+
+
+async def test_events_and_broadcasts_in_a_plain_quart_app(plain_app: Quart) -> None:
+    import httpx
+
+    with LiveServer(plain_app) as server:
+        async with (
+            await Client.connect(server, headers={"X-User": "ann"}) as ann,
+            await Client.connect(server) as anonymous,
+        ):
+            assert ann.connected["user"] == {"id": "ann", "name": "ann"}
+            assert ann.connected["heartbeat"] == 5.0
+            await ann.ok_subscribe("test_board")
+            denied = await anonymous.subscribe("test_board")
+            assert denied["type"] == "error" and denied["code"] == "forbidden"
+            not_served = await ann.subscribe("messages")  # the runtime's demo: not here
+            assert not_served["type"] == "error" and not_served["code"] == "forbidden"
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                await http.post("/boards", json={"title": "hello"})
+            event = await ann.recv_type("event")
+            assert event["collection"] == "test_board" and event["record"]["title"] == "hello"
+            event_id = plain_app.realtime_broadcast(  # type: ignore[attr-defined]
+                "wave", {"from": "server"}, user_ids=["ann"]
+            )
+            assert (await ann.recv_type("event"))["id"] == event_id
+            await anonymous.expect_silence()
