@@ -61,7 +61,9 @@ class Broker:
         self.connections: dict[str, Connection] = {}
         self._by_user: dict[Any, set[Connection]] = {}
         self._by_session: dict[str, set[Connection]] = {}
-        self._live_from: dict[Connection, str] = {}  # head when the connection opened
+        # Collection-less custom events reach a connection whatever it subscribed: from this
+        # event id on (the head when it opened, or an earlier point replayed since).
+        self._globals_from: dict[Connection, str] = {}
         self.stats = BrokerStats()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -92,7 +94,7 @@ class Broker:
     def connect(self, conn: Connection) -> None:
         self.connections[conn.id] = conn
         self._idle.clear()
-        self._live_from[conn] = self.backend.head()
+        self._globals_from[conn] = self.backend.head()
         if conn.user is not None:
             self._by_user.setdefault(conn.user_id, set()).add(conn)
         if conn.session_hash is not None:
@@ -104,7 +106,7 @@ class Broker:
         """Forget everything about `conn`; safe to call more than once."""
         if self.connections.pop(conn.id, None) is None:
             return
-        self._live_from.pop(conn, None)
+        self._globals_from.pop(conn, None)
         self.registry.remove_connection(conn)
         _discard(self._by_user, conn.user_id, conn)
         _discard(self._by_session, conn.session_hash, conn)
@@ -139,11 +141,52 @@ class Broker:
     # -- subscriptions -----------------------------------------------------------------
 
     def subscribe(self, conn: Connection, command: Subscribe) -> list[str]:
-        """Subscribe and return the frames to send: `subscribed`, then any replay.
+        """Subscribe; returns the frames to send: `subscribed`, then any replay.
+
+        Raises ProtocolError when the subscription is refused.
+        """
+        replies, replay = self.subscribe_many(conn, [command])
+        reply = replies[0]
+        if isinstance(reply, ProtocolError):
+            raise reply
+        return [reply, *replay]
+
+    def subscribe_many(
+        self, conn: Connection, commands: list[Subscribe]
+    ) -> tuple[list[str | ProtocolError], list[str]]:
+        """Subscribe to several patterns at once (an SSE stream's query, say).
+
+        Returns a reply per command (the encoded `subscribed` frame, or the error) and
+        one replay for all the resumed ones, in event order and each event once.
 
         Runs without awaiting, like publishing, so nothing can be published between
         taking the position and going live: no gap, no duplicate.
         """
+        replies: list[str | ProtocolError] = []
+        resumed: list[tuple[Subscribe, list[Event]]] = []
+        head = self.backend.head()
+        for command in commands:
+            try:
+                model = self._check_subscription(conn, command)
+            except ProtocolError as error:
+                replies.append(error)
+                continue
+            snapshot, events, live_from = None, None, head
+            if command.snapshot and model is not None:
+                snapshot = self._snapshot(conn, model, command.pattern, command.filter, head)
+            elif command.since is not None:
+                events = self.backend.events_after(command.since)
+                if events is not None:
+                    resumed.append((command, events))
+                    live_from = command.since
+            self.registry.add(conn, command.pattern, command.filter, live_from=live_from)
+            reply = protocol.subscribed(
+                command.request_id, command.pattern.text, events is not None, snapshot
+            )
+            replies.append(protocol.encode(reply))
+        return replies, self._replay(conn, resumed) if resumed else []
+
+    def _check_subscription(self, conn: Connection, command: Subscribe) -> type[BaseModel] | None:
         pattern, request_id = command.pattern, command.request_id
         if (
             self.registry.get(conn, pattern) is None
@@ -155,26 +198,11 @@ class Broker:
                 request_id,
             )
         model = self._authorize(conn, pattern, request_id)
-        snapshot = None
-        replay: list[str] = []
-        recovered = False
-        live_from = self.backend.head()
-        if command.snapshot:
-            if model is None:
-                raise ProtocolError(
-                    ErrorCode.BAD_REQUEST,
-                    "snapshot needs a collection or record pattern",
-                    request_id,
-                )
-            snapshot = self._snapshot(conn, model, pattern, command.filter, live_from)
-        elif command.since is not None:
-            events = self.backend.events_after(command.since)
-            if events is not None:
-                recovered, live_from = True, command.since
-                replay = self._replay(conn, pattern, command.filter, events)
-        self.registry.add(conn, pattern, command.filter, live_from=live_from)
-        reply = protocol.subscribed(request_id, pattern.text, recovered, snapshot)
-        return [protocol.encode(reply), *replay]
+        if command.snapshot and model is None:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, "snapshot needs a collection or record pattern", request_id
+            )
+        return model
 
     def unsubscribe(self, conn: Connection, pattern: Pattern) -> None:
         self.registry.discard(conn, pattern)
@@ -221,48 +249,56 @@ class Broker:
             records.append(visible)
         return {"records": records, "position": position, "complete": complete}
 
-    def _replay(
-        self,
-        conn: Connection,
-        pattern: Pattern,
-        filter: Mapping[str, Any] | None,
-        events: list[Event],
-    ) -> list[str]:
-        """Frames of `events` for a new subscription, minus those the connection got."""
+    def _replay(self, conn: Connection, resumed: list[tuple[Subscribe, list[Event]]]) -> list[str]:
+        """Frames of missed events for newly resumed subscriptions, in event order.
+
+        Each `events` list is a suffix of the same history; the longest is walked once.
+        An event is skipped if the connection already got it: through one of its other
+        subscriptions (live since before the event), or, for collection-less custom
+        events, because the connection was open (or had them replayed) by then.
+        """
+        events = max((evs for _, evs in resumed), key=len)
         index = {event.id: i for i, event in enumerate(events)}
 
         def delivered_from(live_from: str) -> int:
-            # Position in `events` from which a subscription live since `live_from` got
-            # events; ids older than the list's start mean "from the start".
+            # From which position a subscription live since `live_from` got events; an
+            # id not in the list is older than its start.
             return index[live_from] + 1 if live_from in index else 0
 
-        others = [
-            (delivered_from(s.live_from), s)
-            for s in self.registry.subscriptions_of(conn)
-            if s.pattern.key != pattern.key
+        new = [
+            (len(events) - len(evs), command.pattern, command.filter) for command, evs in resumed
         ]
-        connection_start = delivered_from(self._live_from.get(conn, ""))
+        new_keys = {pattern.key for _, pattern, _ in new}
+        others = [
+            (delivered_from(sub.live_from), sub)
+            for sub in self.registry.subscriptions_of(conn)
+            if sub.pattern.key not in new_keys
+        ]
+        globals_from = self._globals_from.get(conn, "")
+        globals_start = delivered_from(globals_from)  # globals before it were missed
         frames: list[str] = []
         for i, event in enumerate(events):
             frame, visible = self._frame_for(conn, event)
             if frame is None:
                 continue
-            if event.collection is None:  # collection-less custom events: no pattern
-                if i >= connection_start:
-                    continue
+            if event.collection is None:  # custom events that no pattern governs
+                wanted = i < globals_start
             else:
-                if not pattern.matches(event.collection, event.record_id) or not filter_matches(
-                    filter, visible
-                ):
-                    continue
-                if any(
+                collection, record_id = event.collection, event.record_id
+                wanted = any(
+                    i >= start and p.matches(collection, record_id) and filter_matches(f, visible)
+                    for start, p, f in new
+                ) and not any(
                     i >= start
-                    and s.pattern.matches(event.collection, event.record_id)
-                    and filter_matches(s.filter, visible)
-                    for start, s in others
-                ):
-                    continue
-            frames.append(frame)
+                    and sub.pattern.matches(collection, record_id)
+                    and filter_matches(sub.filter, visible)
+                    for start, sub in others
+                )
+            if wanted:
+                frames.append(frame)
+        if globals_start > 0:  # those globals are now delivered from the earliest `since`
+            earliest = max(resumed, key=lambda item: len(item[1]))[0]
+            self._globals_from[conn] = earliest.since or globals_from
         return frames
 
     # -- publishing --------------------------------------------------------------------

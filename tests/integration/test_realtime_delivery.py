@@ -244,3 +244,19 @@ def test_sigterm_closes_every_client_with_1001_within_a_second(tmp_path: Path) -
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+async def test_broadcasts_to_everyone_are_replayed_once(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    broadcast = server.app.realtime_broadcast  # type: ignore[attr-defined]
+    start = broadcast("start")
+    missed = broadcast("while away")
+    Message.create(text="missed", author=users["alice"])
+    async with await Client.connect(server) as client:
+        await client.ok_subscribe("messages", since=start)
+        replayed = await client.events(2)
+        assert [e["id"] for e in replayed][0] == missed
+        assert replayed[0]["name"] == "while away" and replayed[1]["record"]["text"] == "missed"
+        await client.ok_subscribe("*", since=start)  # a second resume: nothing twice
+        await client.expect_silence()
