@@ -1,4 +1,4 @@
-"""The realtime blueprint: the WebSocket endpoint and the metrics endpoint."""
+"""The realtime blueprint: WebSocket and SSE on `/realtime/subscribe`, and metrics."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from quart import Blueprint, Response, current_app, request
 from ..errors import Forbidden
 from .extension import current_realtime
 from .metrics import render_metrics
+from .sse import sse_stream, sse_update
 from .websocket import websocket_endpoint
 
 __all__ = ["realtime_blueprint"]
 
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
 realtime_blueprint.websocket("/subscribe")(websocket_endpoint)
+realtime_blueprint.get("/subscribe")(sse_stream)
+realtime_blueprint.post("/subscribe")(sse_update)
 
 
 def _is_loopback(address: str | None) -> bool:

@@ -1,0 +1,211 @@
+"""The SSE fallback over a real server with a real streaming HTTP client."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from runtime.demo import Message, Note
+from runtime.users import User
+from tests.realtime_client import login_cookie
+from tests.sse_client import SSEStream
+from tests.support import TIMEOUT, LiveServer
+
+
+@contextlib.asynccontextmanager
+async def stream(
+    server: LiveServer,
+    query: str = "",
+    *,
+    cookie: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[SSEStream]:
+    all_headers = {"Accept": "text/event-stream", **(headers or {})}
+    if cookie:
+        all_headers["Cookie"] = cookie
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+        http.stream("GET", f"/realtime/subscribe{query}", headers=all_headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        sse = SSEStream(response)
+        first = await sse.next()
+        assert first.retry == 2000 and first.data == ""  # retry: comes first
+        yield sse
+
+
+async def test_stream_opening_and_events(server: LiveServer, users: dict[str, User]) -> None:
+    async with stream(server, "?pattern=messages&pattern=notes&pattern=a/b/c") as sse:
+        headers = sse.response.headers
+        assert headers["content-type"].startswith("text/event-stream")
+        assert headers["cache-control"] == "no-cache" and headers["x-accel-buffering"] == "no"
+        connected = await sse.frame()
+        assert connected["type"] == "connected" and connected["user"] is None
+        replies = [await sse.frame() for _ in range(3)]  # one per pattern, in order
+        assert replies[0] == {
+            "type": "subscribed",
+            "id": 0,
+            "pattern": "messages",
+            "recovered": False,
+        }
+        assert (replies[1]["code"], replies[2]["code"]) == ("forbidden", "invalid_pattern")
+        message = Message.create(text="over sse", author=users["alice"])
+        event = await sse.frame()
+        assert event["action"] == "create" and event["record"]["id"] == message.id
+
+
+@pytest.mark.parametrize("realtime_settings", [{"heartbeat": 0.2}])
+async def test_heartbeat_comments_and_no_response_timeout(server: LiveServer) -> None:
+    server.app.config["RESPONSE_TIMEOUT"] = 0.5  # the stream must outlive it
+    async with stream(server, "?pattern=messages") as sse:
+        await sse.frame()
+        await sse.frame()
+        for _ in range(5):  # 1 s of pings: twice the response timeout
+            ping = await sse.next(keep_comments=True)
+            assert ping.comments == ["ping"] and ping.data == ""
+
+
+@pytest.mark.parametrize("how", ["header", "query"])
+async def test_resume_by_last_event_id(
+    server: LiveServer, users: dict[str, User], how: str
+) -> None:
+    alice = users["alice"]
+    first = Message.create(text="seen", author=alice)
+    last_id = server.app.realtime_broadcast("mark", collection="messages")  # type: ignore[attr-defined]
+    Message.create(text="missed 1", author=alice)
+    Note.create(title="not for visitors", owner=alice)
+    Message.create(text="missed 2", author=alice)
+    query = "?pattern=messages&pattern=*"
+    headers = {}
+    if how == "header":
+        headers["Last-Event-ID"] = last_id
+    else:
+        query += f"&last_event_id={last_id}"
+    async with stream(server, query, headers=headers) as sse:
+        await sse.frame()
+        replies = [await sse.frame() for _ in range(2)]
+        assert all(r["type"] == "subscribed" and r["recovered"] for r in replies)
+        missed = [await sse.frame() for _ in range(2)]  # once each, in order
+        assert [e["record"]["text"] for e in missed] == ["missed 1", "missed 2"]
+        Message.create(text="live", author=alice)
+        assert (await sse.frame())["record"]["text"] == "live"
+    assert first.id
+
+
+async def test_snapshot_on_the_stream(server: LiveServer, users: dict[str, User]) -> None:
+    Message.create(text="there already", author=users["alice"])
+    async with stream(server, "?pattern=messages&snapshot=1") as sse:
+        await sse.frame()
+        reply = await sse.frame()
+        assert [r["text"] for r in reply["snapshot"]["records"]] == ["there already"]
+
+
+async def test_changing_subscriptions_by_post(server: LiveServer, users: dict[str, User]) -> None:
+    cookie = await login_cookie(server, "alice")
+    async with (
+        stream(server, cookie=cookie) as sse,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+    ):
+        connection_id = (await sse.frame())["connection_id"]
+        reply = await http.post(
+            "/realtime/subscribe",
+            json={
+                "connection_id": connection_id,
+                "subscribe": ["notes", {"pattern": "messages", "id": "m"}, "x/y/z"],
+            },
+            headers={"Cookie": cookie},
+        )
+        assert reply.status_code == 200
+        results = reply.json()["results"]
+        assert [r["type"] for r in results] == ["subscribed", "subscribed", "error"]
+        assert results[1]["id"] == "m" and results[2]["code"] == "invalid_pattern"
+        Note.create(title="mine", owner=users["alice"])
+        assert (await sse.frame())["record"]["title"] == "mine"
+        reply = await http.post(
+            "/realtime/subscribe",
+            json={"connection_id": connection_id, "unsubscribe": ["notes"]},
+            headers={"Cookie": cookie},
+        )
+        assert reply.json()["results"] == [{"type": "unsubscribed", "id": 0, "pattern": "notes"}]
+        Note.create(title="unseen", owner=users["alice"])
+        Message.create(text="seen", author=users["alice"])
+        assert (await sse.frame())["record"]["text"] == "seen"
+
+
+async def test_only_the_opening_session_may_change_a_stream(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    alice, bob = await login_cookie(server, "alice"), await login_cookie(server, "bob")
+    async with (
+        stream(server, cookie=alice) as mine,
+        stream(server) as anonymous,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+    ):
+        mine_id = (await mine.frame())["connection_id"]
+        anonymous_id = (await anonymous.frame())["connection_id"]
+
+        async def change(connection_id: str, cookie: str | None) -> httpx.Response:
+            http.cookies.clear()  # only the Cookie header given here counts
+            return await http.post(
+                "/realtime/subscribe",
+                json={"connection_id": connection_id, "subscribe": ["messages"]},
+                headers={"Cookie": cookie} if cookie else {},
+            )
+
+        assert (await change(mine_id, bob)).status_code == 403
+        assert (await change(mine_id, None)).status_code == 403
+        # An anonymous stream never becomes a logged-in one.
+        assert (await change(anonymous_id, alice)).status_code == 403
+        http.cookies.clear()
+        denied = await http.post(
+            "/realtime/subscribe",
+            json={"connection_id": anonymous_id, "subscribe": ["notes"]},
+        )
+        assert denied.json()["results"][0]["code"] == "forbidden"
+        assert (await change("no-such-id", alice)).status_code == 404
+        form = await http.post(
+            "/realtime/subscribe",
+            data={"connection_id": mine_id, "subscribe": "messages"},
+            headers={"Cookie": alice},
+        )
+        assert form.status_code == 400 and form.json()["error"]["code"] == "bad_request"
+        assert (await change(mine_id, alice)).status_code == 200
+
+
+async def test_stream_needs_the_event_stream_accept_header(server: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        response = await http.get("/realtime/subscribe", headers={"Accept": "text/html"})
+        assert response.status_code == 400 and response.json()["error"]["code"] == "bad_request"
+        response = await http.get(
+            "/realtime/subscribe",
+            headers={"Accept": "text/event-stream", "Origin": "https://evil.example"},
+        )
+        assert response.status_code == 403
+
+
+async def test_logout_ends_the_stream_and_cleanup(server: LiveServer) -> None:
+    cookie = await login_cookie(server, "alice")
+    async with (
+        stream(server, "?pattern=messages", cookie=cookie) as sse,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+    ):
+        await sse.frame()
+        await sse.frame()
+        await http.post("/auth/logout", headers={"Cookie": cookie})
+        closing = await sse.frame()
+        assert closing == {"type": "close", "code": 4401, "reason": "session ended"}
+        with pytest.raises(EOFError):
+            await sse.next()
+    assert await server.run(server.broker.wait_idle(TIMEOUT))
+    assert server.broker.registry.is_empty()
+
+
+async def test_client_disconnect_cleans_up(server: LiveServer) -> None:
+    async with stream(server, "?pattern=messages&pattern=*") as sse:
+        await sse.frame()
+        assert len(server.broker.connections) == 1
+    assert await server.run(server.broker.wait_idle(TIMEOUT))
+    assert server.broker.registry.is_empty()
