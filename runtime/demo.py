@@ -26,15 +26,23 @@ _TEXT_LIMIT = 500
 class Message(BaseModel):
     text = peewee.CharField(max_length=_TEXT_LIMIT)
     author = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="messages")
+    # Kept beside the id so that live pages can show who wrote a message: other users'
+    # records are not readable (users are self-or-admin).
+    author_name = peewee.CharField(max_length=64, default="")
     created_at = peewee.DateTimeField(default=utcnow)
 
     read_rule = "public"
     write_rule = "authenticated"
     owner_field = "author"
-    read_only = ("created_at",)
+    read_only = ("author_name", "created_at")
 
     class Meta:
         table_name = "messages"
+
+    def save(self, force_insert: bool = False, only: Any = None) -> int:
+        if not self.author_name and self.author_id is not None:
+            self.author_name = User.get_by_id(self.author_id).username
+        return super().save(force_insert=force_insert, only=only)
 
 
 class Note(BaseModel):

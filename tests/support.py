@@ -21,11 +21,11 @@ TIMEOUT = 5.0 * float(os.environ.get("RUNTIME_TESTS_TIMEOUT_FACTOR", "1"))
 class LiveServer:
     """`app` served by Hypercorn in a thread of its own, on 127.0.0.1 and a free port."""
 
-    def __init__(self, app: Quart) -> None:
+    def __init__(self, app: Quart, port: int = 0) -> None:
         self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))  # a given port: to restart "the same" server
         self.sock.listen(512)
         self.port: int = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"

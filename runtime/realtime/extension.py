@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from quart import Quart
+from markupsafe import Markup
+from quart import Quart, url_for
 
 from ..base_model import BaseModel, collections
 from ..config import RealtimeConfig
@@ -24,7 +25,14 @@ from .backends import backend_from_url
 from .events import Event, custom_event, record_event
 from .protocol import CloseCode
 
-__all__ = ["Identify", "Realtime", "RealtimeState", "current_realtime"]
+__all__ = [
+    "Identify",
+    "Realtime",
+    "RealtimeState",
+    "current_realtime",
+    "realtime_client_script",
+    "realtime_client_url",
+]
 
 log = logging.getLogger("runtime.realtime")
 
@@ -104,6 +112,8 @@ class Realtime:
         app.extensions["realtime"] = state
         app.register_blueprint(realtime_blueprint)
         app.realtime_broadcast = _broadcaster(broker)  # type: ignore[attr-defined]
+        app.add_template_global(realtime_client_url)
+        app.add_template_global(realtime_client_script)
 
         def on_changes(changes: list[RecordChange]) -> None:
             served = broker.served()
@@ -123,6 +133,7 @@ class Realtime:
 
         @app.before_serving
         async def _start() -> None:
+            state.shutting_down = False  # an app may be served again after a shutdown
             await broker.start()
             on_commit.connect(on_changes)
             on_session_end.append(on_session_ended)
@@ -139,6 +150,16 @@ class Realtime:
             await close_all_going_away(state)
 
         app.extensions.setdefault("shutdown_hooks", []).append(_going_away)
+
+
+def realtime_client_url() -> str:
+    """Template helper: the URL of the JavaScript client, to import it from a module."""
+    return url_for("realtime.client_js")
+
+
+def realtime_client_script() -> Markup:
+    """Template helper: a script tag that loads the client (`window.RealtimeClient`)."""
+    return Markup('<script type="module" src="{}"></script>').format(realtime_client_url())
 
 
 async def close_all_going_away(state: RealtimeState, timeout: float = 1.0) -> None:

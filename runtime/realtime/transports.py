@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app, request, send_from_directory
 
 from ..errors import Forbidden
 from .extension import current_realtime
@@ -25,6 +26,15 @@ def _is_loopback(address: str | None) -> bool:
         return address is not None and ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+_STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+@realtime_blueprint.get("/client.js")
+async def client_js() -> Response:
+    """The JavaScript client, served wherever Realtime is (any Quart app)."""
+    return await send_from_directory(_STATIC, "realtime-client.js", mimetype="text/javascript")
 
 
 @realtime_blueprint.get("/metrics")

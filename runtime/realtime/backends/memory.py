@@ -25,6 +25,11 @@ class MemoryBackend:
         self._lock = threading.Lock()  # publish() may be called from any thread
 
     async def start(self, deliver: Deliver) -> None:
+        # A new run, as after a restart: ids given before cannot be resumed from.
+        with self._lock:
+            self.run = secrets.token_hex(4)
+            self._seq = 0
+            self._history.clear()
         self._deliver = deliver
 
     async def stop(self) -> None:

@@ -1,0 +1,299 @@
+// Types for realtime-client.js, the browser client of /realtime/subscribe.
+// See docs/client.md for the API and examples.
+
+export type ConnectionState = "connecting" | "connected" | "disconnected";
+export type TransportName = "websocket" | "sse";
+export type JSONScalar = string | number | boolean | null;
+/** A record as the user may see it: its non-hidden fields. */
+export type RecordData = Record<string, unknown>;
+
+/** The user of a connection, or null for a visitor without a session. */
+export interface RealtimeUser {
+  id: number | string;
+  username: string;
+  is_admin: boolean;
+  [field: string]: unknown;
+}
+
+// -- server → client frames -----------------------------------------------------
+
+export interface ConnectedFrame {
+  type: "connected";
+  connection_id: string;
+  user: RealtimeUser | null;
+  /** Seconds between the server's pings. */
+  heartbeat: number;
+}
+
+interface RecordEventBase<R> {
+  type: "event";
+  /** Opaque, ordered as published; the client de-duplicates by it. */
+  id: string;
+  collection: string;
+  record: R;
+}
+export interface CreateEventFrame<R = RecordData> extends RecordEventBase<R> {
+  action: "create";
+}
+export interface UpdateEventFrame<R = RecordData> extends RecordEventBase<R> {
+  action: "update";
+  /** The fields this update changed (visible ones only). */
+  changed: string[];
+}
+export interface DeleteEventFrame<R = RecordData> extends RecordEventBase<R> {
+  action: "delete";
+  /** The record's last visible state. */
+  record: R;
+}
+export type RecordEventFrame<R = RecordData> =
+  | CreateEventFrame<R>
+  | UpdateEventFrame<R>
+  | DeleteEventFrame<R>;
+
+/** From `app.realtime_broadcast(name, data, collection=…)`. */
+export interface CustomEventFrame<D = unknown> {
+  type: "event";
+  id: string;
+  /** null: a broadcast to everyone (or to targeted clients/users), see `on("custom")`. */
+  collection: string | null;
+  action: "custom";
+  name: string;
+  data: D;
+}
+
+/** What a subscription callback receives. Narrow on `action`. */
+export type EventFrame<R = RecordData, D = unknown> = RecordEventFrame<R> | CustomEventFrame<D>;
+
+export interface Snapshot<R = RecordData> {
+  records: R[];
+  /** The event id the records stand at; live events follow from there. */
+  position: string;
+  /** false: the server capped the list and more records exist. */
+  complete: boolean;
+}
+
+export type RequestId = string | number | null;
+
+export interface SubscribedFrame<R = RecordData> {
+  type: "subscribed";
+  id: RequestId;
+  pattern: string;
+  /** true: a `since` was given and the missed events follow (replayed). */
+  recovered: boolean;
+  /** Present when the subscription asked for `snapshot: true`. */
+  snapshot?: Snapshot<R>;
+}
+
+export interface UnsubscribedFrame {
+  type: "unsubscribed";
+  id: RequestId;
+  pattern: string;
+}
+
+export type ServerErrorCode =
+  | "bad_request"
+  | "invalid_pattern"
+  | "forbidden"
+  | "rate_limited"
+  | "too_many_subscriptions"
+  | "message_too_big";
+
+export interface ErrorFrame {
+  type: "error";
+  id: RequestId;
+  code: ServerErrorCode;
+  message: string;
+  /** Seconds, with `rate_limited`. */
+  retry_after?: number;
+}
+
+export interface PingFrame {
+  type: "ping";
+}
+export interface PongFrame {
+  type: "pong";
+}
+/** SSE only: why the server ends a stream (SSE has no close codes of its own). */
+export interface CloseFrame {
+  type: "close";
+  code: number;
+  reason: string;
+}
+
+export type ServerFrame =
+  | ConnectedFrame
+  | EventFrame
+  | SubscribedFrame
+  | UnsubscribedFrame
+  | ErrorFrame
+  | PingFrame
+  | PongFrame
+  | CloseFrame;
+
+// -- client → server frames (what the client sends for you) ----------------------
+
+export interface SubscribeRequest {
+  type: "subscribe";
+  id: string;
+  pattern: string;
+  since?: string;
+  filter?: Record<string, JSONScalar>;
+  snapshot?: boolean;
+}
+export interface UnsubscribeRequest {
+  type: "unsubscribe";
+  id: string;
+  pattern: string;
+}
+export type ClientFrame = SubscribeRequest | UnsubscribeRequest | PingFrame | PongFrame;
+
+// -- the client -------------------------------------------------------------------
+
+export type RealtimeErrorCode =
+  | ServerErrorCode
+  /** The server ended the session (logout, user removed): close code 4401. */
+  | "session_ended"
+  /** An established connection dropped (see `closeCode`). */
+  | "connection_lost"
+  /** A connection attempt failed before `connected`. */
+  | "connect_failed"
+  /** No `connected` within `connectTimeout`, or 3 heartbeats of silence. */
+  | "timeout"
+  /** The server sent something that is not a JSON frame. */
+  | "bad_frame"
+  /** An SSE subscription change got no answer for a subscription. */
+  | "bad_reply"
+  /** Neither WebSocket nor EventSource is available for the chosen transport. */
+  | "unsupported"
+  | (string & {});
+
+export class RealtimeError extends Error {
+  constructor(code: RealtimeErrorCode, message?: string, detail?: Partial<RealtimeErrorDetail>);
+  readonly name: "RealtimeError";
+  readonly code: RealtimeErrorCode;
+  /** The subscription pattern it concerns, if any. */
+  readonly pattern: string | null;
+  /** The WebSocket close code (or the SSE close frame's), if any. */
+  readonly closeCode: number | null;
+  /** Seconds, for `rate_limited`. */
+  readonly retryAfter: number | null;
+  /** The server frame it came from, if any. */
+  readonly frame: ErrorFrame | unknown | null;
+}
+interface RealtimeErrorDetail {
+  pattern: string | null;
+  closeCode: number | null;
+  retryAfter: number | null;
+  frame: unknown;
+}
+
+export interface BackoffOptions {
+  /** Milliseconds; the first retry waits a random 0…initial. Default 500. */
+  initial?: number;
+  /** Milliseconds; the cap of the exponential. Default 30000. */
+  max?: number;
+}
+
+export interface RealtimeClientOptions {
+  /** Default "auto": WebSocket, SSE when WebSocket is missing or keeps failing. */
+  transport?: "auto" | TransportName;
+  /** Connect with `?batch=1` and accept arrays of frames. Default true. */
+  batch?: boolean;
+  backoff?: BackoffOptions;
+  /** WebSocket attempts in a row that never reach `connected` before "auto" uses SSE. Default 3. */
+  websocketFailuresBeforeSse?: number;
+  /** Milliseconds to wait for `connected`. Default 10000. */
+  connectTimeout?: number;
+  /** Connect in the constructor. Default true. */
+  autoConnect?: boolean;
+  /** How many recent event ids are remembered for de-duplication. Default 1000. */
+  dedupeWindow?: number;
+  /**
+   * The record id of an event, matched against record patterns ("posts/42").
+   * Default: `event.record.id`. Give one when a primary key is not named `id`.
+   */
+  recordId?: (event: RecordEventFrame) => string | number | null | undefined;
+}
+
+export interface SubscribeOptions<R = RecordData> {
+  /** Equality on top-level record fields, applied by the server. */
+  filter?: Record<string, JSONScalar>;
+  /**
+   * Ask for the records now visible with the subscription, atomically: no gap and no
+   * race with the live events. Collection and record patterns only.
+   */
+  snapshot?: boolean;
+  /** With `snapshot`: the records, first and again after every reconnect. */
+  onSnapshot?: (snapshot: Snapshot<R>) => void;
+  /** After a reconnect, when missed events could not be replayed: refetch. */
+  onResync?: (reply: SubscribedFrame<R>) => void;
+  /**
+   * Errors of this subscription: the first refusal (also a rejection of `ready`, which
+   * then counts as handled) and refusals of resubscriptions after a reconnect.
+   */
+  onError?: (error: RealtimeError) => void;
+}
+
+/** Call it to unsubscribe (idempotent). */
+export interface Unsubscribe<R = RecordData> {
+  (): void;
+  /** Resolves with the server's `subscribed` reply; rejects with a RealtimeError. */
+  readonly ready: Promise<SubscribedFrame<R>>;
+}
+
+export interface RealtimeClientEvents {
+  state: ConnectionState;
+  connected: ConnectedFrame;
+  error: RealtimeError;
+  /** Custom events without a collection (never routed to subscriptions). */
+  custom: CustomEventFrame;
+  /** Every event, once, whatever subscription it is for. */
+  event: EventFrame;
+}
+
+export class RealtimeClient {
+  /** `url` defaults to `/realtime/subscribe` on the page's origin; http(s) or ws(s). */
+  constructor(url?: string | URL | null, options?: RealtimeClientOptions);
+  constructor(options: RealtimeClientOptions);
+
+  static readonly RealtimeError: typeof RealtimeError;
+
+  readonly options: Readonly<Required<RealtimeClientOptions>>;
+  /** The endpoint, as an http(s) URL. */
+  readonly url: URL;
+  readonly state: ConnectionState;
+  /** The transport in use, null while disconnected. */
+  readonly transport: TransportName | null;
+  readonly connectionId: string | null;
+  /** The user of the last `connected` frame. */
+  readonly user: RealtimeUser | null;
+  /** The id of the last event received. */
+  readonly lastEventId: string | null;
+
+  subscribe<R = RecordData, D = unknown>(
+    pattern: string,
+    callback: (event: EventFrame<R, D>) => void,
+    options?: SubscribeOptions<R>,
+  ): Unsubscribe<R>;
+
+  /** Returns a function that removes the listener. */
+  on<K extends keyof RealtimeClientEvents>(
+    name: K,
+    callback: (value: RealtimeClientEvents[K]) => void,
+  ): () => void;
+  off<K extends keyof RealtimeClientEvents>(
+    name: K,
+    callback: (value: RealtimeClientEvents[K]) => void,
+  ): void;
+
+  /** Connect; while waiting to reconnect, reconnect now. */
+  connect(): void;
+  /** Disconnect with 1000 and stop reconnecting; subscriptions stay for connect(). */
+  close(): void;
+}
+
+declare global {
+  interface Window {
+    RealtimeClient: typeof RealtimeClient;
+  }
+}
