@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= config.toml
 
-.PHONY: run test lint types unit bench clean
+.PHONY: run test lint types unit clean
 
 # The stamp files make both targets idempotent: the venv is made once and
 # reinstalled only when pyproject.toml changes.

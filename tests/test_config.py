@@ -34,7 +34,6 @@ def test_file_then_environment(tmp_path: Path) -> None:
             "RUNTIME_API_MAX_PAGE_SIZE": "50",
             "RUNTIME_REALTIME_ALLOW_ANONYMOUS": "false",
             "RUNTIME_REALTIME_HEARTBEAT": "2.5",
-            "RUNTIME_REALTIME_BROKER": "redis://127.0.0.1:6379/0",
             "RUNTIME_PASSWORD": "not configuration",
             "UNRELATED": "1",
         },
@@ -43,7 +42,6 @@ def test_file_then_environment(tmp_path: Path) -> None:
     assert config.realtime.allowed_origins == ("https://a.example",)
     assert config.realtime.allow_anonymous is False
     assert config.realtime.heartbeat == 2.5
-    assert config.realtime.broker == "redis://127.0.0.1:6379/0"
 
 
 def test_environment_lists_are_comma_separated() -> None:
@@ -62,6 +60,8 @@ def test_environment_lists_are_comma_separated() -> None:
         ("", {"RUNTIME_API_PAGE_SIZE": "ten"}, "api.page_size"),
         ("", {"RUNTIME_REALTIME_ALLOW_ANONYMOUS": "maybe"}, "realtime.allow_anonymous"),
         ("[realtime]\nbroker = 'kafka'\n", {}, "realtime.broker"),
+        ("", {"RUNTIME_REALTIME_BROKER": "redis://127.0.0.1:6379/0"}, "realtime.broker"),
+        ("[auth]\nrate_limit_storage = 'redis://x'\n", {}, "auth.rate_limit_storage"),
         ("[realtime]\nallowed_origins = 'x'\n", {}, "realtime.allowed_origins"),
         ("[realtime]\nallowed_origins = ['example.com']\n", {}, "realtime.allowed_origins"),
         ("[app]\nenv = 'staging'\n", {}, "app.env"),
