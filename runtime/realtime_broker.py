@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,15 +20,13 @@ from typing import Any
 from .base_model import BaseModel
 from .realtime import protocol
 from .realtime.backends import Backend
-from .realtime.connection import Connection
+from .realtime.connection import TOO_SLOW_REASON, Connection
 from .realtime.events import Event
 from .realtime.patterns import Pattern, PatternKind
 from .realtime.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe
 from .realtime.registry import SubscriptionRegistry, filter_matches
 
 __all__ = ["Broker", "BrokerStats"]
-
-log = logging.getLogger("runtime.realtime")
 
 
 @dataclass
@@ -75,6 +72,9 @@ class Broker:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._idle = asyncio.Event()  # an Event belongs to the loop that first waits on it
+        if not self.connections:
+            self._idle.set()
         await self.backend.start(self._deliver)
 
     async def stop(self) -> None:
@@ -110,7 +110,7 @@ class Broker:
         self.registry.remove_connection(conn)
         _discard(self._by_user, conn.user_id, conn)
         _discard(self._by_session, conn.session_hash, conn)
-        if conn.close_code == CloseCode.TOO_SLOW:
+        if conn.close_code == CloseCode.TOO_SLOW and conn.close_reason == TOO_SLOW_REASON:
             self.stats.slow_disconnects += 1
         if not self.connections:
             self._idle.set()

@@ -14,7 +14,9 @@ from typing import Any
 
 from .protocol import CloseCode
 
-__all__ = ["Connection"]
+__all__ = ["TOO_SLOW_REASON", "Connection"]
+
+TOO_SLOW_REASON = "too slow: send queue full"
 
 
 class Connection:
@@ -76,7 +78,7 @@ class Connection:
         if self.close_code is not None:
             return False
         if bounded and len(self.queue) >= self.max_queue:
-            self.close(CloseCode.TOO_SLOW, "too slow: send queue full")
+            self.close(CloseCode.TOO_SLOW, TOO_SLOW_REASON)
             return False
         self.queue.append(frame)
         self.wakeup.set()

@@ -19,10 +19,20 @@ from .protocol import (
 if TYPE_CHECKING:
     from .extension import RealtimeState
 
-__all__ = ["handle_command", "handle_message", "send_error"]
+__all__ = ["connected_frame", "handle_command", "handle_message", "send_error"]
 
 # Messages refused in a row for the rate limit before the connection is closed (4429).
 MAX_REJECTED = 20
+
+
+def connected_frame(conn: Connection, heartbeat: float) -> str:
+    """The first frame of every connection; the user as their `public_dict()` shows them."""
+    user = conn.user
+    info = None
+    if user is not None:
+        public = getattr(user, "public_dict", None)
+        info = public() if callable(public) else {"id": user.id}
+    return protocol.encode(protocol.connected(conn.id, info, heartbeat))
 
 
 def send_error(conn: Connection, error: ProtocolError, retry_after: float | None = None) -> None:

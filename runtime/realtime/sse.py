@@ -24,7 +24,7 @@ from .extension import RealtimeState, current_realtime
 from .handshake import origin_allowed
 from .patterns import InvalidPattern, parse_pattern
 from .protocol import ErrorCode, ProtocolError, Subscribe, Unsubscribe
-from .session import handle_command
+from .session import connected_frame, handle_command
 
 __all__ = ["sse_stream", "sse_update"]
 
@@ -93,8 +93,7 @@ async def sse_stream() -> Response:
         user=user, session_hash=session_hash, transport="sse", max_queue=config.send_queue_size
     )
     broker.connect(conn)
-    user_info = user.public_dict() if user is not None else None
-    conn.send(protocol.encode(protocol.connected(conn.id, user_info, config.heartbeat)))
+    conn.send(connected_frame(conn, config.heartbeat))
     items = [{"pattern": text, "snapshot": snapshot} for text in patterns]
     replies, replay = _subscribe_all(state, conn, items, since)
     for frame in (*replies, *replay):

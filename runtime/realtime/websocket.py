@@ -21,7 +21,7 @@ from .connection import Connection
 from .extension import current_realtime
 from .handshake import origin_allowed
 from .protocol import CloseCode
-from .session import handle_message
+from .session import connected_frame, handle_message
 
 __all__ = ["websocket_endpoint"]
 
@@ -61,8 +61,7 @@ async def websocket_endpoint() -> Response | None:
         batch=websocket.args.get("batch") == "1",
     )
     broker.connect(conn)
-    user_info = user.public_dict() if user is not None else None
-    conn.send(protocol.encode(protocol.connected(conn.id, user_info, config.heartbeat)))
+    conn.send(connected_frame(conn, config.heartbeat))
     reader = asyncio.create_task(_read(conn))
     writer = asyncio.create_task(_write(conn, config.heartbeat, config.heartbeat_timeout))
     closing = asyncio.create_task(conn.closed.wait())
