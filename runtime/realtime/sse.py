@@ -19,12 +19,12 @@ from quart import Response, current_app, jsonify, request
 from ..errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
 from ..requests import read_body
 from . import protocol
+from .commands import connected_frame, handle_command
 from .connection import Connection
 from .extension import RealtimeState, current_realtime
 from .handshake import origin_allowed
 from .patterns import InvalidPattern, parse_pattern
 from .protocol import ErrorCode, ProtocolError, Subscribe, Unsubscribe
-from .session import connected_frame, handle_command
 
 __all__ = ["sse_stream", "sse_update"]
 

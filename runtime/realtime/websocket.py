@@ -17,11 +17,11 @@ from quart import Response, current_app, jsonify, websocket
 
 from ..errors import error_body
 from . import protocol
+from .commands import connected_frame, handle_message
 from .connection import Connection
 from .extension import current_realtime
 from .handshake import origin_allowed
 from .protocol import CloseCode
-from .session import connected_frame, handle_message
 
 __all__ = ["websocket_endpoint"]
 
