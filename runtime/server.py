@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
@@ -18,10 +18,6 @@ from quart import Quart
 __all__ = ["serve"]
 
 log = logging.getLogger("runtime.server")
-
-# Called, in order, when a stop signal arrives and before Hypercorn stops accepting:
-# realtime uses this to close its connections with 1001 at once.
-ShutdownHook = Callable[[], Awaitable[None]]
 
 
 async def serve(
@@ -65,6 +61,8 @@ async def serve(
 
     async def shutdown_trigger() -> None:
         await stop.wait()
+        # app.extensions["shutdown_hooks"] run before Hypercorn stops: realtime closes its
+        # connections with 1001 at once rather than letting Hypercorn end them with 1011.
         log.info("stopping")
         for hook in app.extensions.get("shutdown_hooks", []):
             await hook()

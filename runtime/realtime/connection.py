@@ -7,6 +7,7 @@ them with `drain()`. A reader that falls `max_queue` frames behind is closed as 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import deque
@@ -91,6 +92,14 @@ class Connection:
             self.queue.clear()
             self.wakeup.set()
             self.closed.set()
+
+    async def wait(self, deadline: float) -> None:
+        """Until a frame is queued, the connection closes, or the loop's time `deadline`."""
+        if self.queue or self.close_code is not None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self.wakeup.wait()
 
     def drain(self) -> list[str]:
         frames = list(self.queue)

@@ -30,35 +30,6 @@ class Event:
     def is_custom(self) -> bool:
         return self.action == "custom"
 
-    def to_dict(self) -> dict[str, Any]:
-        """For backends that serialise (Redis); the id is theirs to assign."""
-        out: dict[str, Any] = {"action": self.action, "collection": self.collection}
-        if self.is_custom:
-            out.update(name=self.name, data=self.data)
-            if self.client_ids is not None:
-                out["client_ids"] = sorted(self.client_ids)
-            if self.user_ids is not None:
-                out["user_ids"] = sorted(self.user_ids, key=str)
-        else:
-            out.update(record_id=self.record_id, record=self.record, changed=list(self.changed))
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], event_id: str) -> Event:
-        client_ids, user_ids = data.get("client_ids"), data.get("user_ids")
-        return cls(
-            action=data["action"],
-            collection=data.get("collection"),
-            record_id=data.get("record_id"),
-            record=data.get("record"),
-            changed=tuple(data.get("changed") or ()),
-            name=data.get("name"),
-            data=data.get("data"),
-            client_ids=frozenset(client_ids) if client_ids is not None else None,
-            user_ids=frozenset(user_ids) if user_ids is not None else None,
-            id=event_id,
-        )
-
 
 def record_event(
     action: str, collection: str, record_id: str, record: dict[str, Any], changed: tuple[str, ...]

@@ -9,7 +9,6 @@ Last-Event-ID by itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -142,10 +141,7 @@ async def _stream(state: RealtimeState, conn: Connection) -> AsyncIterator[str]:
     try:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
-            if not conn.queue and not conn.closing:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(next_ping):
-                        await conn.wakeup.wait()
+            await conn.wait(next_ping)
             if conn.closing:
                 # SSE has no close codes: say why in a last message, then end the stream.
                 frame = {"type": "close", "code": conn.close_code, "reason": conn.close_reason}

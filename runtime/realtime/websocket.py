@@ -104,10 +104,7 @@ async def _write(conn: Connection, heartbeat: float, timeout: float) -> None:
     next_ping = loop.time() + heartbeat
     ping = protocol.encode(protocol.ping())
     while True:
-        if not conn.queue and not conn.closing:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(next_ping):
-                    await conn.wakeup.wait()
+        await conn.wait(next_ping)
         if loop.time() >= next_ping:
             next_ping = loop.time() + heartbeat
             if time.monotonic() - conn.last_seen > timeout:
