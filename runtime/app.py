@@ -16,7 +16,7 @@ from .base_model import BaseModel, collections
 from .config import Config, load_config
 from .db import database, open_database
 from .errors import ApiError, error_body, error_response
-from .realtime.extension import Realtime
+from .realtime_extension import Realtime
 from .users import Session, User
 
 __all__ = ["RuntimeState", "create_app"]

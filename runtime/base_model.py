@@ -19,23 +19,20 @@ deletes are recorded with the database, which announces them once they commit (s
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import datetime
-import decimal
 import inspect
 import re
 import threading
-import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import peewee
 
 from .db import RecordChange, database
+from .json_values import json_value
 from .rules import RULE_NAMES, Rule, UserLike, check_rule, collection_may_be_readable
 
-__all__ = ["BaseModel", "collection", "collections", "json_value"]
+__all__ = ["BaseModel", "collection", "collections"]
 
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _registry: dict[str, type[BaseModel]] = {}
@@ -180,73 +177,97 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         else:
             changed = set(self._dirty)
         changed.discard(self._meta.primary_key.name)
-        with _announced_by_caller():
-            rows = super().save(force_insert=force_insert, only=only)
-        if rows and (inserting or changed):
-            fields = self._meta.sorted_field_names
-            self._record(
-                "create" if inserting else "update",
-                tuple(f for f in fields if f in changed) if not inserting else (),
-            )
+        # One transaction even for a lone save: its commit is where its place in the
+        # order of events is decided (see runtime.db).
+        with database.write_transaction():
+            with _rows_returned_to_caller(type(self)) as written:
+                rows = super().save(force_insert=force_insert, only=only)
+            if written:
+                # The instance now holds what the database stored, as reading it back
+                # would give it: the API answers with what GET and the event show.
+                self.__data__.update(written[-1])
+            if rows and written and (inserting or changed):
+                fields = self._meta.sorted_field_names
+                self._record(
+                    "create" if inserting else "update",
+                    written[-1],
+                    tuple(f for f in fields if f in changed) if not inserting else (),
+                )
         return int(rows or 0)
 
     def delete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
-        if recursive:  # as Peewee does; the dependants' changes are announced as bulk ones
-            for query, fk in self.dependencies(exclude_null_children=not delete_nullable):
-                if fk.null and not delete_nullable:
-                    fk.model.update(**{fk.name: None}).where(query).execute()
-                else:
-                    fk.model.delete().where(query).execute()
-        with _announced_by_caller():
-            rows = type(self).delete().where(self._pk_expr()).execute()
-        if rows:
-            self._record("delete", ())
+        with database.write_transaction():
+            if recursive:  # as Peewee does; the dependants' changes are announced as bulk ones
+                for query, fk in self.dependencies(exclude_null_children=not delete_nullable):
+                    if fk.null and not delete_nullable:
+                        fk.model.update(**{fk.name: None}).where(query).execute()
+                    else:
+                        fk.model.delete().where(query).execute()
+            with _rows_returned_to_caller(type(self)) as written:
+                rows = type(self).delete().where(self._pk_expr()).execute()
+            if rows and written:
+                self._record("delete", written[-1], ())
         return int(rows)
 
-    def _record(self, action: str, changed: tuple[str, ...]) -> None:
-        database.record_change(
-            RecordChange(type(self), action, self.record_id, self.to_dict(), changed)
-        )
+    def _record(self, action: str, row: dict[str, Any], changed: tuple[str, ...]) -> None:
+        change = RecordChange(type(self), action, self.record_id, row, changed)
+        database.record_change(change)
 
 
 _local = threading.local()
 
 
+class _Collector:
+    __slots__ = ("model", "rows")
+
+    def __init__(self, model: type[peewee.Model]) -> None:
+        self.model = model
+        self.rows: list[dict[str, Any]] | None = None
+
+
 @contextlib.contextmanager
-def _announced_by_caller() -> Iterator[None]:
-    """save() and delete_instance() announce their own change, with its changed fields."""
-    _local.quiet = getattr(_local, "quiet", 0) + 1
+def _rows_returned_to_caller(model: type[peewee.Model]) -> Iterator[list[dict[str, Any]]]:
+    """save() and delete_instance() announce their own change (with its changed fields):
+    the rows their statement returns are handed to them instead of announced."""
+    written: list[dict[str, Any]] = []
+    previous = getattr(_local, "collector", None)
+    collector = _local.collector = _Collector(model)
     try:
-        yield
+        yield written
     finally:
-        _local.quiet -= 1
+        _local.collector = previous
+        written.extend(collector.rows or ())
 
 
 class _TrackedWrite:
-    """A bulk query that announces one change per row it wrote.
+    """A write query that announces one change per row it wrote.
 
-    It runs with `RETURNING` every column (SQLite 3.35+) and records each row. Queries
-    with a `.returning()` of their own run as written and announce nothing: the rows
-    they return are not whole records.
+    It runs with `RETURNING` every column (SQLite 3.35+), so each change carries the row
+    exactly as reading it back would give it (a Decimal as the database kept it, a
+    boolean as a bool), and records each row. Queries with a `.returning()` of their own
+    run as written and announce nothing: the rows they return are not whole records.
     """
 
     action: str
 
     def _execute(self, database: Any) -> Any:
-        if getattr(_local, "quiet", 0) or self._returning_set_by_caller():
+        if self._returning_set_by_caller():
             return super()._execute(database)  # type: ignore[misc]
         model = self.model  # type: ignore[attr-defined]
         # Peewee's own returning() (not ModelInsert's, which picks model rows); it copies.
         query = peewee._WriteQuery.returning(self, *model._meta.sorted_fields)
         query._row_type = peewee.ROW.DICT
-        rows = [dict(row) for row in peewee._WriteQuery._execute(query, database)]
-        changed = self._changed_fields()
         pk = model._meta.primary_key.name
-        for row in rows:
-            data = {name: json_value(row.get(name)) for name in model._meta.sorted_field_names}
-            database.record_change(
-                RecordChange(model, self.action, str(row.get(pk)), data, changed)
-            )
+        collector: _Collector | None = getattr(_local, "collector", None)
+        with database.write_transaction():
+            rows = [dict(row) for row in peewee._WriteQuery._execute(query, database)]
+            if collector is not None and collector.model is model and collector.rows is None:
+                collector.rows = rows  # the statement of a save() or delete_instance()
+            else:
+                changed = self._changed_fields()
+                for row in rows:
+                    change = RecordChange(model, self.action, str(row.get(pk)), row, changed)
+                    database.record_change(change)
         return self._result(rows, pk)
 
     def _returning_set_by_caller(self) -> bool:
@@ -282,20 +303,3 @@ class _TrackedInsert(_TrackedWrite, peewee.ModelInsert):
         if self._as_rowcount:
             return len(rows)
         return rows[-1].get(pk) if rows else None  # SQLite's last insert id
-
-
-def json_value(value: Any) -> Any:
-    """A field value as JSON can carry it."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, peewee.Model):
-        return json_value(value._pk)
-    return str(value)

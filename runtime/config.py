@@ -104,12 +104,15 @@ class RealtimeConfig:
     heartbeat: float = 25.0
     heartbeat_timeout: float = 60.0
     send_queue_size: int = 1000
+    send_queue_bytes: int = 4 * 1024 * 1024
     history_size: int = 10000
+    replay_limit: int = 1000
     max_message_size: int = 65536
     max_subscriptions: int = 100
     max_connections: int = 10000
     message_rate_limit: str = "100/10second"
     snapshot_limit: int = 500
+    publish_queue_size: int = 100_000
     websocket_compression: bool = False
 
     def check(self) -> None:
@@ -127,7 +130,10 @@ class RealtimeConfig:
         _at_least("realtime.heartbeat", self.heartbeat, 0.05)
         _at_least("realtime.heartbeat_timeout", self.heartbeat_timeout, self.heartbeat)
         _at_least("realtime.send_queue_size", self.send_queue_size, 1)
+        _at_least("realtime.send_queue_bytes", self.send_queue_bytes, 65536)
         _at_least("realtime.history_size", self.history_size, 0)
+        _at_least("realtime.replay_limit", self.replay_limit, 1)
+        _at_least("realtime.publish_queue_size", self.publish_queue_size, 1)
         _at_least("realtime.max_message_size", self.max_message_size, 256)
         _at_least("realtime.max_subscriptions", self.max_subscriptions, 1)
         _at_least("realtime.max_connections", self.max_connections, 1)

@@ -7,12 +7,16 @@ commit hands them, in order, to every receiver connected with `on_commit.connect
 Outside a transaction a change is committed at once and announced at once.
 
 Peewee keeps connection and transaction state per thread, so the buffers are per thread
-too. One lock spans "commit, then announce" so that announcements from several threads
-come out in commit order.
+too. One lock spans "commit, then announce": receivers are called under it, so the order
+in which they hear of changes is the order in which the changes committed, whatever
+thread committed them. A receiver must therefore be quick and must never wait for
+another thread (realtime only queues the changes). The same lock lets a reader take a
+snapshot that no commit can slip into (`commits_held()`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -34,7 +38,7 @@ class RecordChange:
     model: type[peewee.Model]
     action: str  # "create" | "update" | "delete"
     record_id: str
-    data: dict[str, Any]  # every field's value at that moment (hidden ones included)
+    data: dict[str, Any]  # every field's stored value at that moment (hidden ones included)
     changed: tuple[str, ...] = ()  # for "update": the fields that were written
 
 
@@ -110,6 +114,25 @@ class TrackingDatabase(peewee.SqliteDatabase):
         else:
             with self._commit_lock:
                 on_commit.send([change])
+
+    def write_transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A transaction around one write made outside any, else nothing.
+
+        A write in autocommit mode would commit before its change could be announced,
+        and another thread's commit could be announced in between: inside a
+        transaction, its commit and its announcement are one step under the lock.
+        """
+        if self._frames() or self.in_transaction():
+            return contextlib.nullcontext()
+        atomic: contextlib.AbstractContextManager[Any] = self.atomic()
+        return atomic
+
+    def commits_held(self) -> contextlib.AbstractContextManager[Any]:
+        """No commit of this process completes (nor is announced) while this is held.
+
+        What is read under it is exactly what the changes announced so far made.
+        """
+        return self._commit_lock
 
     def begin(self, *args: Any, **kwargs: Any) -> None:
         super().begin(*args, **kwargs)

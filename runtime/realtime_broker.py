@@ -1,44 +1,45 @@
-"""The broker: connections, their subscriptions, and fan-out of events to them.
+"""The broker: connections, their subscriptions, and the events they receive.
 
-Plain synchronous code that runs on the event loop's thread and does no I/O: transports
-hand it connections and client commands, backends hand it published events, and it
-fills each connection's bounded send queue. Publishing never waits on a client.
+It ties the pipeline's stages together (see `runtime/realtime/`): the publisher hands
+events to the backend in commit order, the backend delivers them back in its order, and
+fan-out fills each connection's bounded queue. Here: who is connected, subscribing
+(authorization, snapshots, resuming), and publishing.
 
-Fan-out encodes an event once per distinct payload (per set of visible fields), not
-once per subscriber, and evaluates read rules once per distinct user.
+Subscribing awaits (a network backend reads its history over the network, a snapshot
+waits for its position to be published), so live events may arrive meanwhile: the new
+subscriptions hold them back, and when the history or snapshot is in, those already
+covered are dropped and the rest follow the reply, as Centrifugo merges by offset. So
+there is no gap and no duplicate between a snapshot or a replay and the live events.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .base_model import BaseModel
 from .realtime import protocol
+from .realtime.access import Faults, snapshot_order, snapshot_records
 from .realtime.backends import Backend
 from .realtime.connection import TOO_SLOW_REASON, Connection
 from .realtime.events import Event
+from .realtime.fanout import Fanout
 from .realtime.patterns import Pattern, PatternKind
-from .realtime.protocol import CloseCode, ErrorCode, ProtocolError, Subscribe
-from .realtime.registry import SubscriptionRegistry, filter_matches
+from .realtime.protocol import CloseCode, ErrorCode, Frame, ProtocolError, Subscribe
+from .realtime.publisher import Publisher
+from .realtime.registry import Subscription, SubscriptionRegistry
+from .realtime.replay import replay_frames
+from .realtime.stats import DeliveryStats
+from .realtime.supervisor import supervise
 
-__all__ = ["Broker", "BrokerStats"]
+__all__ = ["Broker"]
 
-
-@dataclass
-class BrokerStats:
-    """Counters for /realtime/metrics."""
-
-    published: int = 0
-    delivered: int = 0
-    dropped: int = 0
-    rate_limited: int = 0
-    slow_disconnects: int = 0
-    connections_total: dict[str, int] = field(default_factory=dict)
+# What one subscribe request's snapshots and replay may add to a connection's queue,
+# as a share of its budget (`send_queue_bytes`): the rest is for live events.
+REPLY_SHARE = 0.5
 
 
 class Broker:
@@ -49,52 +50,103 @@ class Broker:
         *,
         max_subscriptions: int = 100,
         snapshot_limit: int = 500,
+        replay_limit: int = 1000,
+        max_pending: int = 100_000,
     ) -> None:
         self.backend = backend
         self._models = models
         self.max_subscriptions = max_subscriptions
         self.snapshot_limit = snapshot_limit
+        self.replay_limit = replay_limit
         self.registry: SubscriptionRegistry[Connection] = SubscriptionRegistry()
         self.connections: dict[str, Connection] = {}
         self._by_user: dict[Any, set[Connection]] = {}
         self._by_session: dict[str, set[Connection]] = {}
-        # Collection-less custom events reach a connection whatever it subscribed: from this
-        # event id on (the head when it opened, or an earlier point replayed since).
-        self._globals_from: dict[Connection, str] = {}
-        self.stats = BrokerStats()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: int | None = None
+        self.stats = DeliveryStats()
+        self.faults = Faults()
+        self.fanout = Fanout(
+            self.registry, self.connections, self._by_user, models, self.stats, self.faults
+        )
+        self.publisher = Publisher(backend, max_pending=max_pending, stats=self.stats)
+        self._position = Event("position", None)  # the last event delivered
+        self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()  # set whenever no connection is open
         self._idle.set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._idle = asyncio.Event()  # an Event belongs to the loop that first waits on it
         if not self.connections:
             self._idle.set()
         await self.backend.start(self._deliver)
+        self._position = await self.backend.position()
+        self.publisher.start(self._position)
+        self._task = asyncio.create_task(
+            supervise("publisher", self.publisher.run, self.stats.task_restarts)
+        )
 
     async def stop(self) -> None:
+        self.publisher.stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         await self.backend.stop()
-        self.loop = None
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run `callback(*args)` on the event loop soon, from any thread; nothing when
+        realtime is not running."""
+        loop = self.publisher.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(callback, *args)
 
     def served(self) -> Mapping[str, type[BaseModel]]:
         """The collections this broker serves, by name."""
         return self._models()
 
-    def _on_loop(self) -> bool:
-        loop = self.loop
-        return loop is None or not loop.is_running() or self._loop_thread == threading.get_ident()
+    # -- publishing --------------------------------------------------------------------
+
+    def publish(self, events: Sequence[Event]) -> None:
+        """Queue events for publication after everything queued before (any thread)."""
+        self.publisher.submit(events)
+
+    def publish_one(self, event: Event) -> str:
+        """Publish one event from synchronous code and return its id. From another thread
+        it waits for the loop; on the loop's thread the backend must publish in-process."""
+        ticket = self.publisher.submit_one(event)
+        if self.publisher.on_loop_thread():
+            if not self.publisher.publish_queued_now():
+                raise RuntimeError(
+                    "on the event loop's thread, await app.realtime_broadcast_async(...): "
+                    "this backend cannot publish without awaiting"
+                )
+            return ticket.result(0)
+        return ticket.result(timeout=30)
+
+    async def publish_one_async(self, event: Event) -> str:
+        return await asyncio.wrap_future(self.publisher.submit_one(event))
+
+    async def flushed(self) -> None:
+        """Until everything submitted so far is published and delivered."""
+        await self.publisher.mark()
+
+    def _deliver(self, events: Sequence[Event]) -> None:
+        """From the backend: published events, in order, on the loop's thread."""
+        for event in events:
+            try:
+                self.fanout.deliver(event)
+            except Exception as error:  # fan-out isolates readers; this is a last resort
+                self.faults.record(event.collection or "-", "fan-out", "fan-out", error)
+            self._position = event
 
     # -- connections -------------------------------------------------------------------
 
     def connect(self, conn: Connection) -> None:
         self.connections[conn.id] = conn
         self._idle.clear()
-        self._globals_from[conn] = self.backend.head()
+        conn.globals_from = self._position.seq
         if conn.user is not None:
             self._by_user.setdefault(conn.user_id, set()).add(conn)
         if conn.session_hash is not None:
@@ -106,7 +158,6 @@ class Broker:
         """Forget everything about `conn`; safe to call more than once."""
         if self.connections.pop(conn.id, None) is None:
             return
-        self._globals_from.pop(conn, None)
         self.registry.remove_connection(conn)
         _discard(self._by_user, conn.user_id, conn)
         _discard(self._by_session, conn.session_hash, conn)
@@ -114,6 +165,12 @@ class Broker:
             self.stats.slow_disconnects += 1
         if not self.connections:
             self._idle.set()
+
+    def connection(self, connection_id: str) -> Connection | None:
+        return self.connections.get(connection_id)
+
+    def connection_count(self) -> int:
+        return len(self.connections)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no connection is open; False if `timeout` passed first."""
@@ -140,54 +197,151 @@ class Broker:
 
     # -- subscriptions -----------------------------------------------------------------
 
-    def subscribe(self, conn: Connection, command: Subscribe) -> list[str]:
-        """Subscribe; returns the frames to send: `subscribed`, then any replay.
-
-        Raises ProtocolError when the subscription is refused.
+    async def subscribe(
+        self,
+        conn: Connection,
+        commands: Sequence[Subscribe | ProtocolError],
+        *,
+        replies_on_stream: bool = True,
+    ) -> list[Frame]:
+        """Subscribe to several patterns at once; returns a reply per command, in order
+        (`subscribed`, or `error` for a refused one or a ProtocolError given in its
+        place). With `replies_on_stream` the replies are queued on the connection too;
+        the replay and the events held meanwhile always are, after them.
         """
-        replies, replay = self.subscribe_many(conn, [command])
-        reply = replies[0]
-        if isinstance(reply, ProtocolError):
-            raise reply
-        return [reply, *replay]
-
-    def subscribe_many(
-        self, conn: Connection, commands: list[Subscribe]
-    ) -> tuple[list[str | ProtocolError], list[str]]:
-        """Subscribe to several patterns at once (an SSE stream's query, say).
-
-        Returns a reply per command (the encoded `subscribed` frame, or the error) and
-        one replay for all the resumed ones, in event order and each event once.
-
-        Runs without awaiting, like publishing, so nothing can be published between
-        taking the position and going live: no gap, no duplicate.
-        """
-        replies: list[str | ProtocolError] = []
-        resumed: list[tuple[Subscribe, list[Event]]] = []
-        head = self.backend.head()
-        for command in commands:
+        async with conn.command_lock:
+            replies: list[Frame] = []
+            accepted: list[_Accepted] = []
+            seen: set[Any] = set()
+            for command in commands:
+                try:
+                    if isinstance(command, ProtocolError):
+                        raise command
+                    model, order = self._check_subscription(conn, command, seen)
+                except ProtocolError as error:
+                    replies.append(protocol.error(error.request_id, error.code, error.message))
+                    continue
+                seen.add(command.pattern.key)
+                self.registry.add(
+                    conn, command.pattern, command.filter, live_from=self._position.seq, held=True
+                )
+                sub = self.registry.get(conn, command.pattern)
+                assert sub is not None
+                accepted.append(_Accepted(len(replies), command, model, order, sub))
+                replies.append({})  # the `subscribed` reply, once settled
             try:
-                model = self._check_subscription(conn, command)
-            except ProtocolError as error:
-                replies.append(error)
-                continue
-            snapshot, events, live_from = None, None, head
-            if command.snapshot and model is not None:
-                snapshot = self._snapshot(conn, model, command.pattern, command.filter, head)
-            elif command.since is not None:
-                events = self.backend.events_after(command.since)
-                if events is not None:
-                    resumed.append((command, events))
-                    live_from = command.since
-            self.registry.add(conn, command.pattern, command.filter, live_from=live_from)
-            reply = protocol.subscribed(
-                command.request_id, command.pattern.text, events is not None, snapshot
-            )
-            replies.append(protocol.encode(reply))
-        return replies, self._replay(conn, resumed) if resumed else []
+                frames = await self._settle(conn, accepted, replies)
+            except BaseException:
+                for item in accepted:
+                    if item.sub.held:
+                        self.registry.discard(conn, item.command.pattern)
+                conn.take_held()
+                raise
+            # Still without awaiting since the subscriptions went live: nothing can come
+            # between these frames, and live events follow them.
+            if replies_on_stream:
+                for reply in replies:
+                    conn.send(protocol.encode(reply))
+            for frame in frames:
+                conn.send(frame)
+            return replies
 
-    def _check_subscription(self, conn: Connection, command: Subscribe) -> type[BaseModel] | None:
+    async def _settle(
+        self, conn: Connection, accepted: list[_Accepted], replies: list[Frame]
+    ) -> list[str]:
+        """Take the snapshots and read the history for held subscriptions, then let them
+        go live; returns the replayed and held-back events to send after the replies."""
+        registered = self._position.seq
+        budget = int(conn.max_queue_bytes * REPLY_SHARE)
+        snapshots, budget = await self._snapshots(conn, accepted, budget)
+        resumed: list[tuple[_Accepted, list[Event]]] = []
+        for item in accepted:
+            item.cutoff = registered
+            if item.index in snapshots:
+                item.cutoff = snapshots[item.index].pop("seq")
+            elif item.command.since is not None:
+                events = await self.backend.read_after(item.command.since, self.replay_limit)
+                if events is not None:
+                    item.recovered = True
+                    if events:
+                        resumed.append((item, events))
+        # From here on nothing awaits: the subscriptions go live, and the events they
+        # held back are sent unless the snapshot or the replay covers them already.
+        frames: list[str] = []
+        if resumed:
+            others = [s for s in self.registry.subscriptions_of(conn) if not s.held]
+            replayed = replay_frames(
+                conn, [(item.sub, evs) for item, evs in resumed], others, self.fanout.access, budget
+            )
+            if replayed is not None:
+                frames.extend(replayed)
+                for item, events in resumed:
+                    item.cutoff = events[-1].seq
+                    item.live_from = events[0].seq - 1  # it has every event after `since`
+            else:  # more than the connection could take: it must refetch instead
+                for item, _ in resumed:
+                    item.recovered = False
+        cutoffs: dict[int, int] = {}
+        for item in accepted:
+            item.sub.held = False
+            cutoffs[id(item.sub)] = item.cutoff
+            item.sub.live_from = item.cutoff if item.live_from is None else item.live_from
+            command = item.command
+            replies[item.index] = protocol.subscribed(
+                command.request_id, command.pattern.text, item.recovered, snapshots.get(item.index)
+            )
+        for seq, frame, subs in conn.take_held():
+            if any(seq > cutoffs.get(id(sub), seq) for sub in subs):
+                frames.append(frame)
+        return frames
+
+    async def _snapshots(
+        self, conn: Connection, accepted: list[_Accepted], budget: int
+    ) -> tuple[dict[int, dict[str, Any]], int]:
+        """The snapshot of each accepted snapshot subscription, by reply index, and what
+        is left of the budget (in characters) that they share.
+
+        They are read while no commit can complete, and their position is that of the
+        last change announced before: the live events after it are exactly those the
+        snapshot does not show.
+        """
+        wanted = [item for item in accepted if item.order is not None]
+        if not wanted:
+            return {}, budget
+        bodies: dict[int, dict[str, Any]] = {}
+        with _commits_held(item.model for item in wanted if item.model is not None):
+            for item in wanted:
+                assert item.model is not None and item.order is not None
+                command = item.command
+                records, complete, used = snapshot_records(
+                    item.model,
+                    conn.user,
+                    command.pattern,
+                    command.filter,
+                    order=item.order[0],
+                    limit=min(command.limit or self.snapshot_limit, self.snapshot_limit),
+                    max_chars=budget,
+                    faults=self.faults,
+                )
+                budget -= used
+                bodies[item.index] = {"records": records, "complete": complete}
+            mark = self.publisher.mark()
+        position = await mark
+        for item in wanted:
+            assert item.order is not None
+            body = bodies[item.index]
+            body.update(position=position.id, sort=item.order[1], seq=position.seq)
+        return bodies, budget
+
+    def _check_subscription(
+        self, conn: Connection, command: Subscribe, seen: set[Any]
+    ) -> tuple[type[BaseModel] | None, tuple[Any, str] | None]:
+        """The pattern's model (exact patterns) and the snapshot's order, if it has one."""
         pattern, request_id = command.pattern, command.request_id
+        if pattern.key in seen:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, "the same pattern twice in one request", request_id
+            )
         if (
             self.registry.get(conn, pattern) is None
             and self.registry.count(conn) >= self.max_subscriptions
@@ -198,11 +352,13 @@ class Broker:
                 request_id,
             )
         model = self._authorize(conn, pattern, request_id)
-        if command.snapshot and model is None:
+        if not command.snapshot:
+            return model, None
+        if model is None:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, "snapshot needs a collection or record pattern", request_id
             )
-        return model
+        return model, snapshot_order(model, conn.user, command.sort, command.request_id)
 
     def unsubscribe(self, conn: Connection, pattern: Pattern) -> None:
         self.registry.discard(conn, pattern)
@@ -226,205 +382,29 @@ class Broker:
             )
         return model
 
-    def _snapshot(
-        self,
-        conn: Connection,
-        model: type[BaseModel],
-        pattern: Pattern,
-        filter: Mapping[str, Any] | None,
-        position: str,
-    ) -> dict[str, Any]:
-        query = model.readable_query(conn.user)
-        if pattern.kind is PatternKind.RECORD:
-            query = query.where(model._meta.primary_key == pattern.record_id)
-        records: list[dict[str, Any]] = []
-        complete = True
-        for record in query.order_by(model._meta.primary_key).iterator():
-            visible = record.visible_to(conn.user)
-            if visible is None or not filter_matches(filter, visible):
-                continue
-            if len(records) == self.snapshot_limit:
-                complete = False
-                break
-            records.append(visible)
-        return {"records": records, "position": position, "complete": complete}
 
-    def _replay(self, conn: Connection, resumed: list[tuple[Subscribe, list[Event]]]) -> list[str]:
-        """Frames of missed events for newly resumed subscriptions, in event order.
+@dataclass(slots=True)
+class _Accepted:
+    """A subscribe command that passed the checks, while it settles."""
 
-        Each `events` list is a suffix of the same history; the longest is walked once.
-        An event is skipped if the connection already got it: through one of its other
-        subscriptions (live since before the event), or, for collection-less custom
-        events, because the connection was open (or had them replayed) by then.
-        """
-        events = max((evs for _, evs in resumed), key=len)
-        index = {event.id: i for i, event in enumerate(events)}
-
-        def delivered_from(live_from: str) -> int:
-            # From which position a subscription live since `live_from` got events; an
-            # id not in the list is older than its start.
-            return index[live_from] + 1 if live_from in index else 0
-
-        new = [
-            (len(events) - len(evs), command.pattern, command.filter) for command, evs in resumed
-        ]
-        new_keys = {pattern.key for _, pattern, _ in new}
-        others = [
-            (delivered_from(sub.live_from), sub)
-            for sub in self.registry.subscriptions_of(conn)
-            if sub.pattern.key not in new_keys
-        ]
-        globals_from = self._globals_from.get(conn, "")
-        globals_start = delivered_from(globals_from)  # globals before it were missed
-        frames: list[str] = []
-        for i, event in enumerate(events):
-            frame, visible = self._frame_for(conn, event)
-            if frame is None:
-                continue
-            if event.collection is None:  # custom events that no pattern governs
-                wanted = i < globals_start
-            else:
-                collection, record_id = event.collection, event.record_id
-                wanted = any(
-                    i >= start and p.matches(collection, record_id) and filter_matches(f, visible)
-                    for start, p, f in new
-                ) and not any(
-                    i >= start
-                    and sub.pattern.matches(collection, record_id)
-                    and filter_matches(sub.filter, visible)
-                    for start, sub in others
-                )
-            if wanted:
-                frames.append(frame)
-        if globals_start > 0:  # those globals are now delivered from the earliest `since`
-            earliest = max(resumed, key=lambda item: len(item[1]))[0]
-            self._globals_from[conn] = earliest.since or globals_from
-        return frames
-
-    # -- publishing --------------------------------------------------------------------
-
-    def publish(self, event: Event) -> str:
-        """Publish from any thread; returns the event id.
-
-        On the loop's thread (or with no loop running) it publishes at once; from
-        another thread it hands the event to the loop, in order, and waits for the id.
-        """
-        loop = self.loop
-        if loop is None or self._on_loop():
-            return self.backend.publish(event)
-        future: concurrent.futures.Future[str] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(self.backend.publish(event))
-            except Exception as exc:  # handed to the publishing thread
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result()
-
-    def publish_nowait(self, events: Iterable[Event]) -> None:
-        """Publish from any thread without waiting for ids (commit hooks use this)."""
-        loop = self.loop
-        if loop is None or self._on_loop():
-            for event in events:
-                self.backend.publish(event)
-            return
-        batch = list(events)
-        loop.call_soon_threadsafe(lambda: [self.backend.publish(e) for e in batch])
-
-    # -- fan-out (hot path) ------------------------------------------------------------
-
-    def _deliver(self, event: Event) -> None:
-        """Called by the backend for every event, in id order, on the loop's thread."""
-        self.stats.published += 1
-        if event.is_custom:
-            self._deliver_custom(event)
-            return
-        assert event.collection is not None
-        matches = self.registry.match(event.collection, event.record_id)
-        if not matches:
-            return
-        model = self.served().get(event.collection)
-        if model is None:
-            return
-        record = _rebuild(model, event.record or {})
-        readable: dict[Any, bool] = {}
-        fields_of: dict[Any, tuple[str, ...]] = {}
-        encoded: dict[tuple[str, ...], tuple[str | None, dict[str, Any]]] = {}
-        for conn, subscriptions in matches.items():
-            user, user_id = conn.user, conn.user_id
-            allowed = readable.get(user_id)
-            if allowed is None:
-                allowed = readable[user_id] = record.readable_by(user)
-                fields_of[user_id] = model.visible_fields(user)
-            if not allowed:
-                continue
-            fields = fields_of[user_id]
-            entry = encoded.get(fields)
-            if entry is None:
-                entry = encoded[fields] = _encode_record_event(event, fields)
-            frame, visible = entry
-            if frame is not None and any(filter_matches(s.filter, visible) for s in subscriptions):
-                self._send(conn, frame)
-
-    def _deliver_custom(self, event: Event) -> None:
-        candidates: Iterable[Connection]
-        if event.collection is None:
-            # No collection: the targets, or everyone; subscriptions play no part.
-            if event.client_ids is None and event.user_ids is None:
-                candidates = self.connections.values()
-            else:
-                candidates = self._targets(event.client_ids or (), event.user_ids or ())
-        else:
-            model = self.served().get(event.collection)
-            if model is None:
-                return
-            candidates = [
-                conn
-                for conn in self.registry.match(event.collection)
-                if _is_target(event, conn) and model.collection_readable_by(conn.user)
-            ]
-        frame = protocol.encode(_custom_frame(event))
-        for conn in candidates:
-            self._send(conn, frame)
-
-    def _targets(self, client_ids: Iterable[str], user_ids: Iterable[Any]) -> set[Connection]:
-        found = {self.connections[c] for c in client_ids if c in self.connections}
-        for user_id in user_ids:
-            found.update(self._by_user.get(user_id, ()))
-        return found
-
-    def _send(self, conn: Connection, frame: str) -> None:
-        if conn.send(frame):
-            self.stats.delivered += 1
-        else:
-            self.stats.dropped += 1
-
-    def _frame_for(self, conn: Connection, event: Event) -> tuple[str | None, dict[str, Any]]:
-        """One event's frame for one connection (replay path), or None if not for it."""
-        if event.is_custom:
-            if not _is_target(event, conn):
-                return None, {}
-            if event.collection is not None:
-                model = self.served().get(event.collection)
-                if model is None or not model.collection_readable_by(conn.user):
-                    return None, {}
-            return protocol.encode(_custom_frame(event)), {}
-        model = self.served().get(event.collection or "")
-        if model is None:
-            return None, {}
-        record = _rebuild(model, event.record or {})
-        if not record.readable_by(conn.user):
-            return None, {}
-        return _encode_record_event(event, model.visible_fields(conn.user))
+    index: int  # of its reply
+    command: Subscribe
+    model: type[BaseModel] | None
+    order: tuple[Any, str] | None  # the snapshot's ORDER BY and its sort text, if any
+    sub: Subscription
+    cutoff: int = 0  # events up to here are covered by its snapshot or replay
+    recovered: bool = False  # its `since` was replayed
+    live_from: int | None = None  # when not the cutoff: after a replay, `since`
 
 
-def _is_target(event: Event, conn: Connection) -> bool:
-    """Whether a custom event's client and user targets (if any) include `conn`."""
-    if event.client_ids is None and event.user_ids is None:
-        return True
-    return conn.id in (event.client_ids or ()) or conn.user_id in (event.user_ids or ())
+def _commits_held(models: Iterable[type[BaseModel]]) -> contextlib.ExitStack:
+    """Hold the commits of every database the models use (see runtime.db)."""
+    stack = contextlib.ExitStack()
+    for database in {model._meta.database for model in models}:
+        hold = getattr(database, "commits_held", None)
+        if hold is not None:
+            stack.enter_context(hold())
+    return stack
 
 
 def _discard(index: dict[Any, set[Connection]], key: Any, conn: Connection) -> None:
@@ -433,44 +413,3 @@ def _discard(index: dict[Any, set[Connection]], key: Any, conn: Connection) -> N
         bucket.discard(conn)
         if not bucket:
             del index[key]
-
-
-def _rebuild(model: type[BaseModel], data: dict[str, Any]) -> BaseModel:
-    """A model instance from an event's data, for the read rule (no query, no defaults)."""
-    record = model.__new__(model)
-    record.__data__ = dict(data)
-    record._dirty = set()
-    record.__rel__ = {}
-    return record
-
-
-def _encode_record_event(
-    event: Event, fields: tuple[str, ...]
-) -> tuple[str | None, dict[str, Any]]:
-    """The frame for readers who see `fields`; None for an update they cannot see."""
-    data = event.record or {}
-    visible = {name: data[name] for name in fields if name in data}
-    changed = [name for name in event.changed if name in visible]
-    if event.action == "update" and not changed:
-        return None, visible
-    frame: dict[str, Any] = {
-        "type": "event",
-        "id": event.id,
-        "collection": event.collection,
-        "action": event.action,
-        "record": visible,
-    }
-    if event.action == "update":
-        frame["changed"] = changed
-    return protocol.encode(frame), visible
-
-
-def _custom_frame(event: Event) -> dict[str, Any]:
-    return {
-        "type": "event",
-        "id": event.id,
-        "collection": event.collection,
-        "action": "custom",
-        "name": event.name,
-        "data": event.data,
-    }

@@ -29,8 +29,9 @@ async def login_cookie(server: LiveServer, username: str) -> str:
 class Client:
     """One WebSocket connection to /realtime/subscribe that speaks the protocol."""
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(self, ws: ClientConnection, server: LiveServer) -> None:
         self.ws = ws
+        self.server = server
         self.connected: dict[str, Any] = {}
         self.pending: list[dict[str, Any]] = []
 
@@ -53,7 +54,7 @@ class Client:
             open_timeout=TIMEOUT,
             **options,
         )
-        client = cls(ws)
+        client = cls(ws, server)
         client.connected = await client.recv()
         assert client.connected["type"] == "connected", client.connected
         return client
@@ -107,9 +108,11 @@ class Client:
     async def expect_silence(self) -> None:
         """Nothing is queued for us: the answer to a ping is the very next frame.
 
-        Events published before the ping are queued before its pong, so this proves
-        that none of them was for this client.
+        Once everything committed so far is published (events are published by a task
+        of the server's loop), events for us are queued before the pong of a ping sent
+        now, so this proves that none of them was for this client.
         """
+        await self.server.run(self.server.broker.flushed())
         await self.send({"type": "ping"})
         frame = await self.recv()
         assert frame["type"] == "pong", f"unexpected frame: {frame}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import protocol
 from .connection import Connection
 from .protocol import (
@@ -15,11 +13,9 @@ from .protocol import (
     Subscribe,
     Unsubscribe,
 )
+from .state import RealtimeState
 
-if TYPE_CHECKING:
-    from .extension import RealtimeState
-
-__all__ = ["connected_frame", "handle_command", "handle_message", "send_error"]
+__all__ = ["MAX_REJECTED", "connected_frame", "handle_message", "rate_limit", "send_error"]
 
 # Messages refused in a row for the rate limit before the connection is closed (4429).
 MAX_REJECTED = 20
@@ -37,48 +33,54 @@ def connected_frame(conn: Connection, heartbeat: float) -> str:
 
 def send_error(conn: Connection, error: ProtocolError, retry_after: float | None = None) -> None:
     frame = protocol.error(error.request_id, error.code, error.message, retry_after)
-    conn.send(protocol.encode(frame), bounded=False)
+    conn.send(protocol.encode(frame))
 
 
-def handle_command(state: RealtimeState, conn: Connection, command: Command) -> list[str]:
-    """Carry out one command; returns the frames that answer it, in order."""
-    if isinstance(command, Subscribe):
-        return state.broker.subscribe(conn, command)
-    if isinstance(command, Unsubscribe):
-        state.broker.unsubscribe(conn, command.pattern)
-        return [protocol.encode(protocol.unsubscribed(command.request_id, command.pattern.text))]
-    if isinstance(command, Ping):
-        return [protocol.encode(protocol.pong())]
-    return []  # Pong: its arrival was the point
-
-
-def handle_message(state: RealtimeState, conn: Connection, raw: str | bytes) -> None:
-    """Parse, rate-limit and carry out one client message; errors become error frames."""
-    try:
-        command = protocol.parse_client_frame(raw, max_size=state.config.max_message_size)
-    except ProtocolError as error:
-        send_error(conn, error)
-        return
-    wait = state.message_limit.retry_after(conn.id)
+def rate_limit(state: RealtimeState, conn: Connection, cost: int = 1) -> int:
+    """Count `cost` messages against the connection's budget; 0 if they may go on, else
+    the seconds to wait (and the connection is closed after MAX_REJECTED refusals)."""
+    wait = state.message_limit.retry_after(conn.id, cost)
     if wait:
         state.broker.stats.rate_limited += 1
         conn.rejected += 1
         if conn.rejected > MAX_REJECTED:
-            conn.close(CloseCode.TOO_SLOW, "too many requests")
-            return
-        request_id = getattr(command, "request_id", None)
-        send_error(
-            conn,
-            ProtocolError(ErrorCode.RATE_LIMITED, "too many messages", request_id),
-            retry_after=wait,
-        )
-        return
-    state.message_limit.hit(conn.id)
+            # What is queued goes out first: the rate_limited errors that explain this.
+            conn.close(CloseCode.TOO_SLOW, "too many requests", flush=True)
+        return wait
+    state.message_limit.hit(conn.id, cost)
     conn.rejected = 0
+    return 0
+
+
+async def handle_message(state: RealtimeState, conn: Connection, raw: str | bytes) -> None:
+    """Parse, rate-limit and carry out one client message; errors become error frames.
+
+    Every message counts against the rate limit, the malformed ones too.
+    """
+    command: Command | ProtocolError
     try:
-        frames = handle_command(state, conn, command)
+        command = protocol.parse_client_frame(raw, max_size=state.config.max_message_size)
     except ProtocolError as error:
-        send_error(conn, error)
-        return
-    for frame in frames:
-        conn.send(frame, bounded=False)
+        command = error
+    wait = rate_limit(state, conn)
+    if wait:
+        if not conn.closing:
+            request_id = getattr(command, "request_id", None)
+            refusal = ProtocolError(ErrorCode.RATE_LIMITED, "too many messages", request_id)
+            send_error(conn, refusal, retry_after=wait)
+    elif isinstance(command, ProtocolError):
+        send_error(conn, command)
+    else:
+        await _carry_out(state, conn, command)
+
+
+async def _carry_out(state: RealtimeState, conn: Connection, command: Command) -> None:
+    if isinstance(command, Subscribe):
+        await state.broker.subscribe(conn, [command])
+    elif isinstance(command, Unsubscribe):
+        state.broker.unsubscribe(conn, command.pattern)
+        frame = protocol.unsubscribed(command.request_id, command.pattern.text)
+        conn.send(protocol.encode(frame))
+    elif isinstance(command, Ping):
+        conn.send(protocol.encode(protocol.pong()))
+    # Pong: its arrival was the point.

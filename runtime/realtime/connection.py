@@ -1,7 +1,11 @@
 """One client connection as the broker sees it: identity, auth context, send queue.
 
 The broker appends encoded frames with `send()`, which never waits; the transport drains
-them with `drain()`. A reader that falls `max_queue` frames behind is closed as too slow.
+them with `drain()`. Everything queued for a connection counts against its budget,
+events, replies, replays and errors alike, and so do events held back while one of its
+subscribes is under way: past `max_queue` frames or `max_queue_bytes` characters the
+connection is closed as too slow a reader (4429). A client that never reads cannot make
+the server keep more than that for it.
 """
 
 from __future__ import annotations
@@ -14,10 +18,15 @@ from collections import deque
 from typing import Any
 
 from .protocol import CloseCode
+from .registry import Subscription
 
-__all__ = ["TOO_SLOW_REASON", "Connection"]
+__all__ = ["TOO_SLOW_REASON", "Connection", "HeldEvent"]
 
 TOO_SLOW_REASON = "too slow: send queue full"
+
+# An event held back for subscriptions that are not live yet: (its order, its frame,
+# the held subscriptions it matched).
+HeldEvent = tuple[int, str, tuple[Subscription, ...]]
 
 
 class Connection:
@@ -26,10 +35,16 @@ class Connection:
         "close_code",
         "close_reason",
         "closed",
+        "command_lock",
+        "globals_from",
+        "held",
+        "held_bytes",
         "id",
         "last_seen",
         "max_queue",
+        "max_queue_bytes",
         "queue",
+        "queued_bytes",
         "rejected",
         "session_hash",
         "transport",
@@ -44,6 +59,7 @@ class Connection:
         session_hash: str | None,
         transport: str,
         max_queue: int,
+        max_queue_bytes: int = 1 << 62,
         batch: bool = False,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
@@ -52,13 +68,23 @@ class Connection:
         self.transport = transport
         self.batch = batch
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self.queue: deque[str] = deque()
+        self.queued_bytes = 0  # characters queued
+        self.held: list[HeldEvent] = []
+        self.held_bytes = 0
         self.wakeup = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
         self.closed = asyncio.Event()  # set by close(): the transport should finish up
         self.last_seen = time.monotonic()
         self.rejected = 0  # messages refused by the rate limit in the current window
+        # Subscribes of one connection are carried out one at a time (SSE POSTs may
+        # overlap), so at most one is under way and holding events back.
+        self.command_lock = asyncio.Lock()
+        # Custom events without a collection reach every connection, whatever it
+        # subscribed: it has them from this order number on (see the broker's replay).
+        self.globals_from = 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.id} {self.transport} user={self.user_id!r}>"
@@ -71,25 +97,48 @@ class Connection:
     def closing(self) -> bool:
         return self.close_code is not None
 
-    def send(self, frame: str, *, bounded: bool = True) -> bool:
-        """Queue an encoded frame; False if the connection is closing or now too slow.
-
-        Replies and replays are sent unbounded: they are bounded by the history already.
-        """
-        if self.close_code is not None:
-            return False
-        if bounded and len(self.queue) >= self.max_queue:
-            self.close(CloseCode.TOO_SLOW, TOO_SLOW_REASON)
+    def send(self, frame: str) -> bool:
+        """Queue an encoded frame; False if the connection is closing or now too slow."""
+        if not self._room_for(frame):
             return False
         self.queue.append(frame)
+        self.queued_bytes += len(frame)
         self.wakeup.set()
         return True
 
-    def close(self, code: int, reason: str = "") -> None:
-        """Ask the transport to close; what is still queued is dropped."""
+    def hold(self, event: HeldEvent) -> bool:
+        """Keep an event back until the subscribe under way settles (see the broker)."""
+        if not self._room_for(event[1]):
+            return False
+        self.held.append(event)
+        self.held_bytes += len(event[1])
+        return True
+
+    def take_held(self) -> list[HeldEvent]:
+        held, self.held, self.held_bytes = self.held, [], 0
+        return held
+
+    def _room_for(self, frame: str) -> bool:
+        if self.close_code is not None:
+            return False
+        if (
+            len(self.queue) + len(self.held) >= self.max_queue
+            or self.queued_bytes + self.held_bytes + len(frame) > self.max_queue_bytes
+        ):
+            self.close(CloseCode.TOO_SLOW, TOO_SLOW_REASON)
+            return False
+        return True
+
+    def close(self, code: int, reason: str = "", *, flush: bool = False) -> None:
+        """Ask the transport to close. What is still queued is dropped, unless `flush`:
+        then it is sent first (the errors that explain a rate-limit close, say)."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-            self.queue.clear()
+            self.held.clear()
+            self.held_bytes = 0
+            if not flush:
+                self.queue.clear()
+                self.queued_bytes = 0
             self.wakeup.set()
             self.closed.set()
 
@@ -104,5 +153,6 @@ class Connection:
     def drain(self) -> list[str]:
         frames = list(self.queue)
         self.queue.clear()
+        self.queued_bytes = 0
         self.wakeup.clear()
         return frames

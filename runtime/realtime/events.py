@@ -1,14 +1,20 @@
-"""Events as they travel through a backend: plain data, JSON-ready, no I/O.
+"""Events: what travels from a commit or a broadcast through the backend to fan-out.
 
-A record event carries the record's non-hidden fields; who may see it, and which of its
-fields, is decided per subscriber when it is fanned out. A custom event carries its
-name, data and optional targets.
+A record event carries the record's stored, typed field values (a datetime is a
+datetime), hidden fields left out: read rules judge it on the values the API would
+read, and fan-out turns them into JSON once per shape. A custom event carries its name,
+JSON-safe data and optional targets. No I/O here.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from ..db import RecordChange
+from ..json_values import json_tree
 
 __all__ = ["Event", "custom_event", "record_event"]
 
@@ -18,23 +24,40 @@ class Event:
     action: str  # "create" | "update" | "delete" | "custom"
     collection: str | None
     record_id: str | None = None
-    record: dict[str, Any] | None = None
+    values: Mapping[str, Any] | None = None  # a record's visible-able fields, typed
     changed: tuple[str, ...] = ()
     name: str | None = None
-    data: Any = None
+    data: Any = None  # JSON-safe
     client_ids: frozenset[str] | None = None
     user_ids: frozenset[Any] | None = None
     id: str = ""  # given by the backend when published
+    # The backend's order: events compare by it (ids are opaque to everyone else).
+    seq: int = 0
 
     @property
     def is_custom(self) -> bool:
         return self.action == "custom"
 
+    @property
+    def topic(self) -> str | None:
+        """`<collection>/<record id>` for a record, the collection for a custom event."""
+        if self.record_id is not None:
+            return f"{self.collection}/{self.record_id}"
+        return self.collection
 
-def record_event(
-    action: str, collection: str, record_id: str, record: dict[str, Any], changed: tuple[str, ...]
-) -> Event:
-    return Event(action, collection, record_id=record_id, record=record, changed=changed)
+    def published(self, event_id: str, seq: int) -> Event:
+        return dataclasses.replace(self, id=event_id, seq=seq)
+
+
+def record_event(change: RecordChange, collection: str, hidden: Iterable[str]) -> Event | None:
+    """The event for a committed change, hidden fields left out; None for an update
+    that wrote only hidden fields, which no reader could see."""
+    secret = set(hidden)
+    changed = tuple(name for name in change.changed if name not in secret)
+    if change.action == "update" and not changed:
+        return None
+    values = {name: value for name, value in change.data.items() if name not in secret}
+    return Event(change.action, collection, change.record_id, values, changed)
 
 
 def custom_event(
@@ -42,9 +65,17 @@ def custom_event(
     data: Any,
     *,
     collection: str | None = None,
-    client_ids: frozenset[str] | None = None,
-    user_ids: frozenset[Any] | None = None,
+    client_ids: Iterable[str] | None = None,
+    user_ids: Iterable[Any] | None = None,
 ) -> Event:
+    """A custom event; `data` is copied into JSON types now (ValueError if it cannot be)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("realtime_broadcast: name must be a non-empty string")
     return Event(
-        "custom", collection, name=name, data=data, client_ids=client_ids, user_ids=user_ids
+        "custom",
+        collection,
+        name=name,
+        data=json_tree(data),
+        client_ids=frozenset(client_ids) if client_ids is not None else None,
+        user_ids=frozenset(user_ids) if user_ids is not None else None,
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..realtime_broker import Broker
+from .state import Hub
 
 __all__ = ["render_metrics"]
 
 
-def render_metrics(broker: Broker) -> str:
+def render_metrics(broker: Hub) -> str:
     stats = broker.stats
     lines: list[str] = []
 
@@ -52,5 +52,27 @@ def render_metrics(broker: Broker) -> str:
         "counter",
         "Connections closed as too slow a reader (4429).",
         [("", stats.slow_disconnects)],
+    )
+    metric(
+        "events_lost_total",
+        "counter",
+        "Events dropped before publication because the publish queue was full.",
+        [("", stats.lost)],
+    )
+    metric(
+        "delivery_errors_total",
+        "counter",
+        "App code (a read rule, visible_fields, a filter) that raised while delivering: "
+        "that reader did not get that event.",
+        [
+            (f'{{collection="{c}",stage="{stage}"}}', n)
+            for (c, stage), n in sorted(broker.faults.counts.items())
+        ],
+    )
+    metric(
+        "task_restarts_total",
+        "counter",
+        "Background tasks restarted after failing.",
+        [(f'{{task="{t}"}}', n) for t, n in sorted(stats.task_restarts.items())],
     )
     return "\n".join(lines) + "\n"

@@ -6,17 +6,14 @@ No I/O. Parsing raises only :class:`ProtocolError`: a bad client message costs a
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import math
 import re
-import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any, NoReturn, TypeAlias
 
+from ..json_values import json_value
 from .patterns import InvalidPattern, Pattern, parse_pattern
 
 __all__ = [
@@ -36,8 +33,8 @@ __all__ = [
     "encode",
     "encode_batch",
     "error",
-    "json_default",
     "parse_client_frame",
+    "parse_subscribe",
     "ping",
     "pong",
     "subscribed",
@@ -53,6 +50,7 @@ MAX_SINCE_LENGTH = 128
 MAX_FILTER_FIELDS = 16
 # JSON "\ud800" escapes decode to lone surrogates, which UTF-8 cannot carry back out.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SORT = re.compile(r"-?[A-Za-z0-9_]{1,64}")
 
 
 class ErrorCode(StrEnum):
@@ -99,6 +97,8 @@ class Subscribe:
     since: str | None = None
     filter: dict[str, JSONScalar] | None = None
     snapshot: bool = False
+    sort: str | None = None  # the snapshot's order: "[-]field"; None: newest first
+    limit: int | None = None  # at most this many snapshot records (within the server's cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,17 +145,16 @@ def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
         return Ping()
     if kind == "pong":
         return Pong()
-    if kind not in ("subscribe", "unsubscribe"):
-        _fail("'type' must be subscribe, unsubscribe, ping or pong", request_id)
-    if obj.get("pattern") is None:
-        _fail("'pattern' is required", request_id)
-    try:
-        pattern = parse_pattern(obj["pattern"])
-    except InvalidPattern as exc:
-        raise ProtocolError(ErrorCode.INVALID_PATTERN, str(exc), request_id) from None
+    if kind == "subscribe":
+        return parse_subscribe(obj, request_id)
     if kind == "unsubscribe":
-        return Unsubscribe(request_id, pattern)
+        return Unsubscribe(request_id, _pattern(obj, request_id))
+    _fail("'type' must be subscribe, unsubscribe, ping or pong", request_id)
 
+
+def parse_subscribe(obj: dict[str, Any], request_id: RequestId) -> Subscribe:
+    """The fields of a subscribe (a WebSocket frame, or an item of an SSE POST)."""
+    pattern = _pattern(obj, request_id)
     # Unknown fields are ignored so that newer clients can talk to older servers;
     # null means the same as absent.
     since = obj.get("since")
@@ -165,12 +164,35 @@ def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
         and not _SURROGATE.search(since)
     ):
         _fail(f"'since' must be an event id of 1 to {MAX_SINCE_LENGTH} characters", request_id)
-    snapshot = obj.get("snapshot")
-    if snapshot is not None and not isinstance(snapshot, bool):
-        _fail("'snapshot' must be true or false", request_id)
+    snapshot, sort, limit = _snapshot(obj.get("snapshot"), request_id)
     return Subscribe(
-        request_id, pattern, since, _filter(obj.get("filter"), request_id), bool(snapshot)
+        request_id, pattern, since, _filter(obj.get("filter"), request_id), snapshot, sort, limit
     )
+
+
+def _pattern(obj: dict[str, Any], request_id: RequestId) -> Pattern:
+    if obj.get("pattern") is None:
+        _fail("'pattern' is required", request_id)
+    try:
+        return parse_pattern(obj["pattern"])
+    except InvalidPattern as exc:
+        raise ProtocolError(ErrorCode.INVALID_PATTERN, str(exc), request_id) from None
+
+
+def _snapshot(value: object, request_id: RequestId) -> tuple[bool, str | None, int | None]:
+    """`true`, or `{"sort": "[-]field", "limit": n}` (either optional); null or false: none."""
+    if value is None or isinstance(value, bool):
+        return bool(value), None, None
+    if not isinstance(value, dict):
+        _fail("'snapshot' must be true, false or an object", request_id)
+    sort, limit = value.get("sort"), value.get("limit")
+    if sort is not None and not (isinstance(sort, str) and _SORT.fullmatch(sort)):
+        _fail("'snapshot.sort' must be a field name, '-' first for descending", request_id)
+    if limit is not None and not (
+        isinstance(limit, int) and not isinstance(limit, bool) and 1 <= limit <= 1_000_000
+    ):
+        _fail("'snapshot.limit' must be a whole number from 1", request_id)
+    return True, sort, limit
 
 
 def _finite_float(literal: str) -> float:
@@ -246,19 +268,6 @@ def pong() -> Frame:
     return {"type": "pong"}
 
 
-def json_default(obj: object) -> Any:
-    """How values JSON has no type for are sent (the ``default=`` hook of :func:`encode`)."""
-    if isinstance(obj, dt.date | dt.time):  # datetime is a date
-        return obj.isoformat()
-    if isinstance(obj, Decimal):
-        return _finite(float(obj))
-    if isinstance(obj, uuid.UUID):
-        return str(obj)
-    if isinstance(obj, bytes | bytearray | memoryview):
-        return base64.b64encode(obj).decode("ascii")
-    return str(obj)
-
-
 def encode(frame: object) -> str:
     """Compact JSON text of a frame; NaN and infinities become null (JSON has neither)."""
     try:
@@ -275,7 +284,7 @@ def encode_batch(frames: list[str]) -> str:
 
 # One encoder for every frame: json.dumps() with options builds a new one per call.
 _ENCODER = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_default
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_value
 )
 
 

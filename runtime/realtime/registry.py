@@ -13,13 +13,13 @@ the filter test.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from ..json_values import json_value
 from .patterns import Pattern, PatternKey, PatternKind
-from .protocol import JSONScalar, json_default
+from .protocol import JSONScalar
 
 __all__ = ["Subscription", "SubscriptionRegistry", "filter_matches"]
 
@@ -41,9 +41,13 @@ class Subscription:
 
     pattern: Pattern
     filter: dict[str, JSONScalar] | None = None
-    # The event id after which this subscription receives events: the head when it went
-    # live, or the `since` it resumed from. Replays use it to skip what was delivered.
-    live_from: str = ""
+    # The order number (`Event.seq`) after which this subscription receives events: the
+    # position when it went live, or the `since` it resumed from. Replays use it to skip
+    # what was delivered already.
+    live_from: int = 0
+    # While a subscribe is under way (reading history, taking a snapshot) its events are
+    # held back, then merged with what was read: see realtime_broker.
+    held: bool = False
 
 
 class SubscriptionRegistry(Generic[Conn]):
@@ -66,7 +70,8 @@ class SubscriptionRegistry(Generic[Conn]):
         pattern: Pattern,
         filter: dict[str, JSONScalar] | None = None,
         *,
-        live_from: str = "",
+        live_from: int = 0,
+        held: bool = False,
     ) -> bool:
         """Subscribe; True if new, False if it replaced the filter of the same pattern."""
         own = self._by_conn.setdefault(conn, {})
@@ -75,8 +80,9 @@ class SubscriptionRegistry(Generic[Conn]):
             existing.pattern = pattern  # latest spelling, e.g. "posts/*" after "posts"
             existing.filter = filter
             existing.live_from = live_from
+            existing.held = held
             return False
-        subscription = Subscription(pattern, filter, live_from)
+        subscription = Subscription(pattern, filter, live_from, held)
         own[pattern.key] = subscription
         self._bucket(pattern)[conn] = subscription
         self._total += 1
@@ -221,12 +227,10 @@ def filter_matches(filter: Mapping[str, JSONScalar] | None, record: Mapping[str,
 
 def _as_sent(value: object) -> object:
     # Compare with what the client receives: a datetime arrives as its ISO string,
-    # a UUID as text, NaN as null (the same conversions as protocol.encode).
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    # a UUID as text, NaN as null (the one converter protocol.encode uses too).
     if value is None or isinstance(value, str | int | list | dict | tuple):
         return value
-    return json_default(value)
+    return json_value(value)
 
 
 def _equal(expected: JSONScalar, actual: object) -> bool:

@@ -9,7 +9,6 @@ Last-Event-ID by itself.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,12 +17,12 @@ from quart import Response, current_app, jsonify, request
 from ..errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
 from ..requests import read_body
 from . import protocol
-from .commands import connected_frame, handle_command
+from .commands import connected_frame, rate_limit
 from .connection import Connection
-from .extension import RealtimeState, current_realtime
 from .handshake import origin_allowed
 from .patterns import InvalidPattern, parse_pattern
-from .protocol import ErrorCode, ProtocolError, Subscribe, Unsubscribe
+from .protocol import ErrorCode, Frame, ProtocolError, Subscribe
+from .state import RealtimeState, current_realtime
 
 __all__ = ["sse_stream", "sse_update"]
 
@@ -54,18 +53,34 @@ def _check_origin() -> None:
         raise Forbidden("This origin may not connect.")
 
 
-def _subscribe_command(item: Any, index: int, since: str | None = None) -> Subscribe:
+def _subscribe_command(item: Any, index: int, since: str | None) -> Subscribe | ProtocolError:
     """A subscription from a query parameter (a pattern) or a POST item (an object)."""
     if isinstance(item, str):
         item = {"pattern": item}
+    request_id = _item_id(item, index)
     if not isinstance(item, dict):
-        raise ProtocolError(ErrorCode.BAD_REQUEST, "each subscription is a pattern or object")
-    frame = {"type": "subscribe", "id": item.get("id", index), **item}
-    if since is not None and "since" not in item:
-        frame["since"] = since
-    command = protocol.parse_client_frame(protocol.encode(frame), max_size=1 << 20)
-    assert isinstance(command, Subscribe)
-    return command
+        return ProtocolError(
+            ErrorCode.BAD_REQUEST, "each subscription is a pattern or object", request_id
+        )
+    if since is not None and item.get("since") is None:
+        item = {**item, "since": since}
+    try:
+        return protocol.parse_subscribe(item, request_id)
+    except ProtocolError as error:
+        return error
+
+
+def _item_id(item: Any, index: int) -> Any:
+    """The id a reply carries: the item's own, if it is a valid one, else its position."""
+    request_id = item.get("id", index) if isinstance(item, dict) else index
+    valid = isinstance(request_id, int | str) and not isinstance(request_id, bool)
+    return request_id if valid and len(str(request_id)) <= 64 else index
+
+
+def _check_count(state: RealtimeState, count: int) -> None:
+    limit = state.config.max_subscriptions
+    if count > limit:
+        raise BadRequest(f"At most {limit} patterns in one request.")
 
 
 async def sse_stream() -> Response:
@@ -79,7 +94,7 @@ async def sse_stream() -> Response:
     if user is None and not config.allow_anonymous:
         raise Unauthorized("Log in to connect.")
     broker = state.broker
-    if state.shutting_down or len(broker.connections) >= config.max_connections:
+    if state.shutting_down or broker.connection_count() >= config.max_connections:
         response = jsonify({"error": {"code": "unavailable", "message": "Try again later."}})
         response.status_code = 503
         response.headers["Retry-After"] = "5"
@@ -87,17 +102,28 @@ async def sse_stream() -> Response:
     since = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
     snapshot = request.args.get("snapshot") == "1"
     patterns = request.args.getlist("pattern")
+    _check_count(state, len(patterns))
 
     conn = Connection(
-        user=user, session_hash=session_hash, transport="sse", max_queue=config.send_queue_size
+        user=user,
+        session_hash=session_hash,
+        transport="sse",
+        max_queue=config.send_queue_size,
+        max_queue_bytes=config.send_queue_bytes,
     )
     broker.connect(conn)
-    conn.send(connected_frame(conn, config.heartbeat))
-    items = [{"pattern": text, "snapshot": snapshot} for text in patterns]
-    replies, replay = _subscribe_all(state, conn, items, since)
-    for frame in (*replies, *replay):
-        conn.send(frame, bounded=False)
-
+    try:
+        conn.send(connected_frame(conn, config.heartbeat))
+        if patterns:
+            wait = rate_limit(state, conn, cost=len(patterns))
+            if wait:
+                raise RateLimited(retry_after=wait)
+            items = [{"pattern": text, "snapshot": snapshot} for text in patterns]
+            commands = [_subscribe_command(item, i, since) for i, item in enumerate(items)]
+            await broker.subscribe(conn, commands)
+    except BaseException:
+        broker.disconnect(conn)
+        raise
     response = Response(
         _stream(state, conn),
         content_type="text/event-stream; charset=utf-8",
@@ -105,33 +131,6 @@ async def sse_stream() -> Response:
     )
     response.timeout = None  # Quart would cut a streaming response after its timeout
     return response
-
-
-def _subscribe_all(
-    state: RealtimeState, conn: Connection, items: list[Any], since: str | None = None
-) -> tuple[list[str], list[str]]:
-    """Subscribe `conn` to every item; a reply frame per item, in order, and the replay."""
-    results: list[str] = []
-    commands: list[Subscribe] = []
-    positions: list[int] = []
-    for index, item in enumerate(items):
-        try:
-            commands.append(_subscribe_command(item, index, since))
-        except ProtocolError as error:
-            results.append(_error_frame(_item_id(item, index), error))
-        else:
-            positions.append(len(results))
-            results.append("")  # the broker's reply goes here
-    replies, replay = state.broker.subscribe_many(conn, commands)
-    for position, reply in zip(positions, replies, strict=True):
-        results[position] = (
-            _error_frame(reply.request_id, reply) if isinstance(reply, ProtocolError) else reply
-        )
-    return results, replay
-
-
-def _error_frame(request_id: Any, error: ProtocolError) -> str:
-    return protocol.encode(protocol.error(request_id, error.code, error.message))
 
 
 async def _stream(state: RealtimeState, conn: Connection) -> AsyncIterator[str]:
@@ -142,14 +141,14 @@ async def _stream(state: RealtimeState, conn: Connection) -> AsyncIterator[str]:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
             await conn.wait(next_ping)
+            frames = conn.drain()  # when closing, only what close(flush=True) kept
+            if frames:
+                yield "".join(sse_message(frame) for frame in frames)
             if conn.closing:
                 # SSE has no close codes: say why in a last message, then end the stream.
                 frame = {"type": "close", "code": conn.close_code, "reason": conn.close_reason}
                 yield f"event: close\ndata: {protocol.encode(frame)}\n\n"
                 return
-            frames = conn.drain()
-            if frames:
-                yield "".join(sse_message(frame) for frame in frames)
             if loop.time() >= next_ping:
                 next_ping = loop.time() + heartbeat
                 yield ": ping\n\n"
@@ -162,7 +161,7 @@ async def sse_update() -> Response:
     state = current_realtime(current_app)
     _check_origin()
     body = await read_body()  # JSON only: a form post from another site cannot do this
-    conn = state.broker.connections.get(str(body.get("connection_id", "")))
+    conn = state.broker.connection(str(body.get("connection_id", "")))
     if conn is None or conn.transport != "sse":
         raise NotFound("No such SSE connection.")
     _user, session_hash = await state.identify()
@@ -171,33 +170,25 @@ async def sse_update() -> Response:
     subscribe, unsubscribe = body.get("subscribe", []), body.get("unsubscribe", [])
     if not isinstance(subscribe, list) or not isinstance(unsubscribe, list):
         raise BadRequest("subscribe and unsubscribe must be lists.")
-    if len(subscribe) + len(unsubscribe) > state.config.max_subscriptions:
-        raise BadRequest("Too many changes in one request.")
-    wait = state.message_limit.retry_after(conn.id)  # the same budget as WebSocket messages
+    _check_count(state, len(subscribe) + len(unsubscribe))
+    # The same budget as WebSocket messages, each item counted as one.
+    wait = rate_limit(state, conn, cost=max(1, len(subscribe) + len(unsubscribe)))
     if wait:
-        state.broker.stats.rate_limited += 1
         raise RateLimited(retry_after=wait)
-    state.message_limit.hit(conn.id)
-    frames, replay = _subscribe_all(state, conn, subscribe)
-    for frame in replay:
-        conn.send(frame, bounded=False)
-    for index, item in enumerate(unsubscribe):
-        text = item.get("pattern") if isinstance(item, dict) else item
-        try:
-            command = Unsubscribe(_item_id(item, index), parse_pattern(text))
-        except InvalidPattern as error:
-            frames.append(
-                _error_frame(
-                    _item_id(item, index), ProtocolError(ErrorCode.INVALID_PATTERN, str(error))
-                )
-            )
-            continue
-        frames.extend(handle_command(state, conn, command))
-    return jsonify({"results": [json.loads(frame) for frame in frames]})
+    commands = [_subscribe_command(item, i, None) for i, item in enumerate(subscribe)]
+    results = await state.broker.subscribe(conn, commands, replies_on_stream=False)
+    async with conn.command_lock:  # not in the middle of another request's subscribe
+        results.extend(_unsubscribe(state, conn, item, i) for i, item in enumerate(unsubscribe))
+    # Encoded as frames are: a snapshot's datetimes as ISO text, like on the stream.
+    return Response(protocol.encode({"results": results}), content_type="application/json")
 
 
-def _item_id(item: Any, index: int) -> Any:
-    """The id a reply carries: the item's own, if it is a valid one, else its position."""
-    request_id = item.get("id", index) if isinstance(item, dict) else index
-    valid = isinstance(request_id, int | str) and not isinstance(request_id, bool)
-    return request_id if valid and len(str(request_id)) <= 64 else index
+def _unsubscribe(state: RealtimeState, conn: Connection, item: Any, index: int) -> Frame:
+    request_id = _item_id(item, index)
+    text = item.get("pattern") if isinstance(item, dict) else item
+    try:
+        pattern = parse_pattern(text)
+    except InvalidPattern as error:
+        return protocol.error(request_id, ErrorCode.INVALID_PATTERN, str(error))
+    state.broker.unsubscribe(conn, pattern)
+    return protocol.unsubscribed(request_id, pattern.text)

@@ -1,19 +1,21 @@
-"""The realtime blueprint: WebSocket and SSE on `/realtime/subscribe`, and metrics."""
+"""The realtime blueprint: WebSocket and SSE on `/realtime/subscribe`, the JavaScript
+client, metrics; and the template helpers that load the client."""
 
 from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
 
-from quart import Blueprint, Response, current_app, request, send_from_directory
+from markupsafe import Markup
+from quart import Blueprint, Response, current_app, request, send_from_directory, url_for
 
 from ..errors import Forbidden
-from .extension import current_realtime
 from .metrics import render_metrics
 from .sse import sse_stream, sse_update
+from .state import current_realtime
 from .websocket import websocket_endpoint
 
-__all__ = ["realtime_blueprint"]
+__all__ = ["realtime_blueprint", "realtime_client_script", "realtime_client_url"]
 
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
 realtime_blueprint.websocket("/subscribe")(websocket_endpoint)
@@ -46,3 +48,13 @@ async def metrics() -> Response:
             raise Forbidden("Metrics are for administrators and loopback callers.")
     text = render_metrics(state.broker)
     return Response(text, content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def realtime_client_url() -> str:
+    """Template helper: the URL of the JavaScript client, to import it from a module."""
+    return url_for("realtime.client_js")
+
+
+def realtime_client_script() -> Markup:
+    """Template helper: a script tag that loads the client (`window.RealtimeClient`)."""
+    return Markup('<script type="module" src="{}"></script>').format(realtime_client_url())

@@ -19,9 +19,9 @@ from ..errors import error_body
 from . import protocol
 from .commands import connected_frame, handle_message
 from .connection import Connection
-from .extension import current_realtime
 from .handshake import origin_allowed
 from .protocol import CloseCode
+from .state import current_realtime
 
 __all__ = ["websocket_endpoint"]
 
@@ -50,7 +50,7 @@ async def websocket_endpoint() -> Response | None:
         return _reject(503, "unavailable", "The server is shutting down.")
     await websocket.accept()
     broker = state.broker
-    if len(broker.connections) >= config.max_connections:
+    if broker.connection_count() >= config.max_connections:
         await websocket.close(CloseCode.TRY_AGAIN_LATER, "at capacity")
         return None
     conn = Connection(
@@ -58,6 +58,7 @@ async def websocket_endpoint() -> Response | None:
         session_hash=session_hash,
         transport="websocket",
         max_queue=config.send_queue_size,
+        max_queue_bytes=config.send_queue_bytes,
         batch=websocket.args.get("batch") == "1",
     )
     broker.connect(conn)
@@ -96,7 +97,7 @@ async def _read(conn: Connection) -> None:
         raw = await websocket.receive()
         conn.last_seen = time.monotonic()
         if not conn.closing:
-            handle_message(state, conn, raw)
+            await handle_message(state, conn, raw)
 
 
 async def _write(conn: Connection, heartbeat: float, timeout: float) -> None:
@@ -110,14 +111,14 @@ async def _write(conn: Connection, heartbeat: float, timeout: float) -> None:
             if time.monotonic() - conn.last_seen > timeout:
                 conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
             else:
-                conn.send(ping, bounded=False)
-        if conn.closing:
-            assert conn.close_code is not None
-            await websocket.close(conn.close_code, conn.close_reason)
-            return
-        frames = conn.drain()
+                conn.send(ping)
+        frames = conn.drain()  # when closing, only what close(flush=True) kept
         if conn.batch and len(frames) > 1:
             await websocket.send(protocol.encode_batch(frames))
         else:
             for frame in frames:
                 await websocket.send(frame)
+        if conn.closing:
+            assert conn.close_code is not None
+            await websocket.close(conn.close_code, conn.close_reason)
+            return

@@ -30,6 +30,8 @@ interface RecordEventBase<R> {
   /** Opaque, ordered as published; the client de-duplicates by it. */
   id: string;
   collection: string;
+  /** `<collection>/<record id>`, whatever the primary key is called. */
+  topic: string;
   record: R;
 }
 export interface CreateEventFrame<R = RecordData> extends RecordEventBase<R> {
@@ -56,6 +58,8 @@ export interface CustomEventFrame<D = unknown> {
   id: string;
   /** null: a broadcast to everyone (or to targeted clients/users), see `on("custom")`. */
   collection: string | null;
+  /** The collection, or null. */
+  topic: string | null;
   action: "custom";
   name: string;
   data: D;
@@ -70,6 +74,8 @@ export interface Snapshot<R = RecordData> {
   position: string;
   /** false: the server capped the list and more records exist. */
   complete: boolean;
+  /** The order of `records`: "-id" (newest first, the default) or another field. */
+  sort: string;
 }
 
 export type RequestId = string | number | null;
@@ -210,7 +216,7 @@ export interface RealtimeClientOptions {
   dedupeWindow?: number;
   /**
    * The record id of an event, matched against record patterns ("posts/42").
-   * Default: `event.record.id`. Give one when a primary key is not named `id`.
+   * Default: the id in the event's `topic`, whatever the primary key is called.
    */
   recordId?: (event: RecordEventFrame) => string | number | null | undefined;
 }

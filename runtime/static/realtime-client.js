@@ -22,7 +22,13 @@ const DEFAULTS = Object.freeze({
   connectTimeout: 10000,
   autoConnect: true,
   dedupeWindow: 1000, // how many recent event ids are remembered
-  recordId: (event) => (event.record ? event.record.id : undefined),
+  // The id in the event's topic ("posts/42"), whatever the primary key is called.
+  recordId: (event) =>
+    typeof event.topic === "string" && event.topic.includes("/")
+      ? event.topic.slice(event.topic.indexOf("/") + 1)
+      : event.record
+        ? event.record.id // a server older than the topic field
+        : undefined,
 });
 
 const STABLE_MS = 5000; // a connection that lasted this long resets the backoff

@@ -89,8 +89,9 @@ async def test_snapshot_then_live_with_no_gap(server: LiveServer, users: dict[st
     async with await Client.connect(server) as client:
         reply = await client.ok_subscribe("messages", snapshot=True)
         snapshot = reply["snapshot"]
-        assert [r["text"] for r in snapshot["records"]] == ["old 0", "old 1", "old 2"]
+        assert [r["text"] for r in snapshot["records"]] == ["old 2", "old 1", "old 0"]
         assert snapshot["complete"] is True and snapshot["position"]
+        assert snapshot["sort"] == "-id"  # newest first unless the subscriber says
         Message.create(text="new", author=alice)
         event = await client.recv_type("event")
         assert event["record"]["text"] == "new"

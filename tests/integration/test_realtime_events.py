@@ -53,6 +53,7 @@ async def test_create_update_delete_through_the_api(server: LiveServer) -> None:
             "type": "event",
             "id": event["id"],
             "collection": "messages",
+            "topic": f"messages/{created['id']}",
             "action": "create",
             "record": created,
         }
@@ -172,6 +173,7 @@ async def test_custom_events(server: LiveServer, users: dict[str, User]) -> None
                 "type": "event",
                 "id": first,
                 "collection": "messages",
+                "topic": "messages",
                 "action": "custom",
                 "name": "typing",
                 "data": {"who": "alice"},

@@ -209,3 +209,56 @@ async def test_client_disconnect_cleans_up(server: LiveServer) -> None:
         assert len(server.broker.connections) == 1
     assert await server.run(server.broker.wait_idle(TIMEOUT))
     assert server.broker.registry.is_empty()
+
+
+async def test_post_items_are_subscriptions_whatever_else_they_carry(server: LiveServer) -> None:
+    """An item with its own "type" used to become an AssertionError and a 500."""
+    async with (
+        stream(server) as sse,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+    ):
+        connection_id = (await sse.frame())["connection_id"]
+        reply = await http.post(
+            "/realtime/subscribe",
+            json={
+                "connection_id": connection_id,
+                "subscribe": [
+                    {"type": "ping"},
+                    {"type": "unsubscribe", "pattern": "messages", "id": "u"},
+                    ["not", "an", "object"],
+                    {"pattern": "messages", "snapshot": {"sort": "-nope"}},
+                ],
+            },
+        )
+        assert reply.status_code == 200, reply.text
+        results = reply.json()["results"]
+        assert [(r["type"], r.get("code")) for r in results] == [
+            ("error", "bad_request"),
+            ("subscribed", None),  # "type" is not the item's business: a subscription
+            ("error", "bad_request"),
+            ("error", "bad_request"),
+        ]
+        assert results[1]["id"] == "u"
+        too_many = await http.post(
+            "/realtime/subscribe",
+            json={"connection_id": connection_id, "subscribe": ["messages"] * 101},
+        )
+        assert too_many.status_code == 400
+
+
+async def test_the_same_pattern_twice_is_answered_once(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    Message.create(text="there", author=users["alice"])
+    query = "?snapshot=1" + "&pattern=messages" * 3 + "&pattern=messages/*"
+    async with stream(server, query) as sse:
+        await sse.frame()
+        replies = [await sse.frame() for _ in range(4)]
+        assert replies[0]["type"] == "subscribed" and len(replies[0]["snapshot"]["records"]) == 1
+        assert all(r["type"] == "error" and r["code"] == "bad_request" for r in replies[1:])
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        response = await http.get(
+            "/realtime/subscribe?" + "&".join(["pattern=messages"] * 101),
+            headers={"Accept": "text/event-stream"},
+        )
+        assert response.status_code == 400

@@ -1,38 +1,51 @@
 """Broker backends: where events get their ids, their order and their history.
 
 Every event goes through the backend, the in-memory one included, so that ids and
-ordering are one code path whether the server is one process or a cluster.
+ordering are one code path whether the server is one process or a cluster. The
+interface is asynchronous because a network backend (Redis) cannot give an id or read
+its history without awaiting; everything is called on the event loop's thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from ..events import Event
 
-__all__ = ["Backend", "Deliver", "backend_from_url"]
+__all__ = ["Backend", "Deliver", "PublishesNow", "backend_from_url"]
 
-Deliver = Callable[[Event], None]
+# Receives published events in the backend's order, on the event loop's thread.
+Deliver = Callable[[Sequence[Event]], None]
 
 
 class Backend(Protocol):
     """Publishes events in one order and keeps a bounded history of them."""
 
     async def start(self, deliver: Deliver) -> None:
-        """Begin delivering every published event, in id order, to `deliver`."""
+        """Begin delivering every published event, in order, to `deliver`."""
 
     async def stop(self) -> None: ...
 
-    def publish(self, event: Event) -> str:
-        """Give `event` the next id, keep it in the history, deliver it; return the id."""
+    async def publish(self, events: Sequence[Event]) -> list[Event]:
+        """Give each event the next id and order number, keep it in the history, deliver
+        it; return them as published, in the order given."""
 
-    def head(self) -> str:
-        """The id of the newest event ("" before the first): a position to resume from."""
+    async def position(self) -> Event:
+        """An event standing for the newest position (before the first event, a
+        position of its own): its `id` is a valid `since`, its `seq` its order."""
 
-    def events_after(self, event_id: str) -> list[Event] | None:
-        """The events published after `event_id`, oldest first, or None when the history
-        no longer covers that point (or the id is from another run or not one of ours)."""
+    async def read_after(self, event_id: str, limit: int) -> list[Event] | None:
+        """The events published after `event_id`, oldest first; None when the history
+        no longer covers that point, the id is not one of ours (another run, garbage),
+        or more than `limit` events would have to be read."""
+
+
+@runtime_checkable
+class PublishesNow(Protocol):
+    """A backend that publishes without I/O (in-process): it can do so synchronously."""
+
+    def publish_now(self, events: Sequence[Event]) -> list[Event]: ...
 
 
 def backend_from_url(url: str, *, history_size: int) -> Backend:

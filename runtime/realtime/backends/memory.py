@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
-import threading
 from collections import deque
+from collections.abc import Sequence
 from itertools import islice
 
 from ..events import Event
@@ -15,50 +14,57 @@ __all__ = ["MemoryBackend"]
 
 
 class MemoryBackend:
-    """Ids are `<run>-<seq>`: the run part tells ids of an earlier server run apart."""
+    """Ids are `<run>-<seq>`: the run part tells ids of an earlier server run apart.
+
+    `<run>-0` is the position before the first event. Publishing does no I/O, so it is
+    offered synchronously too (`publish_now`).
+    """
 
     def __init__(self, *, history_size: int) -> None:
         self.run = secrets.token_hex(4)
         self._seq = 0
         self._history: deque[Event] = deque(maxlen=history_size)
         self._deliver: Deliver | None = None
-        self._lock = threading.Lock()  # publish() may be called from any thread
 
     async def start(self, deliver: Deliver) -> None:
         # A new run, as after a restart: ids given before cannot be resumed from.
-        with self._lock:
-            self.run = secrets.token_hex(4)
-            self._seq = 0
-            self._history.clear()
+        self.run = secrets.token_hex(4)
+        self._seq = 0
+        self._history.clear()
         self._deliver = deliver
 
     async def stop(self) -> None:
         self._deliver = None
 
-    def publish(self, event: Event) -> str:
-        with self._lock:
+    async def publish(self, events: Sequence[Event]) -> list[Event]:
+        return self.publish_now(events)
+
+    def publish_now(self, events: Sequence[Event]) -> list[Event]:
+        published = []
+        for event in events:
             self._seq += 1
-            event = dataclasses.replace(event, id=f"{self.run}-{self._seq}")
-            if self._history.maxlen:
-                self._history.append(event)
+            published.append(event.published(f"{self.run}-{self._seq}", self._seq))
+        if self._history.maxlen:
+            self._history.extend(published)
         if self._deliver is not None:
-            self._deliver(event)
-        return event.id
+            self._deliver(published)
+        return published
 
-    def head(self) -> str:
-        return f"{self.run}-{self._seq}" if self._seq else ""
+    async def position(self) -> Event:
+        if self._history and self._history[-1].seq == self._seq:
+            return self._history[-1]
+        return Event("position", None, id=f"{self.run}-{self._seq}", seq=self._seq)
 
-    def events_after(self, event_id: str) -> list[Event] | None:
+    async def read_after(self, event_id: str, limit: int) -> list[Event] | None:
         run, _, seq_text = event_id.rpartition("-")
-        if run != self.run or not seq_text.isdigit():
+        if run != self.run or not (seq_text.isascii() and seq_text.isdigit()) or len(seq_text) > 18:
             return None
         seq = int(seq_text)
-        with self._lock:
-            if seq > self._seq:
-                return None  # an id we never gave out
-            if seq == self._seq:
-                return []
-            oldest = self._seq - len(self._history) + 1  # seq of history[0]
-            if seq + 1 < oldest:
-                return None  # events after `seq` have already left the history
-            return list(islice(self._history, seq + 1 - oldest, None))
+        if seq > self._seq or self._seq - seq > limit:
+            return None  # an id we never gave out, or more than the caller may take
+        if seq == self._seq:
+            return []
+        oldest = self._seq - len(self._history) + 1  # seq of history[0]
+        if seq + 1 < oldest:
+            return None  # events after `seq` have already left the history
+        return list(islice(self._history, seq + 1 - oldest, None))

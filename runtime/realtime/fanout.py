@@ -1,0 +1,107 @@
+"""Fan-out (the hot path): one published event to the send queues of those who get it.
+
+Index lookup (the registry), then the access decision and the frame (`access`, once per
+distinct user and once per visible shape), then each connection's bounded queue. Plain
+synchronous code on the event loop's thread, no I/O, and nothing in it can stop the
+loop over events: a failure costs one reader one event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..base_model import BaseModel
+from .access import EventAccess, Faults
+from .connection import Connection
+from .events import Event
+from .registry import Subscription, SubscriptionRegistry, filter_matches
+from .stats import DeliveryStats
+
+__all__ = ["Fanout", "is_target"]
+
+
+class Fanout:
+    def __init__(
+        self,
+        registry: SubscriptionRegistry[Connection],
+        connections: Mapping[str, Connection],
+        by_user: Mapping[Any, set[Connection]],
+        models: Callable[[], Mapping[str, type[BaseModel]]],
+        stats: DeliveryStats,
+        faults: Faults,
+    ) -> None:
+        self._registry = registry
+        self._connections = connections
+        self._by_user = by_user
+        self._models = models
+        self.stats = stats
+        self.faults = faults
+
+    def access(self, event: Event) -> EventAccess:
+        model = self._models().get(event.collection) if event.collection is not None else None
+        return EventAccess(event, model, self.faults)
+
+    def deliver(self, event: Event) -> None:
+        self.stats.published += 1
+        if event.collection is None:  # custom, no collection: subscriptions play no part
+            frame, _ = self.access(event).for_user(None)
+            assert frame is not None
+            for conn in self._global_targets(event):
+                self._send(conn, frame)
+            return
+        matches = self._registry.match(event.collection, event.record_id)
+        if not matches:
+            return
+        access = self.access(event)
+        custom = event.is_custom
+        for conn, subscriptions in matches.items():
+            try:
+                if custom and not is_target(event, conn):
+                    continue
+                frame, visible = access.for_user(conn.user)
+                if frame is not None:
+                    self._route(conn, event, frame, None if custom else visible, subscriptions)
+            except Exception as error:  # a filter, say: that reader loses that event only
+                self.faults.record(event.collection, "filter", "filter", error)
+
+    def _route(
+        self,
+        conn: Connection,
+        event: Event,
+        frame: str,
+        visible: Mapping[str, Any] | None,
+        subscriptions: list[Subscription],
+    ) -> None:
+        """Send to `conn` if a live subscription wants it; hold it back if only
+        subscriptions under way do (the subscribe will merge it)."""
+        held: list[Subscription] = []
+        for sub in subscriptions:
+            if visible is None or filter_matches(sub.filter, visible):
+                if not sub.held:
+                    self._send(conn, frame)
+                    return
+                held.append(sub)
+        if held and not conn.hold((event.seq, frame, tuple(held))):
+            self.stats.dropped += 1
+
+    def _global_targets(self, event: Event) -> Iterable[Connection]:
+        if event.client_ids is None and event.user_ids is None:
+            return list(self._connections.values())
+        found = {self._connections[c] for c in event.client_ids or () if c in self._connections}
+        for user_id in event.user_ids or ():
+            found.update(self._by_user.get(user_id, ()))
+        return found
+
+    def _send(self, conn: Connection, frame: str) -> None:
+        if conn.send(frame):
+            self.stats.delivered += 1
+        else:
+            self.stats.dropped += 1
+
+
+def is_target(event: Event, conn: Connection) -> bool:
+    """Whether a custom event's client and user targets (if any) include `conn`."""
+    if event.client_ids is None and event.user_ids is None:
+        return True
+    return conn.id in (event.client_ids or ()) or conn.user_id in (event.user_ids or ())

@@ -1,0 +1,66 @@
+"""Replay: the missed events of subscriptions resumed with `since`, for one connection.
+
+Each resumed subscription's events are a suffix of the same history, so the longest is
+walked once. An event is replayed if a resumed subscription wants it and the connection
+did not already get it: through one of its other subscriptions (live since before the
+event), or, for custom events without a collection, because the connection was open by
+then. Access and shape are decided by `access`, as for live events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .access import EventAccess
+from .connection import Connection
+from .events import Event
+from .fanout import is_target
+from .registry import Subscription, filter_matches
+
+__all__ = ["replay_frames"]
+
+
+def replay_frames(
+    conn: Connection,
+    resumed: list[tuple[Subscription, list[Event]]],
+    others: list[Subscription],
+    access: Callable[[Event], EventAccess],
+    budget: int,
+) -> list[str] | None:
+    """Frames of the missed events, in order, each once; `resumed` lists non-empty.
+    None if they would take more than `budget` characters."""
+    events = max((evs for _, evs in resumed), key=len)
+    # A resumed subscription wants the events after the one before its first.
+    new = [(evs[0].seq - 1, sub) for sub, evs in resumed]
+    earliest = min(start for start, _ in new)
+    frames: list[str] = []
+    for event in events:
+        if event.is_custom and not is_target(event, conn):
+            continue
+        frame, visible = access(event).for_user(conn.user)
+        if frame is None:
+            continue
+        if event.collection is None:  # reaches every connection: missed only before it opened
+            wanted = event.seq <= conn.globals_from
+        else:
+            wanted = any(_covers(sub, start, event, visible) for start, sub in new) and not any(
+                _covers(sub, sub.live_from, event, visible) for sub in others
+            )
+        if wanted:
+            budget -= len(frame)
+            if budget < 0:
+                return None
+            frames.append(frame)
+    conn.globals_from = min(conn.globals_from, earliest)
+    return frames
+
+
+def _covers(sub: Subscription, after: int, event: Event, visible: Mapping[str, Any]) -> bool:
+    """Whether `sub`, live after order number `after`, gets `event`."""
+    assert event.collection is not None
+    return (
+        event.seq > after
+        and sub.pattern.matches(event.collection, event.record_id)
+        and (event.is_custom or filter_matches(sub.filter, visible))
+    )

@@ -1,0 +1,185 @@
+"""`Realtime(app)`: realtime pub/sub for any Quart app, Flask-extension style.
+
+State lives in `app.extensions["realtime"]`; the broker starts and stops with the
+app's serving hooks. Committed record changes and `app.realtime_broadcast()` become
+events; a session that ends closes its connections with 4401.
+
+Change capture: `runtime.db` calls `_on_commit` with each transaction's changes, on the
+committing thread and under the commit lock, so queueing the events there puts them in
+commit order (see `runtime.realtime.publisher`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from quart import Quart
+
+from .base_model import BaseModel, collections
+from .config import RealtimeConfig
+from .db import RecordChange, on_commit
+from .ratelimit import RateLimit, make_storage
+from .realtime.backends import backend_from_url
+from .realtime.events import Event, custom_event, record_event
+from .realtime.protocol import CloseCode
+from .realtime.state import Identify, RealtimeState
+from .realtime.transports import realtime_blueprint, realtime_client_script, realtime_client_url
+from .realtime_broker import Broker
+from .users import on_session_end
+
+__all__ = ["Realtime", "close_all_going_away"]
+
+log = logging.getLogger("runtime.realtime")
+
+
+async def _runtime_identify() -> tuple[Any, str | None]:
+    from .auth import current_session
+
+    auth = current_session()
+    return (auth.user, auth.token_hash) if auth is not None else (None, None)
+
+
+async def _anonymous() -> tuple[Any, str | None]:
+    return None, None
+
+
+class Realtime:
+    def __init__(
+        self,
+        app: Quart | None = None,
+        *,
+        config: RealtimeConfig | None = None,
+        models: Iterable[type[BaseModel]] | None = None,
+        identify: Identify | None = None,
+    ) -> None:
+        self._config = config
+        self._models = models
+        self._identify = identify
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart) -> None:
+        runtime = app.extensions.get("runtime")
+        config = self._config or (runtime.config.realtime if runtime else RealtimeConfig())
+        models = _served_models(self._models, runtime)
+        identify = self._identify or (_runtime_identify if runtime else _anonymous)
+        broker = Broker(
+            backend_from_url(config.broker, history_size=config.history_size),
+            models,
+            max_subscriptions=config.max_subscriptions,
+            snapshot_limit=config.snapshot_limit,
+            replay_limit=config.replay_limit,
+            max_pending=config.publish_queue_size,
+        )
+        message_limit = RateLimit(
+            config.message_rate_limit, storage=make_storage("memory://"), namespace="messages"
+        )
+        state = RealtimeState(config, broker, identify, message_limit)
+        app.extensions["realtime"] = state
+        app.register_blueprint(realtime_blueprint)
+        app.realtime_broadcast = _broadcaster(broker)  # type: ignore[attr-defined]
+        app.realtime_broadcast_async = _async_broadcaster(broker)  # type: ignore[attr-defined]
+        app.add_template_global(realtime_client_url)
+        app.add_template_global(realtime_client_script)
+
+        def on_changes(changes: list[RecordChange]) -> None:
+            served = broker.served()
+            events: list[Event] = []
+            for change in changes:
+                model = change.model
+                if served.get(model.collection_name()) is not model:
+                    continue
+                event = record_event(change, model.collection_name(), model.hidden)
+                if event is not None:
+                    events.append(event)
+            if events:
+                broker.publish(events)
+
+        def on_session_ended(token_hash: str) -> None:
+            broker.call_soon(broker.close_session, token_hash)
+
+        @app.before_serving
+        async def _start() -> None:
+            state.shutting_down = False  # an app may be served again after a shutdown
+            await broker.start()
+            on_commit.connect(on_changes)
+            on_session_end.append(on_session_ended)
+            log.info("realtime ready: broker=%s", config.broker)
+
+        @app.after_serving
+        async def _stop() -> None:
+            on_commit.disconnect(on_changes)
+            if on_session_ended in on_session_end:
+                on_session_end.remove(on_session_ended)
+            await broker.stop()
+
+        async def _going_away() -> None:
+            await close_all_going_away(state)
+
+        app.extensions.setdefault("shutdown_hooks", []).append(_going_away)
+
+
+def _served_models(
+    models: Iterable[type[BaseModel]] | None, runtime: Any
+) -> Callable[[], Mapping[str, type[BaseModel]]]:
+    if models is None and runtime is None:
+        return collections  # every collection, including ones defined later
+    chosen = models if models is not None else runtime.models
+    by_name = {model.collection_name(): model for model in chosen}
+    return lambda: by_name
+
+
+async def close_all_going_away(state: RealtimeState, timeout: float = 1.0) -> None:
+    """Close every connection with 1001 and give them up to `timeout` to go."""
+    state.shutting_down = True
+    broker = state.broker
+    assert isinstance(broker, Broker)
+    broker.close_all(CloseCode.GOING_AWAY, "server shutting down")
+    if not await broker.wait_idle(timeout):
+        log.warning("%d connections still open after 1001", broker.connection_count())
+
+
+def _event(broker: Broker, name: str, data: Any, **targets: Any) -> Event:
+    collection = targets.get("collection")
+    if collection is not None and collection not in broker.served():
+        raise ValueError(f"realtime_broadcast: no collection named {collection!r}")
+    return custom_event(name, data, **targets)
+
+
+def _broadcaster(broker: Broker) -> Callable[..., str]:
+    def realtime_broadcast(
+        name: str,
+        data: Any = None,
+        *,
+        collection: str | None = None,
+        client_ids: Iterable[str] | None = None,
+        user_ids: Iterable[Any] | None = None,
+    ) -> str:
+        """Publish a custom event; returns its id. From sync code on any thread (from
+        another thread it waits for the event loop to publish it)."""
+        event = _event(
+            broker, name, data, collection=collection, client_ids=client_ids, user_ids=user_ids
+        )
+        return broker.publish_one(event)
+
+    return realtime_broadcast
+
+
+def _async_broadcaster(broker: Broker) -> Callable[..., Awaitable[str]]:
+    async def realtime_broadcast_async(
+        name: str,
+        data: Any = None,
+        *,
+        collection: str | None = None,
+        client_ids: Iterable[str] | None = None,
+        user_ids: Iterable[Any] | None = None,
+    ) -> str:
+        """`realtime_broadcast` for async code: awaits the event's id."""
+        event = _event(
+            broker, name, data, collection=collection, client_ids=client_ids, user_ids=user_ids
+        )
+        return await broker.publish_one_async(event)
+
+    return realtime_broadcast_async
