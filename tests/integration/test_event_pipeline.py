@@ -408,3 +408,39 @@ async def test_custom_data_is_copied_when_broadcast(server: LiveServer) -> None:
         for _ in range(200):
             deep = [deep]
         app.realtime_broadcast("deep", deep)
+
+
+async def test_no_commit_completes_while_a_snapshot_is_read(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    """A snapshot is read under the commit lock: a worker's commit that comes while the
+    snapshot's SELECT runs waits for it, and is then a live event after the position."""
+    alice = users["alice"]
+    Message.create(text="before", author=alice)
+    outcome: dict[str, Any] = {}
+
+    def commit_during_the_snapshot() -> None:
+        Message.create(text="during", author=alice)
+        database.close()
+
+    def trace(sql: str) -> None:  # the loop thread's statements, as they start
+        if sql.startswith("SELECT") and '"messages"' in sql and "worker" not in outcome:
+            worker = outcome["worker"] = threading.Thread(target=commit_during_the_snapshot)
+            worker.start()
+            # Bounded: a commit that could complete now would do so at once.
+            worker.join(0.5)
+            outcome["waited"] = worker.is_alive()
+
+    server.call(lambda: database.connection().set_trace_callback(trace))
+    try:
+        async with await Client.connect(server) as client:
+            reply = await client.ok_subscribe("messages", snapshot=True)
+            assert [r["text"] for r in reply["snapshot"]["records"]] == ["before"]
+            event = await client.recv_type("event")
+            assert event["record"]["text"] == "during"
+            position = reply["snapshot"]["position"]
+            assert int(event["id"].rsplit("-", 1)[1]) == int(position.rsplit("-", 1)[1]) + 1
+    finally:
+        server.call(lambda: database.connection().set_trace_callback(None))
+        await asyncio.to_thread(outcome["worker"].join, TIMEOUT)
+    assert outcome["waited"] is True
