@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from quart import Quart
 
 from runtime.server import serve
 
-__all__ = ["TIMEOUT", "LiveServer"]
+__all__ = ["TIMEOUT", "LiveServer", "ServerProcess"]
 
 # One timeout for every wait in the suite; slow machines scale it, never tests' sleeps.
 TIMEOUT = 5.0 * float(os.environ.get("RUNTIME_TESTS_TIMEOUT_FACTOR", "1"))
@@ -101,3 +105,66 @@ class LiveServer:
         await serve(
             self.app, sock=self.sock, ready=lambda _port: self._ready.set(), stop=self._stop
         )
+
+
+class ServerProcess:
+    """`python -m runtime serve` in a process of its own (to measure it, or signal it),
+    on 127.0.0.1 and a free port, configured by `RUNTIME_*` variables."""
+
+    def __init__(self, config: Path, settings: dict[str, str]) -> None:
+        if not config.exists():
+            config.write_text("# defaults; RUNTIME_* variables set the rest\n")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+        environ.update(settings)
+        command = [sys.executable, "-m", "runtime", "--config", str(config)]
+        self.process = subprocess.Popen(
+            [*command, "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=environ,
+        )
+        self.port = 0
+
+    def __enter__(self) -> ServerProcess:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # bounded by the server printing its port
+            if match := re.search(r"Serving on http://127\.0\.0\.1:(\d+)/", line):
+                self.port = int(match.group(1))
+                break
+        if not self.port:
+            self.__exit__()
+            raise RuntimeError("server did not start")
+        # Keep reading what it prints, so that a full pipe never blocks it.
+        self._reader = threading.Thread(target=self.process.stdout.read, daemon=True)
+        self._reader.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(TIMEOUT * 2)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.join(TIMEOUT)  # it ends with the process's output
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def memory(self, kind: str = "VmRSS") -> int:
+        """Bytes of the process's resident memory now (VmRSS) or at its peak (VmHWM)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith(f"{kind}:"):
+                return int(line.split()[1]) * 1024
+        raise LookupError(kind)

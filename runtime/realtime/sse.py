@@ -141,10 +141,11 @@ async def _stream(state: RealtimeState, conn: Connection) -> AsyncIterator[str]:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
             await conn.wait(next_ping)
-            frames = conn.drain()  # when closing, only what close(flush=True) kept
+            closing = conn.closing  # then what is queued now is all there will be
+            frames = conn.drain()
             if frames:
                 yield "".join(sse_message(frame) for frame in frames)
-            if conn.closing:
+            if closing:
                 # SSE has no close codes: say why in a last message, then end the stream.
                 frame = {"type": "close", "code": conn.close_code, "reason": conn.close_reason}
                 yield f"event: close\ndata: {protocol.encode(frame)}\n\n"

@@ -95,6 +95,8 @@ async def _read(conn: Connection) -> None:
     state = current_realtime(current_app)
     while True:
         raw = await websocket.receive()
+        if raw is None:  # Quart's reading of an empty binary frame
+            raw = b""
         conn.last_seen = time.monotonic()
         if not conn.closing:
             await handle_message(state, conn, raw)
@@ -112,13 +114,16 @@ async def _write(conn: Connection, heartbeat: float, timeout: float) -> None:
                 conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
             else:
                 conn.send(ping)
-        frames = conn.drain()  # when closing, only what close(flush=True) kept
+        # Closing: what is queued now is all there will be (what close(flush=True) kept
+        # and was queued before), so send it, then the close frame.
+        closing = conn.closing
+        frames = conn.drain()
         if conn.batch and len(frames) > 1:
             await websocket.send(protocol.encode_batch(frames))
         else:
             for frame in frames:
                 await websocket.send(frame)
-        if conn.closing:
+        if closing:
             assert conn.close_code is not None
             await websocket.close(conn.close_code, conn.close_reason)
             return

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +16,7 @@ from runtime.db import database
 from runtime.demo import Message
 from runtime.users import User
 from tests.realtime_client import Client
-from tests.support import TIMEOUT, LiveServer
+from tests.support import TIMEOUT, LiveServer, ServerProcess
 
 
 def texts(events: list[dict]) -> list[str]:
@@ -187,37 +183,16 @@ async def test_batch_clients_get_arrays_under_load(
 
 
 def test_sigterm_closes_every_client_with_1001_within_a_second(tmp_path: Path) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
-    environ.update(RUNTIME_DATABASE_PATH=str(tmp_path / "db.sqlite3"), RUNTIME_APP_DEMO="false")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runtime",
-            "--config",
-            str(tmp_path / "none.toml"),
-            "serve",
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environ,
-    )
-    try:
-        assert process.stdout is not None
-        port = None
-        for line in process.stdout:  # bounded by the server printing its port
-            if match := re.search(r"Serving on http://127\.0\.0\.1:(\d+)/", line):
-                port = int(match.group(1))
-                break
-        assert port, "server did not start"
+    settings = {
+        "RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "RUNTIME_APP_DEMO": "false",
+    }
+    with ServerProcess(tmp_path / "config.toml", settings) as server:
 
         async def scenario() -> list[float]:
             clients = [
                 await websockets.connect(
-                    f"ws://127.0.0.1:{port}/realtime/subscribe", open_timeout=TIMEOUT
+                    f"{server.ws_url}/realtime/subscribe", open_timeout=TIMEOUT
                 )
                 for _ in range(5)
             ]
@@ -225,7 +200,7 @@ def test_sigterm_closes_every_client_with_1001_within_a_second(tmp_path: Path) -
                 await ws.recv()  # connected
             loop = asyncio.get_running_loop()
             started = loop.time()
-            process.send_signal(signal.SIGTERM)
+            server.process.send_signal(signal.SIGTERM)
 
             async def closed(ws: websockets.ClientConnection) -> float:
                 with pytest.raises(ConnectionClosed) as info:
@@ -238,13 +213,7 @@ def test_sigterm_closes_every_client_with_1001_within_a_second(tmp_path: Path) -
 
         delays = asyncio.run(scenario())
         assert max(delays) < 1.0, delays
-        assert process.wait(TIMEOUT * 2) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        assert server.process.wait(TIMEOUT * 2) == 0
 
 
 async def test_broadcasts_to_everyone_are_replayed_once(

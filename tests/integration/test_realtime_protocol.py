@@ -214,3 +214,23 @@ async def test_metrics_for_loopback(server: LiveServer) -> None:
     assert 'runtime_realtime_connections{transport="websocket"} 1' in text
     assert "runtime_realtime_subscriptions 1" in text
     assert "# TYPE runtime_realtime_events_published_total counter" in text
+
+
+async def test_the_rate_limit_close_comes_after_its_explanation(server: LiveServer) -> None:
+    """A burst of 500 subscribes: the refusals queued before the close reach the client
+    before the close does (the close used to drop them)."""
+    async with await Client.connect(server) as client:
+        for i in range(500):
+            await client.send({"type": "subscribe", "id": f"s{i}", "pattern": "messages"})
+        frames: list[dict] = []
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                frames.append(await client.recv())
+        assert info.value.rcvd is not None and info.value.rcvd.code == 4429
+        assert info.value.rcvd.reason == "too many requests"
+        kinds = [f.get("code", f["type"]) for f in frames]
+        assert kinds.count("subscribed") == 100  # message_rate_limit: 100 per 10 s
+        assert kinds.count("rate_limited") > 1
+        assert kinds[-1] == "rate_limited"  # the explanation, right before the close
+        refused = [f for f in frames if f.get("code") == "rate_limited"]
+        assert all(f["retry_after"] >= 1 and f["id"].startswith("s") for f in refused)
