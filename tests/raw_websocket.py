@@ -100,6 +100,7 @@ class RawWebSocket:
         assert lines[0].startswith("HTTP/1.1 101"), lines[0]
         headers = dict(line.lower().split(": ", 1) for line in lines[1:])
         self.extensions = headers.get("sec-websocket-extensions")
+        self.inflater = zlib.decompressobj(-15)  # for the server's compressed frames
 
     def close(self) -> None:
         self.sock.close()
@@ -111,7 +112,7 @@ class RawWebSocket:
         self.close()
 
     def recv_frame(self) -> tuple[int, bytes]:
-        """The next server frame (servers do not mask) as (opcode, payload)."""
+        """The next server frame (servers do not mask) as (opcode, payload), inflated."""
         while len(self.buffer) < 2:
             self._fill()
         length = self.buffer[1] & 0x7F
@@ -122,8 +123,10 @@ class RawWebSocket:
             length = int.from_bytes(self.buffer[2:start], "big")
         while len(self.buffer) < start + length:
             self._fill()
-        opcode = self.buffer[0] & 0x0F
+        opcode, compressed = self.buffer[0] & 0x0F, self.buffer[0] & 0x40
         payload, self.buffer = self.buffer[start : start + length], self.buffer[start + length :]
+        if compressed:  # a whole message: the server does not fragment
+            payload = self.inflater.decompress(payload + b"\x00\x00\xff\xff")
         return opcode, payload
 
     def stream(self, chunks: Iterable[bytes]) -> int:

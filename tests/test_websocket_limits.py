@@ -140,10 +140,18 @@ def test_a_header_split_across_reads_is_counted_once() -> None:
     assert not any(isinstance(e, CloseConnection) for e in events)
 
 
-def test_other_protocol_errors_get_their_close_frame_too() -> None:
-    connection, _ = accept()
-    unmasked = b"\x81\x02hi"
-    close = refused(feed(connection, unmasked), code=1002)
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        (b"\x81\x02hi", 1002),  # unmasked
+        (b"\xa1" + client_frame(TEXT, b"hi")[1:], 1002),  # RSV2, which nothing uses
+        (client_frame(TEXT, b"\xff\xfe"), 1007),  # not UTF-8
+        (client_frame(TEXT, b"\xff" * 10, rsv1=True), 1007),  # not deflate
+    ],
+)
+def test_other_protocol_errors_get_their_close_frame_too(frame: bytes, code: int) -> None:
+    connection, _ = accept(compression=True)
+    close = refused(feed(connection, frame), code)
     assert connection.send(close.response()).startswith(b"\x88")
     assert connection.state is ConnectionState.CLOSED
 
