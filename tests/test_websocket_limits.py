@@ -29,7 +29,6 @@ from tests.raw_websocket import (
     client_header,
     deflate_bomb,
     deflate_message,
-    mask,
     repeat,
 )
 
@@ -254,10 +253,6 @@ def test_install_replaces_hypercorns_handshake_each_time_from_hypercorns_own() -
         assert ws_stream.Handshake.__mro__[1] is websocket_limits._HypercornHandshake
     finally:
         ws_stream.Handshake = original  # type: ignore[misc]
-
-
-def test_masking_helper() -> None:  # the tests' own frames are what a client sends
-    assert mask(mask(b"abcdefgh")) == b"abcdefgh"
 
 
 def test_the_hypercorn_and_wsproto_internals_relied_on_are_still_there() -> None:
