@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.protocol import ws_stream
 from quart import Quart
+
+from . import websocket_limits
 
 __all__ = ["serve"]
 
@@ -49,10 +50,14 @@ async def serve(
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     realtime = app.extensions.get("realtime")
+    compression = True  # Hypercorn's own default, for an app without realtime
     if realtime is not None:
         # Past the soft limit a frame gets an error frame; past this one, close 1009.
         config.websocket_max_message_size = 4 * realtime.config.max_message_size
-        _set_websocket_compression(realtime.config.websocket_compression)
+        compression = realtime.config.websocket_compression
+    websocket_limits.install(
+        max_message_size=config.websocket_max_message_size, compression=compression
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -78,22 +83,3 @@ async def serve(
     finally:
         if own_socket:
             sock.close()
-
-
-class _HandshakeWithoutCompression(ws_stream.Handshake):
-    """Hypercorn accepts permessage-deflate whenever a client offers it (browsers always
-    do); ignoring the offer leaves it off."""
-
-    def __init__(self, headers: list[tuple[bytes, bytes]], http_version: str) -> None:
-        super().__init__(headers, http_version)
-        self.extensions = None
-
-
-_HANDSHAKE_WITH_COMPRESSION = ws_stream.Handshake
-
-
-def _set_websocket_compression(enabled: bool) -> None:
-    # Hypercorn has no setting for this; its handshake class is chosen per process.
-    ws_stream.Handshake = (  # type: ignore[misc]
-        _HANDSHAKE_WITH_COMPRESSION if enabled else _HandshakeWithoutCompression
-    )
