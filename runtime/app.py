@@ -113,6 +113,11 @@ def _register_error_handlers(app: Quart) -> None:
         )
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        if status == 413:
+            # The body was not read, so the server must close the connection after this
+            # answer: say so, or the client reuses it for its next request and that one
+            # meets a closed connection.
+            response.headers["Connection"] = "close"
         return response
 
     @app.errorhandler(Exception)

@@ -12,7 +12,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import PASSWORD
-from tests.support import TIMEOUT, LiveServer
+from tests.support import TIMEOUT, LiveServer, ServerProcess
 
 __all__ = ["Client", "login_cookie"]
 
@@ -29,7 +29,7 @@ async def login_cookie(server: LiveServer, username: str) -> str:
 class Client:
     """One WebSocket connection to /realtime/subscribe that speaks the protocol."""
 
-    def __init__(self, ws: ClientConnection, server: LiveServer) -> None:
+    def __init__(self, ws: ClientConnection, server: LiveServer | ServerProcess) -> None:
         self.ws = ws
         self.server = server
         self.connected: dict[str, Any] = {}
@@ -38,7 +38,7 @@ class Client:
     @classmethod
     async def connect(
         cls,
-        server: LiveServer,
+        server: LiveServer | ServerProcess,
         *,
         user: str | None = None,
         query: str = "",
@@ -112,6 +112,7 @@ class Client:
         of the server's loop), events for us are queued before the pong of a ping sent
         now, so this proves that none of them was for this client.
         """
+        assert isinstance(self.server, LiveServer), "needs a server in this process"
         await self.server.run(self.server.broker.flushed())
         await self.send({"type": "ping"})
         frame = await self.recv()

@@ -109,13 +109,14 @@ class LiveServer:
 
 class ServerProcess:
     """`python -m runtime serve` in a process of its own (to measure it, or signal it),
-    on 127.0.0.1 and a free port, configured by `RUNTIME_*` variables."""
+    on 127.0.0.1 and a free port, configured by `config` and `RUNTIME_*` variables, run
+    in the config's folder."""
 
-    def __init__(self, config: Path, settings: dict[str, str]) -> None:
+    def __init__(self, config: Path, settings: dict[str, str] | None = None) -> None:
         if not config.exists():
             config.write_text("# defaults; RUNTIME_* variables set the rest\n")
         environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
-        environ.update(settings)
+        environ.update(settings or {})
         command = [sys.executable, "-m", "runtime", "--config", str(config)]
         self.process = subprocess.Popen(
             [*command, "serve", "--port", "0"],
@@ -123,21 +124,28 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=environ,
+            cwd=config.parent,
         )
         self.port = 0
+        self.output: list[str] = []
+        self._started = threading.Event()
+        # Read all it says, so that a full pipe never blocks it.
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def __enter__(self) -> ServerProcess:
+    def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:  # bounded by the server printing its port
+        for line in self.process.stdout:
+            self.output.append(line)
             if match := re.search(r"Serving on http://127\.0\.0\.1:(\d+)/", line):
                 self.port = int(match.group(1))
-                break
-        if not self.port:
+                self._started.set()
+        self._started.set()  # it ended
+
+    def __enter__(self) -> ServerProcess:
+        if not (self._started.wait(TIMEOUT * 2) and self.port):
             self.__exit__()
-            raise RuntimeError("server did not start")
-        # Keep reading what it prints, so that a full pipe never blocks it.
-        self._reader = threading.Thread(target=self.process.stdout.read, daemon=True)
-        self._reader.start()
+            raise RuntimeError(f"server did not start: {''.join(self.output)}")
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -148,9 +156,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
-            reader.join(TIMEOUT)  # it ends with the process's output
+        self._reader.join(TIMEOUT)  # it ends with the process's output
         if self.process.stdout is not None:
             self.process.stdout.close()
 
@@ -162,9 +168,15 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def memory(self, kind: str = "VmRSS") -> int:
-        """Bytes of the process's resident memory now (VmRSS) or at its peak (VmHWM)."""
+    def memory(self) -> tuple[int, int]:
+        """(VmRSS, VmHWM) in bytes: resident now, and at its peak."""
+        fields = {}
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith(f"{kind}:"):
-                return int(line.split()[1]) * 1024
-        raise LookupError(kind)
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                fields[name] = int(value.split()[0]) * 1024
+        return fields["VmRSS"], fields["VmHWM"]
+
+    def reset_peak(self) -> None:
+        """Linux >= 4.0: the peak (VmHWM) starts again from what is resident now."""
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.raw_websocket import (
@@ -34,7 +28,7 @@ from tests.raw_websocket import (
     repeat,
 )
 from tests.realtime_client import Client
-from tests.support import TIMEOUT, LiveServer
+from tests.support import TIMEOUT, LiveServer, ServerProcess
 
 MiB = 2**20
 HARD_LIMIT = 4 * 65536  # 4 * the default realtime.max_message_size
@@ -91,76 +85,23 @@ async def assert_goes_on(server: LiveServer, other: Client) -> None:
 
 
 @dataclass
-class ServerProcess:
-    process: subprocess.Popen[str]
-    port: int
+class DemoServer:
+    server: ServerProcess
     password: str  # the demo user's
-    output: list[str]
-
-    def memory(self) -> tuple[int, int]:
-        """(VmRSS, VmHWM) in bytes: resident now, and at its peak."""
-        fields = {}
-        with open(f"/proc/{self.process.pid}/status") as status:
-            for line in status:
-                name, _, value = line.partition(":")
-                if name in ("VmRSS", "VmHWM"):
-                    fields[name] = int(value.split()[0]) * 1024
-        return fields["VmRSS"], fields["VmHWM"]
-
-    def reset_peak(self) -> None:
-        # Linux >= 4.0: the peak (VmHWM) starts again from what is resident now.
-        with open(f"/proc/{self.process.pid}/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
 
 
 @pytest.fixture(scope="module")
-def process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def process_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     tmp = tmp_path_factory.mktemp("limits")
     config = tmp / "config.toml"
     config.write_text(
         f'[app]\nlog_level = "warning"\n[database]\npath = {json.dumps(str(tmp / "db.sqlite3"))}\n'
         "[realtime]\nwebsocket_compression = true\n"  # the worst case; raw clients choose
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "runtime", "--config", str(config), "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environ,
-        cwd=tmp,
-    )
-    output: list[str] = []
-    started = threading.Event()
-    port = 0
-
-    def drain() -> None:  # read all it says, so that a full pipe never blocks it
-        nonlocal port
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            if match := re.search(r"Serving on http://127\.0\.0\.1:(\d+)/", line):
-                port = int(match.group(1))
-                started.set()
-        started.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        assert started.wait(TIMEOUT * 2) and port, f"server did not start: {output}"
+    with ServerProcess(config) as server:
         password = (tmp / "demo-credentials.txt").read_text().split("password: ")[1].strip()
-        yield ServerProcess(process, port, password, output)
-        assert process.poll() is None, f"server died: {output}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(TIMEOUT * 2)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(TIMEOUT)
-        if process.stdout is not None:
-            process.stdout.close()
+        yield DemoServer(server, password)
+        assert server.process.poll() is None, f"server died: {server.output}"
 
 
 def huge_frame() -> Iterator[bytes]:
@@ -208,17 +149,13 @@ def gigabyte_bomb() -> Iterator[bytes]:
     ],
 )
 async def test_hostile_messages_close_with_1009_in_bounded_memory(
-    process_server: ServerProcess, attack: Callable[[], Iterable[bytes]], deflate: bool
+    process_server: DemoServer, attack: Callable[[], Iterable[bytes]], deflate: bool
 ) -> None:
-    url = f"http://127.0.0.1:{process_server.port}"
-    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT) as http:
+    server = process_server.server
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
         login = {"username": "demo", "password": process_server.password}
         assert (await http.post("/auth/login", json=login)).status_code == 200
-        other = await websockets.connect(
-            f"ws://127.0.0.1:{process_server.port}/realtime/subscribe", open_timeout=TIMEOUT
-        )
-        async with Client(other) as watcher:
-            watcher.connected = await watcher.recv_type("connected")
+        async with await Client.connect(server) as watcher:
             await watcher.ok_subscribe("messages")
 
             async def post(text: str) -> None:
@@ -226,13 +163,13 @@ async def test_hostile_messages_close_with_1009_in_bounded_memory(
                 assert response.status_code == 201, response.text
                 assert (await watcher.recv_type("event"))["record"]["text"] == text
 
-            process_server.reset_peak()
-            rss_before, _ = process_server.memory()
+            server.reset_peak()
+            rss_before, _ = server.memory()
             # The attacker is a blocking client in a thread; others go on meanwhile.
             (sent, close, closed), _ = await asyncio.gather(
-                asyncio.to_thread(run, process_server.port, attack(), deflate), post("during")
+                asyncio.to_thread(run, server.port, attack(), deflate), post("during")
             )
-            _, peak = process_server.memory()
+            _, peak = server.memory()
             growth = peak - rss_before
             print(f"{attack.__name__}: sent {sent / MiB:.1f} MiB, grew {growth / MiB:.1f} MiB")
             assert growth < MEMORY_BOUND, f"the server grew by {growth / MiB:.0f} MiB"
