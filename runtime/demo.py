@@ -15,6 +15,7 @@ from quart.typing import ResponseReturnValue
 from .auth import current_session, current_user, log_in
 from .base_model import BaseModel
 from .errors import ApiError, Forbidden
+from .redirects import same_site_path
 from .users import User, utcnow
 
 __all__ = ["Message", "Note", "pages_blueprint"]
@@ -91,9 +92,7 @@ async def index() -> ResponseReturnValue:
 
 @pages_blueprint.route("/login", methods=["GET", "POST"])
 async def login_page() -> ResponseReturnValue:
-    next_url = request.args.get("next", "")
-    if not next_url.startswith("/") or next_url.startswith("//"):
-        next_url = url_for("pages.messages_page")  # never redirect off-site
+    next_url = same_site_path(request.args.get("next")) or url_for("pages.messages_page")
     error = None
     if request.method == "POST":
         form = await request.form
