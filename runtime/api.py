@@ -7,6 +7,7 @@ a collection a user may not read at all is 401 for a visitor and 403 for a user.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import peewee
@@ -45,24 +46,29 @@ def _get_record(model: type[BaseModel], record_id: str, user: User | None) -> Ba
     return record
 
 
+# ASCII digits only: str.isdigit() also takes "²" and "٣", which int() refuses or reads.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+
+
 def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+    if not _WHOLE_NUMBER.fullmatch(raw) or not minimum <= int(raw) <= maximum:
         raise BadRequest(f"{name} must be a whole number from {minimum} to {maximum}.")
     return int(raw)
 
 
 def _order(model: type[BaseModel], user: User | None) -> Any:
     raw = request.args.get("sort", "")
-    name = raw.lstrip("-")
-    if not name:
+    if not raw:
         return model._meta.primary_key.asc()
+    descending = raw.startswith("-")
+    name = raw[1:] if descending else raw
     if name not in model.visible_fields(user):
         raise BadRequest(f"Cannot sort by {name[:64]!r}.")
     field = model._meta.fields[name]
-    return field.desc() if raw.startswith("-") else field.asc()
+    return field.desc() if descending else field.asc()
 
 
 def _writable_values(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.support import TIMEOUT, LiveServer
+from tests.support import TIMEOUT, LiveServer, assert_error
 
 
 def client(server: LiveServer) -> httpx.Client:
@@ -22,16 +22,6 @@ def logged_in(server: LiveServer, username: str) -> Iterator[httpx.Client]:
         response = c.post("/auth/login", json={"username": username, "password": PASSWORD})
         assert response.status_code == 200, response.text
         yield c
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, str]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert isinstance(error["message"], str) and error["message"]
-    assert "Traceback" not in response.text
-    return error
 
 
 def test_login_sets_a_hardened_session_cookie(server: LiveServer) -> None:
