@@ -15,6 +15,8 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.protocol import ws_stream
 from quart import Quart
 
+from .access_log import SafeAccessLogger
+
 __all__ = ["serve"]
 
 log = logging.getLogger("runtime.server")
@@ -45,6 +47,7 @@ async def serve(
     config.bind = [f"fd://{os.dup(sock.fileno())}"]
     port = sock.getsockname()[1]
     config.accesslog = logging.getLogger("runtime.access")
+    config.logger_class = SafeAccessLogger  # escapes what comes from the request
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
