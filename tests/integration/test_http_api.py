@@ -232,6 +232,7 @@ def test_errors_are_json_everywhere(server: LiveServer) -> None:
             headers={"content-type": "application/json"},
         )
         assert_error(too_big, 413, "payload_too_large")
+        assert too_big.headers["connection"] == "close"  # the unread body ends the connection
         assert_error(
             c.post("/api/collections/messages/records", data={"text": "form"}), 400, "bad_request"
         )
