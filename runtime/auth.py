@@ -66,12 +66,12 @@ def current_user() -> User | None:
     return auth.user if auth is not None else None
 
 
-def log_in(username: str, password: str) -> User:
+async def log_in(username: str, password: str) -> User:
     """Check the credentials (rate-limited) and start a session for this client."""
     limits: LoginLimits = current_app.extensions["runtime"].login_limits
     address = request.remote_addr or "unknown"
     limits.check(username, address)
-    user = User.authenticate(username, password)
+    user = await User.aauthenticate(username, password)
     if user is None:
         limits.failed(username, address)
         raise Unauthorized("Invalid username or password.")
@@ -100,7 +100,7 @@ def _credentials(body: dict[str, Any]) -> tuple[str, str]:
 
 @auth_blueprint.post("/login")
 async def login() -> Response:
-    user = log_in(*_credentials(await read_body(allow_form=True)))
+    user = await log_in(*_credentials(await read_body(allow_form=True)))
     return jsonify({"user": user.public_dict()})
 
 

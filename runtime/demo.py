@@ -97,7 +97,7 @@ async def login_page() -> ResponseReturnValue:
     if request.method == "POST":
         form = await request.form
         try:
-            log_in(form.get("username", ""), form.get("password", ""))
+            await log_in(form.get("username", ""), form.get("password", ""))
         except ApiError as exc:
             error = exc.message
         else:
