@@ -12,6 +12,7 @@ from quart import Blueprint, Response, current_app, g, jsonify, request, session
 
 from .config import Config
 from .errors import BadRequest, RateLimited, Unauthorized
+from .origins import refuse_cross_site
 from .ratelimit import RateLimit, make_storage
 from .requests import read_body
 from .users import Session, User
@@ -100,12 +101,14 @@ def _credentials(body: dict[str, Any]) -> tuple[str, str]:
 
 @auth_blueprint.post("/login")
 async def login() -> Response:
+    refuse_cross_site()
     user = await log_in(*_credentials(await read_body(allow_form=True)))
     return jsonify({"user": user.public_dict()})
 
 
 @auth_blueprint.post("/logout")
 async def logout() -> Response:
+    refuse_cross_site()
     auth = current_session()
     if auth is not None:
         auth.end()

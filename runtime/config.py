@@ -70,9 +70,20 @@ class AuthConfig:
     login_limit_per_user: str = "5/minute"
     login_limit_per_address: str = "20/minute"
     rate_limit_storage: str = "memory://"
+    allowed_origins: tuple[str, ...] = ()
 
     def check(self) -> None:
         _at_least("auth.session_lifetime", self.session_lifetime, 60)
+        for origin in self.allowed_origins:
+            if origin == "*":
+                raise ConfigError(
+                    "auth.allowed_origins: '*' would let any site log users in and out; "
+                    "list origins like 'https://example.com'"
+                )
+            if "://" not in origin:
+                raise ConfigError(
+                    f"auth.allowed_origins: {origin!r} is not an origin like 'https://example.com'"
+                )
         if not self.cookie_name.isidentifier():
             raise ConfigError("auth.cookie_name: must be a plain name like 'session'")
         for key in ("login_limit_per_user", "login_limit_per_address"):

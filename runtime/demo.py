@@ -15,6 +15,7 @@ from quart.typing import ResponseReturnValue
 from .auth import current_session, current_user, log_in
 from .base_model import BaseModel
 from .errors import ApiError, Forbidden
+from .origins import refuse_cross_site
 from .redirects import same_site_path
 from .users import User, utcnow
 
@@ -95,6 +96,7 @@ async def login_page() -> ResponseReturnValue:
     next_url = same_site_path(request.args.get("next")) or url_for("pages.messages_page")
     error = None
     if request.method == "POST":
+        refuse_cross_site()  # the login form has no token: a logged-out visitor has no session
         form = await request.form
         try:
             await log_in(form.get("username", ""), form.get("password", ""))
@@ -108,6 +110,7 @@ async def login_page() -> ResponseReturnValue:
 
 @pages_blueprint.post("/logout")
 async def logout_page() -> ResponseReturnValue:
+    refuse_cross_site()
     await _form()
     auth = current_session()
     if auth is not None:
