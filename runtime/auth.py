@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, current_app, g, jsonify, request, session
+from quart import Blueprint, Response, current_app, g, jsonify, session
 
 from .config import Config
 from .errors import BadRequest, RateLimited, Unauthorized
 from .origins import refuse_cross_site
+from .proxies import request_client
 from .ratelimit import RateLimit, make_storage
 from .requests import read_body
 from .users import Session, User
@@ -70,7 +71,7 @@ def current_user() -> User | None:
 async def log_in(username: str, password: str) -> User:
     """Check the credentials (rate-limited) and start a session for this client."""
     limits: LoginLimits = current_app.extensions["runtime"].login_limits
-    address = request.remote_addr or "unknown"
+    address = request_client().address  # X-Forwarded-For only from a trusted proxy
     limits.check(username, address)
     user = await User.aauthenticate(username, password)
     if user is None:

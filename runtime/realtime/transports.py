@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from quart import Blueprint, Response, current_app, request, send_from_directory
+from quart import Blueprint, Response, current_app, send_from_directory
 
 from ..errors import Forbidden
+from ..proxies import request_client
 from .extension import current_realtime
 from .metrics import render_metrics
 from .sse import sse_stream, sse_update
@@ -40,7 +41,7 @@ async def client_js() -> Response:
 @realtime_blueprint.get("/metrics")
 async def metrics() -> Response:
     state = current_realtime(current_app)
-    if not _is_loopback(request.remote_addr):
+    if not request_client().is_local:  # a proxy's requests are never local, even from ::1
         user, _session = await state.identify()
         if user is None or not user.is_admin:
             raise Forbidden("Metrics are for administrators and loopback callers.")
