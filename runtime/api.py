@@ -112,8 +112,8 @@ async def list_records(name: str) -> Response:
 @api_blueprint.post("/collections/<name>/records")
 async def create_record(name: str) -> tuple[Response, int]:
     model, user = _model(name), current_user()
-    if not model.collection_writable_by(user):
-        raise _denied(user, "You may not write to this collection.")
+    if not model.collection_creatable_by(user):
+        raise _denied(user, "You may not create records in this collection.")
     values = _writable_values(model, await read_body())
     if model.owner_field is not None and user is not None:
         values[model.owner_field] = user.id
@@ -121,7 +121,7 @@ async def create_record(name: str) -> tuple[Response, int]:
     if missing:
         raise BadRequest(f"Missing required fields: {', '.join(missing)}.")
     record = model(**values)
-    if not record.writable_by(user):
+    if not record.creatable_by(user):
         raise _denied(user, "You may not create this record.")
     _save(record, force_insert=True)
     return jsonify(record.visible_to(user) or {"id": record.record_id}), 201
@@ -140,11 +140,11 @@ async def update_record(name: str, record_id: str) -> Response:
     model, user = _model(name), current_user()
     body = await read_body()
     record = _get_record(model, record_id, user)
-    if not record.writable_by(user):
+    if not record.updatable_by(user):
         raise _denied(user, "You may not change this record.")
     for field, value in _writable_values(model, body).items():
         setattr(record, field, value)
-    if not record.writable_by(user):  # a function rule may look at the new values
+    if not record.updatable_by(user):  # a function rule may look at the new values
         raise Forbidden("You may not make this change.")
     _save(record)
     return jsonify(record.visible_to(user) or {"id": record.record_id})
@@ -154,7 +154,7 @@ async def update_record(name: str, record_id: str) -> Response:
 async def delete_record(name: str, record_id: str) -> Response:
     model, user = _model(name), current_user()
     record = _get_record(model, record_id, user)
-    if not record.writable_by(user):
+    if not record.deletable_by(user):
         raise _denied(user, "You may not delete this record.")
     record.delete_instance()
     return Response(status=204)

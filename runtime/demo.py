@@ -1,5 +1,6 @@
-"""The demo app: `messages` (public read, authenticated write), `notes` (owner only), and
-server-rendered pages for both. Importing this module registers the two collections.
+"""The demo app: `messages` (public read, authenticated create, owner update and delete),
+`notes` (owner only), and server-rendered pages for both. Importing this module
+registers the two collections.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Message(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
     read_rule = "public"
-    write_rule = "authenticated"
+    create_rule = "authenticated"  # anyone logged in may post,
+    update_rule = delete_rule = "owner"  # only the author may edit or delete
     owner_field = "author"
     read_only = ("author_name", "created_at")
 
@@ -80,6 +82,21 @@ async def _form() -> dict[str, str]:
     if not hmac.compare_digest(form.get("csrf_token", ""), csrf_token()):
         raise Forbidden("The form has expired; reload the page and try again.")
     return {key: form.get(key, "") for key in form}
+
+
+# The pages apply the collections' rules as the records API does.
+
+
+def _create(record: BaseModel, user: User) -> None:
+    if not record.creatable_by(user):
+        raise Forbidden("You may not create this record.")
+    record.save(force_insert=True)
+
+
+def _delete(record: BaseModel, user: User | None) -> None:
+    if not record.deletable_by(user):
+        raise Forbidden("You may not delete this record.")
+    record.delete_instance()
 
 
 def _login_needed() -> ResponseReturnValue:
@@ -132,7 +149,7 @@ async def post_message() -> ResponseReturnValue:
         return _login_needed()
     text = form.get("text", "").strip()[:_TEXT_LIMIT]
     if text:
-        Message.create(text=text, author=user)
+        _create(Message(text=text, author=user), user)
     return redirect(url_for("pages.messages_page"))
 
 
@@ -141,8 +158,8 @@ async def delete_message(message_id: int) -> ResponseReturnValue:
     await _form()
     user = current_user()
     message = Message.get_or_none(Message.id == message_id)
-    if message is not None and message.writable_by(user):
-        message.delete_instance()
+    if message is not None:
+        _delete(message, user)
     return redirect(url_for("pages.messages_page"))
 
 
@@ -163,7 +180,7 @@ async def post_note() -> ResponseReturnValue:
         return _login_needed()
     title = form.get("title", "").strip()[:200]
     if title:
-        Note.create(title=title, body=form.get("body", "")[:10_000], owner=user)
+        _create(Note(title=title, body=form.get("body", "")[:10_000], owner=user), user)
     return redirect(url_for("pages.notes_page"))
 
 
@@ -171,7 +188,7 @@ async def post_note() -> ResponseReturnValue:
 async def delete_note(note_id: int) -> ResponseReturnValue:
     await _form()
     user = current_user()
-    note = Note.get_or_none(Note.id == note_id)
-    if note is not None and note.writable_by(user):
-        note.delete_instance()
+    note = Note.readable_query(user).where(Note.id == note_id).get_or_none()
+    if note is not None:
+        _delete(note, user)
     return redirect(url_for("pages.notes_page"))
