@@ -110,3 +110,17 @@ def test_the_logout_form_needs_this_site_and_its_token(
     ended = browser.post("/logout", data={"csrf_token": token}, headers=same_origin(server))
     assert ended.status_code == 302
     assert logged_in_as(browser) is None
+
+
+def test_no_cors_preflight_is_granted(browser: httpx.Client) -> None:
+    """The records API takes JSON only; another site's page could send JSON only after a
+    preflight, which the server never grants (docs/security.md)."""
+    preflight = browser.options(
+        "/api/collections/messages/records",
+        headers={
+            "Origin": "https://evil.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert not any(name.startswith("access-control-") for name in preflight.headers)
