@@ -7,6 +7,7 @@ a collection a user may not read at all is 401 for a visitor and 403 for a user.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import peewee
@@ -45,24 +46,29 @@ def _get_record(model: type[BaseModel], record_id: str, user: User | None) -> Ba
     return record
 
 
+# ASCII digits only: str.isdigit() also takes "²" and "٣", which int() refuses or reads.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
+
+
 def _int_arg(name: str, default: int, minimum: int, maximum: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+    if not _WHOLE_NUMBER.fullmatch(raw) or not minimum <= int(raw) <= maximum:
         raise BadRequest(f"{name} must be a whole number from {minimum} to {maximum}.")
     return int(raw)
 
 
 def _order(model: type[BaseModel], user: User | None) -> Any:
     raw = request.args.get("sort", "")
-    name = raw.lstrip("-")
-    if not name:
+    if not raw:
         return model._meta.primary_key.asc()
+    descending = raw.startswith("-")
+    name = raw[1:] if descending else raw
     if name not in model.visible_fields(user):
         raise BadRequest(f"Cannot sort by {name[:64]!r}.")
     field = model._meta.fields[name]
-    return field.desc() if raw.startswith("-") else field.asc()
+    return field.desc() if descending else field.asc()
 
 
 def _writable_values(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
@@ -106,8 +112,8 @@ async def list_records(name: str) -> Response:
 @api_blueprint.post("/collections/<name>/records")
 async def create_record(name: str) -> tuple[Response, int]:
     model, user = _model(name), current_user()
-    if not model.collection_writable_by(user):
-        raise _denied(user, "You may not write to this collection.")
+    if not model.collection_creatable_by(user):
+        raise _denied(user, "You may not create records in this collection.")
     values = _writable_values(model, await read_body())
     if model.owner_field is not None and user is not None:
         values[model.owner_field] = user.id
@@ -115,7 +121,7 @@ async def create_record(name: str) -> tuple[Response, int]:
     if missing:
         raise BadRequest(f"Missing required fields: {', '.join(missing)}.")
     record = model(**values)
-    if not record.writable_by(user):
+    if not record.creatable_by(user):
         raise _denied(user, "You may not create this record.")
     _save(record, force_insert=True)
     return jsonify(record.visible_to(user) or {"id": record.record_id}), 201
@@ -134,11 +140,11 @@ async def update_record(name: str, record_id: str) -> Response:
     model, user = _model(name), current_user()
     body = await read_body()
     record = _get_record(model, record_id, user)
-    if not record.writable_by(user):
+    if not record.updatable_by(user):
         raise _denied(user, "You may not change this record.")
     for field, value in _writable_values(model, body).items():
         setattr(record, field, value)
-    if not record.writable_by(user):  # a function rule may look at the new values
+    if not record.updatable_by(user):  # a function rule may look at the new values
         raise Forbidden("You may not make this change.")
     _save(record)
     return jsonify(record.visible_to(user) or {"id": record.record_id})
@@ -148,7 +154,7 @@ async def update_record(name: str, record_id: str) -> Response:
 async def delete_record(name: str, record_id: str) -> Response:
     model, user = _model(name), current_user()
     record = _get_record(model, record_id, user)
-    if not record.writable_by(user):
+    if not record.deletable_by(user):
         raise _denied(user, "You may not delete this record.")
     record.delete_instance()
     return Response(status=204)

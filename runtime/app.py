@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from quart import Quart, Response
+from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .api import api_blueprint
@@ -81,6 +81,7 @@ def create_app(
     app.register_blueprint(auth_blueprint)
     app.register_blueprint(api_blueprint)
     Realtime(app)
+    app.before_request(_read_whole_body)
     _register_error_handlers(app)
     app.context_processor(lambda: {"current_user": current_user()})
     log.debug("app created: env=%s database=%s", config.app.env, config.database.path)
@@ -98,6 +99,17 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
 
 
+async def _read_whole_body() -> None:
+    """Read the body (at most `api.max_body_size`) before any handler answers.
+
+    A handler that answers early (401, 403, 404) would otherwise leave the body unread
+    on the connection, and Hypercorn then drops the connection under the next request
+    of a keep-alive client.
+    """
+    if request.content_length or "transfer-encoding" in request.headers:
+        await request.get_data(cache=True)
+
+
 def _register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def api_error(error: ApiError) -> Response:
@@ -111,13 +123,12 @@ def _register_error_handlers(app: Quart) -> None:
         response = Response(
             app.json.dumps(error_body(code, message)), status=status, mimetype="application/json"
         )
+        if status == 413:
+            # The rest of the body is never read, so this connection cannot carry another
+            # request: say so, or a keep-alive client sends one into a closing socket.
+            response.headers["Connection"] = "close"
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
-        if status == 413:
-            # The body was not read, so the server must close the connection after this
-            # answer: say so, or the client reuses it for its next request and that one
-            # meets a closed connection.
-            response.headers["Connection"] = "close"
         return response
 
     @app.errorhandler(Exception)

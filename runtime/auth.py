@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, current_app, g, jsonify, request, session
+from quart import Blueprint, Response, current_app, g, jsonify, session
 
 from .config import Config
 from .errors import BadRequest, RateLimited, Unauthorized
+from .origins import refuse_cross_site
+from .proxies import request_client
 from .ratelimit import RateLimit, make_storage
 from .requests import read_body
 from .users import Session, User
@@ -66,12 +68,12 @@ def current_user() -> User | None:
     return auth.user if auth is not None else None
 
 
-def log_in(username: str, password: str) -> User:
+async def log_in(username: str, password: str) -> User:
     """Check the credentials (rate-limited) and start a session for this client."""
     limits: LoginLimits = current_app.extensions["runtime"].login_limits
-    address = request.remote_addr or "unknown"
+    address = request_client().address  # X-Forwarded-For only from a trusted proxy
     limits.check(username, address)
-    user = User.authenticate(username, password)
+    user = await User.aauthenticate(username, password)
     if user is None:
         limits.failed(username, address)
         raise Unauthorized("Invalid username or password.")
@@ -100,12 +102,14 @@ def _credentials(body: dict[str, Any]) -> tuple[str, str]:
 
 @auth_blueprint.post("/login")
 async def login() -> Response:
-    user = log_in(*_credentials(await read_body(allow_form=True)))
+    refuse_cross_site()
+    user = await log_in(*_credentials(await read_body(allow_form=True)))
     return jsonify({"user": user.public_dict()})
 
 
 @auth_blueprint.post("/logout")
 async def logout() -> Response:
+    refuse_cross_site()
     auth = current_session()
     if auth is not None:
         auth.end()

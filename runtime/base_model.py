@@ -4,7 +4,8 @@
         title = CharField()
         author = ForeignKeyField(User)
         read_rule = "public"
-        write_rule = "owner"
+        create_rule = "authenticated"
+        update_rule = delete_rule = "owner"  # or write_rule = ..., all three at once
         owner_field = "author"
         hidden = ("secret_token",)
         read_only = ("created_at",)
@@ -30,11 +31,13 @@ import peewee
 
 from .db import RecordChange, database
 from .json_values import json_value
-from .rules import RULE_NAMES, Rule, UserLike, check_rule, collection_may_be_readable
+from .rules import RULE_NAMES, Rule, UserLike, check_rule, rule_could_pass
 
 __all__ = ["BaseModel", "collection", "collections"]
 
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_WRITE_RULES = ("create_rule", "update_rule", "delete_rule")  # what write_rule sets
+_RULES = ("read_rule", "write_rule", *_WRITE_RULES)
 _registry: dict[str, type[BaseModel]] = {}
 
 
@@ -55,10 +58,16 @@ class _CollectionMeta(peewee.ModelBase):
         table = cls._meta.table_name
         if not _COLLECTION_NAME.fullmatch(table):
             raise TypeError(f"{name}: table name {table!r} is not a valid collection name")
-        for kind in ("read_rule", "write_rule"):
+        for kind in _RULES:
             if inspect.isfunction(attrs.get(kind)):
                 # A plain function in the class body would become a method; keep it a rule.
                 setattr(cls, kind, staticmethod(attrs[kind]))
+        if "write_rule" in attrs:  # the shorthand, for the actions not given their own
+            for kind in _WRITE_RULES:
+                if kind not in attrs:
+                    rule = cls.write_rule
+                    setattr(cls, kind, staticmethod(rule) if callable(rule) else rule)
+        for kind in _RULES:
             rule = getattr(cls, kind)
             if not callable(rule) and rule not in RULE_NAMES:
                 raise TypeError(f"{name}.{kind}: {rule!r} is not one of {RULE_NAMES}")
@@ -72,12 +81,20 @@ class _CollectionMeta(peewee.ModelBase):
 
 
 class BaseModel(peewee.Model, metaclass=_CollectionMeta):
-    """A collection. Rules default to "admin" so that nothing is exposed by accident."""
+    """A collection. Rules default to "admin" so that nothing is exposed by accident.
+
+    One rule per action: `read_rule` (list and view), `create_rule`, `update_rule`,
+    `delete_rule`. `write_rule` is a shorthand that sets the three write rules a class
+    does not set itself.
+    """
 
     __abstract__ = True
 
     read_rule: ClassVar[Rule] = "admin"
     write_rule: ClassVar[Rule] = "admin"
+    create_rule: ClassVar[Rule] = "admin"
+    update_rule: ClassVar[Rule] = "admin"
+    delete_rule: ClassVar[Rule] = "admin"
     owner_field: ClassVar[str | None] = None
     hidden: ClassVar[tuple[str, ...]] = ()
     read_only: ClassVar[tuple[str, ...]] = ()  # never set by clients through the API
@@ -101,17 +118,36 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
     @classmethod
     def collection_readable_by(cls, user: UserLike | None) -> bool:
         """Whether `user` may read some record of this collection (no record at hand)."""
-        return collection_may_be_readable(cls.read_rule, user)
+        return rule_could_pass(cls.read_rule, user)
 
     @classmethod
-    def collection_writable_by(cls, user: UserLike | None) -> bool:
-        return collection_may_be_readable(cls.write_rule, user)
+    def collection_creatable_by(cls, user: UserLike | None) -> bool:
+        """Whether `user` could create some record here (checked before reading a body)."""
+        return rule_could_pass(cls.create_rule, user)
 
     def readable_by(self, user: UserLike | None) -> bool:
         return check_rule(type(self).read_rule, user, self, self.owner_field)
 
+    def creatable_by(self, user: UserLike | None) -> bool:
+        """Whether `user` may create this (unsaved) record, owner field already set."""
+        return check_rule(type(self).create_rule, user, self, self.owner_field)
+
+    def updatable_by(self, user: UserLike | None) -> bool:
+        return check_rule(type(self).update_rule, user, self, self.owner_field)
+
+    def deletable_by(self, user: UserLike | None) -> bool:
+        return check_rule(type(self).delete_rule, user, self, self.owner_field)
+
+    # Before rules per action there was one write rule; these keep older callers working.
+
+    @classmethod
+    def collection_writable_by(cls, user: UserLike | None) -> bool:
+        """Kept for compatibility: `collection_creatable_by`."""
+        return cls.collection_creatable_by(user)
+
     def writable_by(self, user: UserLike | None) -> bool:
-        return check_rule(type(self).write_rule, user, self, self.owner_field)
+        """Kept for compatibility: `updatable_by`."""
+        return self.updatable_by(user)
 
     @classmethod
     def readable_query(cls, user: UserLike | None) -> peewee.ModelSelect:

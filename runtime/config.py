@@ -7,6 +7,7 @@ value is checked here, so a bad one stops start-up with one line naming its key.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -40,10 +41,19 @@ class AppConfig:
     secret_key: str = DEFAULT_SECRET_KEY
     log_level: str = "info"
     demo: bool = True
+    trusted_proxies: tuple[str, ...] = ()
 
     def check(self) -> None:
         _one_of("app.env", self.env, ("development", "production", "test"))
         _one_of("app.log_level", self.log_level, ("debug", "info", "warning", "error"))
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"app.trusted_proxies: {proxy!r} is not an address or network "
+                    "like '10.0.0.1' or '10.0.0.0/8'"
+                ) from None
         if len(self.secret_key) < 16:
             raise ConfigError("app.secret_key: must be at least 16 characters")
         if self.env == "production" and self.secret_key == DEFAULT_SECRET_KEY:
@@ -70,9 +80,20 @@ class AuthConfig:
     login_limit_per_user: str = "5/minute"
     login_limit_per_address: str = "20/minute"
     rate_limit_storage: str = "memory://"
+    allowed_origins: tuple[str, ...] = ()
 
     def check(self) -> None:
         _at_least("auth.session_lifetime", self.session_lifetime, 60)
+        for origin in self.allowed_origins:
+            if origin == "*":
+                raise ConfigError(
+                    "auth.allowed_origins: '*' would let any site log users in and out; "
+                    "list origins like 'https://example.com'"
+                )
+            if "://" not in origin:
+                raise ConfigError(
+                    f"auth.allowed_origins: {origin!r} is not an origin like 'https://example.com'"
+                )
         if not self.cookie_name.isidentifier():
             raise ConfigError("auth.cookie_name: must be a plain name like 'session'")
         for key in ("login_limit_per_user", "login_limit_per_address"):

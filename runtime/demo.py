@@ -1,5 +1,6 @@
-"""The demo app: `messages` (public read, authenticated write), `notes` (owner only), and
-server-rendered pages for both. Importing this module registers the two collections.
+"""The demo app: `messages` (public read, authenticated create, owner update and delete),
+`notes` (owner only), and server-rendered pages for both. Importing this module
+registers the two collections.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from quart.typing import ResponseReturnValue
 from .auth import current_session, current_user, log_in
 from .base_model import BaseModel
 from .errors import ApiError, Forbidden
+from .origins import refuse_cross_site
+from .redirects import same_site_path
 from .users import User, utcnow
 
 __all__ = ["Message", "Note", "pages_blueprint"]
@@ -32,7 +35,8 @@ class Message(BaseModel):
     created_at = peewee.DateTimeField(default=utcnow)
 
     read_rule = "public"
-    write_rule = "authenticated"
+    create_rule = "authenticated"  # anyone logged in may post,
+    update_rule = delete_rule = "owner"  # only the author may edit or delete
     owner_field = "author"
     read_only = ("author_name", "created_at")
 
@@ -80,6 +84,21 @@ async def _form() -> dict[str, str]:
     return {key: form.get(key, "") for key in form}
 
 
+# The pages apply the collections' rules as the records API does.
+
+
+def _create(record: BaseModel, user: User) -> None:
+    if not record.creatable_by(user):
+        raise Forbidden("You may not create this record.")
+    record.save(force_insert=True)
+
+
+def _delete(record: BaseModel, user: User | None) -> None:
+    if not record.deletable_by(user):
+        raise Forbidden("You may not delete this record.")
+    record.delete_instance()
+
+
 def _login_needed() -> ResponseReturnValue:
     return redirect(url_for("pages.login_page", next=request.path))
 
@@ -91,14 +110,13 @@ async def index() -> ResponseReturnValue:
 
 @pages_blueprint.route("/login", methods=["GET", "POST"])
 async def login_page() -> ResponseReturnValue:
-    next_url = request.args.get("next", "")
-    if not next_url.startswith("/") or next_url.startswith("//"):
-        next_url = url_for("pages.messages_page")  # never redirect off-site
+    next_url = same_site_path(request.args.get("next")) or url_for("pages.messages_page")
     error = None
     if request.method == "POST":
+        refuse_cross_site()  # the login form has no token: a logged-out visitor has no session
         form = await request.form
         try:
-            log_in(form.get("username", ""), form.get("password", ""))
+            await log_in(form.get("username", ""), form.get("password", ""))
         except ApiError as exc:
             error = exc.message
         else:
@@ -109,6 +127,7 @@ async def login_page() -> ResponseReturnValue:
 
 @pages_blueprint.post("/logout")
 async def logout_page() -> ResponseReturnValue:
+    refuse_cross_site()
     await _form()
     auth = current_session()
     if auth is not None:
@@ -130,7 +149,7 @@ async def post_message() -> ResponseReturnValue:
         return _login_needed()
     text = form.get("text", "").strip()[:_TEXT_LIMIT]
     if text:
-        Message.create(text=text, author=user)
+        _create(Message(text=text, author=user), user)
     return redirect(url_for("pages.messages_page"))
 
 
@@ -139,8 +158,8 @@ async def delete_message(message_id: int) -> ResponseReturnValue:
     await _form()
     user = current_user()
     message = Message.get_or_none(Message.id == message_id)
-    if message is not None and message.writable_by(user):
-        message.delete_instance()
+    if message is not None:
+        _delete(message, user)
     return redirect(url_for("pages.messages_page"))
 
 
@@ -161,7 +180,7 @@ async def post_note() -> ResponseReturnValue:
         return _login_needed()
     title = form.get("title", "").strip()[:200]
     if title:
-        Note.create(title=title, body=form.get("body", "")[:10_000], owner=user)
+        _create(Note(title=title, body=form.get("body", "")[:10_000], owner=user), user)
     return redirect(url_for("pages.notes_page"))
 
 
@@ -169,7 +188,7 @@ async def post_note() -> ResponseReturnValue:
 async def delete_note(note_id: int) -> ResponseReturnValue:
     await _form()
     user = current_user()
-    note = Note.get_or_none(Note.id == note_id)
-    if note is not None and note.writable_by(user):
-        note.delete_instance()
+    note = Note.readable_query(user).where(Note.id == note_id).get_or_none()
+    if note is not None:
+        _delete(note, user)
     return redirect(url_for("pages.notes_page"))

@@ -1,26 +1,51 @@
-"""Client JSON values to field values: checked by the field's type, with clear errors."""
+"""Client JSON values to field values: checked by the field's type, with clear errors.
+
+Whatever a client sends either becomes a value the database can store and read back,
+or is a BadRequest naming the field: never an error deep in SQLite (an integer past 64
+bits, a lone surrogate, an infinite float) that would surface as a 500.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
+import decimal
+import ipaddress
+import math
 import re
+import uuid
 from typing import Any
 
 import peewee
 
 from .errors import BadRequest, NotFound
 
-__all__ = ["coerce_field_value", "missing_required", "parse_record_id"]
+__all__ = [
+    "coerce_field_value",
+    "has_surrogates",
+    "missing_required",
+    "parse_record_id",
+]
 
 _INTEGER_ID = re.compile(r"-?[0-9]{1,19}")
+_INT64 = range(-(2**63), 2**63)  # what SQLite's INTEGER holds
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_surrogates(text: str) -> bool:
+    """Whether `text` holds a lone surrogate (JSON's "\\ud800"), which UTF-8 cannot carry."""
+    return _SURROGATE.search(text) is not None
 
 
 def parse_record_id(model: type[peewee.Model], raw: str) -> Any:
     """The primary-key value named by a URL segment; NotFound when it cannot be one."""
     if isinstance(model._meta.primary_key, peewee.IntegerField):
-        if not _INTEGER_ID.fullmatch(raw):
+        if not _INTEGER_ID.fullmatch(raw) or int(raw) not in _INT64:
             raise NotFound("No such record.")
         return int(raw)
+    if has_surrogates(raw):
+        raise NotFound("No such record.")
     return raw
 
 
@@ -35,34 +60,54 @@ def missing_required(model: type[peewee.Model], values: dict[str, Any]) -> list[
 
 
 def coerce_field_value(field: peewee.Field, value: Any) -> Any:
-    name = field.name
+    """`value` from a client's JSON as a value of `field`, or BadRequest naming the field."""
     if value is None:
         if field.null:
             return None
-        raise BadRequest(f"Field {name!r} may not be null.")
+        raise BadRequest(f"Field {field.name!r} may not be null.")
+    if isinstance(field, peewee.ForeignKeyField):
+        return coerce_field_value(field.rel_field, value)
+    coerced = _coerce(field, value)
+    _check_storable(field, coerced)
+    return coerced
+
+
+def _coerce(field: peewee.Field, value: Any) -> Any:
+    name = field.name
     if isinstance(field, peewee.BooleanField):
         if isinstance(value, bool):
             return value
         raise BadRequest(f"Field {name!r} must be true or false.")
-    if isinstance(field, peewee.ForeignKeyField):
-        return coerce_field_value(field.rel_field, value)
+    if isinstance(field, peewee.IPField):  # stored as an integer, given as text
+        try:
+            return str(ipaddress.IPv4Address(value if isinstance(value, str) else ""))
+        except ValueError:
+            raise BadRequest(f"Field {name!r} must be an IPv4 address.") from None
     if isinstance(field, peewee.IntegerField):
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
+        if isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
             return value
-        raise BadRequest(f"Field {name!r} must be a whole number.")
-    if isinstance(field, peewee.FloatField | peewee.DecimalField):
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return value
-        raise BadRequest(f"Field {name!r} must be a number.")
+        raise BadRequest(f"Field {name!r} must be a whole number from -2**63 to 2**63-1.")
+    if isinstance(field, peewee.FloatField):
+        return _finite_float(name, value)
+    if isinstance(field, peewee.DecimalField):
+        return _decimal(field, value)
     if isinstance(field, peewee.DateTimeField | peewee.DateField):
-        if isinstance(value, str):
-            try:
-                parsed = datetime.datetime.fromisoformat(value)
-            except ValueError:
-                pass
-            else:
-                return parsed.date() if isinstance(field, peewee.DateField) else parsed
-        raise BadRequest(f"Field {name!r} must be an ISO 8601 date or time.")
+        return _date_or_datetime(field, value)
+    if isinstance(field, peewee.TimeField):
+        try:
+            return datetime.time.fromisoformat(value if isinstance(value, str) else "")
+        except ValueError:
+            raise BadRequest(f"Field {name!r} must be an ISO 8601 time.") from None
+    if isinstance(field, peewee.UUIDField):
+        try:
+            return uuid.UUID(value if isinstance(value, str) else "")
+        except ValueError:
+            raise BadRequest(f"Field {name!r} must be a UUID.") from None
+    if isinstance(field, peewee.BlobField):  # sent as base64, as records are returned
+        try:
+            return base64.b64decode(value if isinstance(value, str) else "?", validate=True)
+        except binascii.Error:
+            raise BadRequest(f"Field {name!r} must be base64 text.") from None
     if isinstance(field, peewee.CharField | peewee.TextField):
         if not isinstance(value, str):
             raise BadRequest(f"Field {name!r} must be a string.")
@@ -73,3 +118,55 @@ def coerce_field_value(field: peewee.Field, value: Any) -> Any:
     if isinstance(value, dict | list):
         raise BadRequest(f"Field {name!r} must be a plain value.")
     return value
+
+
+def _finite_float(name: str, value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer past 1e308
+            number = math.inf
+        if math.isfinite(number):
+            return number
+    raise BadRequest(f"Field {name!r} must be a finite number.")
+
+
+def _decimal(field: peewee.DecimalField, value: Any) -> decimal.Decimal:
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            number = decimal.Decimal(str(value))
+        except decimal.InvalidOperation:
+            number = decimal.Decimal("NaN")
+        whole_digits = (field.max_digits or 0) - (field.decimal_places or 0)
+        if number.is_finite() and (not field.max_digits or abs(number) < 10**whole_digits):
+            return number
+    raise BadRequest(f"Field {field.name!r} must be a decimal number that fits the field.")
+
+
+def _date_or_datetime(field: peewee.Field, value: Any) -> datetime.date:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed.date() if isinstance(field, peewee.DateField) else parsed
+    raise BadRequest(f"Field {field.name!r} must be an ISO 8601 date or time.")
+
+
+def _check_storable(field: peewee.Field, value: Any) -> None:
+    """The last word for any field type, custom ones included: SQLite must take it."""
+    try:
+        stored = field.db_value(value)
+    except (ValueError, TypeError, ArithmeticError):
+        stored = _UNSTORABLE
+    if (
+        stored is _UNSTORABLE
+        or (isinstance(stored, int) and stored not in _INT64)
+        or (isinstance(stored, float) and not math.isfinite(stored))
+        or (isinstance(stored, str) and has_surrogates(stored))
+    ):
+        raise BadRequest(f"Field {field.name!r} has a value that cannot be stored.")
+
+
+_UNSTORABLE = object()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from quart import request
 
 from .errors import BadRequest
+from .fields import has_surrogates
 
 __all__ = ["parse_json_object", "read_body"]
 
@@ -16,15 +18,46 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class _OutOfRange(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400 parses as infinity, which JSON cannot carry
+        raise _OutOfRange(text)
+    return number
+
+
 def parse_json_object(raw: bytes | str) -> dict[str, Any]:
     """A JSON object from `raw`, or BadRequest; survives any input."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    except _OutOfRange:
+        raise BadRequest("A number in the body is too large.") from None
     except (ValueError, RecursionError):  # RecursionError: deeply nested input
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise BadRequest("The body must be a JSON object.")
+    if _holds_surrogates(value):
+        raise BadRequest("The body holds a lone surrogate escape (like \\ud800): not text.")
     return value
+
+
+def _holds_surrogates(value: Any) -> bool:
+    """Whether any key or string in `value` is broken UTF-16 that no database can store."""
+    pending = [value]
+    while pending:  # a loop, not recursion: nesting is as deep as the client likes
+        item = pending.pop()
+        if isinstance(item, str):
+            if has_surrogates(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 async def read_body(*, allow_form: bool = False) -> dict[str, Any]:

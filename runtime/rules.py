@@ -1,4 +1,4 @@
-"""Access rules: who may read or write a collection's records.
+"""Access rules: who may read, create, update or delete a collection's records.
 
 A rule is one of the names in `RULE_NAMES` or a function `(user, record) -> bool`.
 The same rules govern the records API and realtime events.
@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["RULE_NAMES", "Rule", "UserLike", "check_rule", "collection_may_be_readable"]
+__all__ = [
+    "RULE_NAMES",
+    "Rule",
+    "UserLike",
+    "check_rule",
+    "collection_may_be_readable",
+    "rule_could_pass",
+]
 
 RULE_NAMES = ("public", "authenticated", "owner", "admin", "nobody")
 
@@ -48,6 +55,12 @@ def collection_may_be_readable(rule: Rule, user: UserLike | None) -> bool:
 
     Used where no record is at hand: subscribing to a whole collection, listing it.
     """
+    return rule_could_pass(rule, user)
+
+
+def rule_could_pass(rule: Rule, user: UserLike | None) -> bool:
+    """Whether `user` could pass `rule` for some record: the check made before there is
+    a record to ask about (listing, subscribing, reading a body to create one)."""
     if rule == "public":
         return True
     if user is None:

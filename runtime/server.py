@@ -15,6 +15,7 @@ from hypercorn.config import Config as HypercornConfig
 from quart import Quart
 
 from . import websocket_limits
+from .access_log import SafeAccessLogger
 
 __all__ = ["serve"]
 
@@ -46,6 +47,7 @@ async def serve(
     config.bind = [f"fd://{os.dup(sock.fileno())}"]
     port = sock.getsockname()[1]
     config.accesslog = logging.getLogger("runtime.access")
+    config.logger_class = SafeAccessLogger  # escapes what comes from the request
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0

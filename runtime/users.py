@@ -14,19 +14,19 @@ from collections.abc import Callable
 from typing import Any
 
 import peewee
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from .base_model import BaseModel
 from .db import database
+from .passwords import hash_password, hash_password_async, verify_password, verify_password_async
 
-__all__ = ["Session", "User", "create_user", "on_session_end", "utcnow"]
+__all__ = ["Session", "User", "acreate_user", "create_user", "on_session_end", "utcnow"]
 
 # Called with the token hash of every session that ends, whatever ended it (realtime
 # closes that session's connections with 4401).
 on_session_end: list[Callable[[str], None]] = []
 
 # Checked against when the username is unknown, so that both failures take as long.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+_DUMMY_HASH = hash_password("not-a-real-password")
 
 
 def utcnow() -> datetime.datetime:
@@ -50,9 +50,18 @@ class User(BaseModel):
     class Meta:
         table_name = "users"
 
+    # Each password method has an async twin (Django's naming) for request handlers:
+    # it hashes off the event loop. The plain ones are for scripts and the CLI.
+
     def set_password(self, password: str) -> None:
         """Change the password and end every session of this user."""
-        self.password_hash = generate_password_hash(password)
+        self._store_password(hash_password(password))
+
+    async def aset_password(self, password: str) -> None:
+        self._store_password(await hash_password_async(password))
+
+    def _store_password(self, password_hash: str) -> None:
+        self.password_hash = password_hash
         with database.atomic():
             self.save()
             self.end_sessions()
@@ -72,15 +81,24 @@ class User(BaseModel):
             return super().delete_instance(recursive=recursive, delete_nullable=delete_nullable)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        return verify_password(self.password_hash, password)
+
+    async def acheck_password(self, password: str) -> bool:
+        return await verify_password_async(self.password_hash, password)
 
     @staticmethod
     def authenticate(username: str, password: str) -> User | None:
         user = User.get_or_none(User.username == username)
-        if user is None:
-            check_password_hash(_DUMMY_HASH, password)
-            return None
-        return user if user.check_password(password) else None
+        stored = user.password_hash if user is not None else _DUMMY_HASH
+        return user if verify_password(stored, password) and user is not None else None
+
+    @staticmethod
+    async def aauthenticate(username: str, password: str) -> User | None:
+        """The user these credentials name, or None; the same time either way."""
+        user = User.get_or_none(User.username == username)
+        stored = user.password_hash if user is not None else _DUMMY_HASH
+        matches = await verify_password_async(stored, password)
+        return user if matches and user is not None else None
 
     def public_dict(self) -> dict[str, Any]:
         return {"id": self.id, "username": self.username, "is_admin": self.is_admin}
@@ -139,6 +157,12 @@ class Session(peewee.Model):
 
 def create_user(username: str, password: str, *, is_admin: bool = False) -> User:
     user: User = User.create(
-        username=username, password_hash=generate_password_hash(password), is_admin=is_admin
+        username=username, password_hash=hash_password(password), is_admin=is_admin
     )
+    return user
+
+
+async def acreate_user(username: str, password: str, *, is_admin: bool = False) -> User:
+    password_hash = await hash_password_async(password)
+    user: User = User.create(username=username, password_hash=password_hash, is_admin=is_admin)
     return user

@@ -12,14 +12,26 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 from quart import Quart
 
 from runtime.server import serve
 
-__all__ = ["TIMEOUT", "LiveServer", "ServerProcess"]
+__all__ = ["TIMEOUT", "LiveServer", "ServerProcess", "assert_error"]
 
 # One timeout for every wait in the suite; slow machines scale it, never tests' sleeps.
 TIMEOUT = 5.0 * float(os.environ.get("RUNTIME_TESTS_TIMEOUT_FACTOR", "1"))
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, str]:
+    """`response` is the contract's JSON error: this status and code, a message, no trace."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error: dict[str, str] = response.json()["error"]
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert "Traceback" not in response.text
+    return error
 
 
 class LiveServer:

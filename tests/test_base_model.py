@@ -81,6 +81,57 @@ def test_invalid_declarations_are_refused() -> None:
             hidden = ("nope",)
 
 
+def test_write_rule_is_a_shorthand_for_the_actions_not_given() -> None:
+    def editors(user: User, record: BaseModel) -> bool:
+        return True
+
+    class Shorthand(BaseModel):
+        writer = peewee.ForeignKeyField(User, null=True)
+        write_rule = "owner"
+        delete_rule = "admin"
+        owner_field = "writer"
+
+        class Meta:
+            table_name = "test_shorthand"
+
+    class Child(Shorthand):
+        update_rule = editors  # a plain function stays a rule, not a method
+
+        class Meta:
+            table_name = "test_shorthand_child"
+
+    class PerAction(BaseModel):
+        create_rule = "authenticated"
+
+        class Meta:
+            table_name = "test_per_action"
+
+    assert (Shorthand.create_rule, Shorthand.update_rule, Shorthand.delete_rule) == (
+        "owner",
+        "owner",
+        "admin",
+    )
+    assert (Child.create_rule, Child.update_rule, Child.delete_rule) == ("owner", editors, "admin")
+    assert (PerAction.read_rule, PerAction.update_rule, PerAction.delete_rule) == ("admin",) * 3
+
+
+def test_invalid_action_rules_name_the_class_and_attribute() -> None:
+    with pytest.raises(TypeError, match=r"BadCreate\.create_rule: 'everyone'"):
+
+        class BadCreate(BaseModel):
+            create_rule = "everyone"
+
+    with pytest.raises(TypeError, match=r"BadDelete\.delete_rule is 'owner'"):
+
+        class BadDelete(BaseModel):
+            delete_rule = "owner"
+
+    with pytest.raises(TypeError, match=r"BadWrite\.write_rule is 'owner'"):
+
+        class BadWrite(BaseModel):
+            write_rule = "owner"  # needs an owner_field, as the rules it sets do
+
+
 def test_rules_and_visibility(users: dict[str, User]) -> None:
     alice, bob, root = users["alice"], users["bob"], users["root"]
     article = Article.create(title="t", writer=alice)
@@ -88,6 +139,10 @@ def test_rules_and_visibility(users: dict[str, User]) -> None:
     assert visible == {"id": article.id, "title": "t", "writer": alice.id}
     assert article.writable_by(alice) and not article.writable_by(bob)
     assert not article.writable_by(None) and not article.writable_by(root)
+    for check in (article.creatable_by, article.updatable_by, article.deletable_by):
+        assert check(alice) and not check(bob) and not check(None)
+    assert Article.collection_creatable_by(bob) and not Article.collection_creatable_by(None)
+    assert Article.collection_writable_by(bob)  # the older name: may create
     assert Article.collection_readable_by(None)
     assert not Tagged.collection_readable_by(None) and Tagged.collection_readable_by(bob)
     assert Tagged(slug="ab").readable_by(bob) and not Tagged(slug="abc").readable_by(bob)

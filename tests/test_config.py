@@ -44,6 +44,14 @@ def test_file_then_environment(tmp_path: Path) -> None:
     assert config.realtime.heartbeat == 2.5
 
 
+def test_trusted_proxies_take_addresses_and_networks() -> None:
+    config = load_config(
+        None, environ={"RUNTIME_APP_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8, ::1"}
+    )
+    assert config.app.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "::1")
+    assert Config().app.trusted_proxies == ()
+
+
 def test_environment_lists_are_comma_separated() -> None:
     config = load_config(
         None, environ={"RUNTIME_REALTIME_ALLOWED_ORIGINS": "https://a.example, https://b.example"}
@@ -64,6 +72,12 @@ def test_environment_lists_are_comma_separated() -> None:
         ("[auth]\nrate_limit_storage = 'redis://x'\n", {}, "auth.rate_limit_storage"),
         ("[realtime]\nallowed_origins = 'x'\n", {}, "realtime.allowed_origins"),
         ("[realtime]\nallowed_origins = ['example.com']\n", {}, "realtime.allowed_origins"),
+        ("[auth]\nallowed_origins = ['*']\n", {}, "auth.allowed_origins"),
+        ("[app]\ntrusted_proxies = ['proxy.internal']\n", {}, "app.trusted_proxies"),
+        ("[app]\ntrusted_proxies = '10.0.0.1'\n", {}, "app.trusted_proxies"),
+        ("", {"RUNTIME_APP_TRUSTED_PROXIES": "10.0.0.1, 10.0.0.0/33"}, "app.trusted_proxies"),
+        ("[auth]\nallowed_origins = ['example.com']\n", {}, "auth.allowed_origins"),
+        ("", {"RUNTIME_AUTH_ALLOWED_ORIGINS": "https://a.example, b"}, "auth.allowed_origins"),
         ("[app]\nenv = 'staging'\n", {}, "app.env"),
         ("[app]\nsecret_key = 'short'\n", {}, "app.secret_key"),
         ("[app]\ncolour = 'blue'\n", {}, "app.colour"),

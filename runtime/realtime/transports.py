@@ -3,13 +3,13 @@ client, metrics; and the template helpers that load the client."""
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 from markupsafe import Markup
-from quart import Blueprint, Response, current_app, request, send_from_directory, url_for
+from quart import Blueprint, Response, current_app, send_from_directory, url_for
 
 from ..errors import Forbidden
+from ..proxies import request_client
 from .metrics import render_metrics
 from .sse import sse_stream, sse_update
 from .state import current_realtime
@@ -21,13 +21,6 @@ realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
 realtime_blueprint.websocket("/subscribe")(websocket_endpoint)
 realtime_blueprint.get("/subscribe")(sse_stream)
 realtime_blueprint.post("/subscribe")(sse_update)
-
-
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 _STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -42,7 +35,7 @@ async def client_js() -> Response:
 @realtime_blueprint.get("/metrics")
 async def metrics() -> Response:
     state = current_realtime(current_app)
-    if not _is_loopback(request.remote_addr):
+    if not request_client().is_local:  # a proxy's requests are never local, even from ::1
         user, _session = await state.identify()
         if user is None or not user.is_admin:
             raise Forbidden("Metrics are for administrators and loopback callers.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 
 from tests.conftest import PASSWORD
 from tests.support import TIMEOUT, LiveServer
@@ -52,9 +53,41 @@ def test_notes_page_shows_only_the_owners_notes(server: LiveServer) -> None:
         assert "alice&#39;s secret" not in bob.get("/notes").text
 
 
-def test_next_never_leaves_the_site(server: LiveServer) -> None:
+HOSTILE_NEXT = [
+    "//evil.example/",
+    "/%5Cevil.example/",  # "/\\evil.example/": browsers read a backslash as a slash
+    "/%5C%5Cevil.example/",
+    "/%09/evil.example/",  # browsers drop tabs and newlines from URLs
+    "/%0A/evil.example/",
+    "/%0D%0ASet-Cookie:%20x=1",  # would be a header injection (and was a 500)
+    "/%00",
+    "/%20/evil.example/",
+    "%2F%2Fevil.example/",
+    "https://evil.example/",
+    "evil.example",
+    "/%E2%80%A8evil",  # U+2028, not plain URL text
+    "/" + "a" * 3000,
+]
+
+
+@pytest.mark.parametrize("next_param", HOSTILE_NEXT)
+def test_next_never_leaves_the_site(server: LiveServer, next_param: str) -> None:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as browser:
+        form = browser.get(f"/login?next={next_param}")
+        assert form.status_code == 200
+        assert 'action="/login?next=/messages"' in form.text
+        login = browser.post(
+            f"/login?next={next_param}", data={"username": "alice", "password": PASSWORD}
+        )
+        assert login.status_code == 302, login.text
+        assert login.headers["location"] == "/messages"
+        assert browser.get("/auth/me").json()["user"]["username"] == "alice"
+
+
+@pytest.mark.parametrize("next_param", ["/notes", "/notes?view=all#top", "/messages/"])
+def test_next_keeps_a_path_on_the_site(server: LiveServer, next_param: str) -> None:
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as browser:
         login = browser.post(
-            "/login?next=//evil.example/", data={"username": "alice", "password": PASSWORD}
+            "/login", params={"next": next_param}, data={"username": "alice", "password": PASSWORD}
         )
-        assert login.headers["location"] == "/messages"
+        assert login.status_code == 302 and login.headers["location"] == next_param

@@ -1,0 +1,93 @@
+"""A request cannot write a line of its own into the access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from runtime.access_log import escape_log_text
+from tests.support import TIMEOUT, LiveServer
+
+
+class Capture(logging.Handler):
+    """The records of one logger, with a wait for the one a test expects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        self.records: list[logging.LogRecord] = []
+        self._changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._changed:
+            self.records.append(record)
+            self._changed.notify_all()
+
+    def wait_for(self, text: str) -> list[logging.LogRecord]:
+        def matching() -> list[logging.LogRecord]:
+            return [r for r in self.records if text in r.getMessage()]
+
+        with self._changed:
+            assert self._changed.wait_for(matching, TIMEOUT), [r.getMessage() for r in self.records]
+            return matching()
+
+
+@pytest.fixture
+def access_log() -> Iterator[Capture]:
+    logger = logging.getLogger("runtime.access")
+    capture, level = Capture(), logger.level
+    logger.addHandler(capture)
+    logger.setLevel(logging.INFO)
+    yield capture
+    logger.removeHandler(capture)
+    logger.setLevel(level)
+
+
+FORGED = 'FORGED INFO runtime.access: 10.0.0.1 "GET /admin HTTP/1.1" 200 2 1us'
+
+
+@pytest.mark.parametrize(
+    "sent, logged",
+    [
+        ("%0a", "\\n"),
+        ("%0d", "\\r"),
+        ("%0d%0a", "\\r\\n"),
+        ("%1b[2J", "\\x1b[2J"),  # a terminal escape that would clear the screen
+        ("%e2%80%a8", "\\u2028"),  # LINE SEPARATOR: a newline to some log viewers
+        ("%c2%85", "\\x85"),  # NEXT LINE
+        ("%22", '\\"'),  # would close the quoted request field early
+        ("%5c", "\\\\"),
+    ],
+)
+def test_a_request_is_one_line_in_the_access_log(
+    server: LiveServer, access_log: Capture, sent: str, logged: str
+) -> None:
+    path = f"/x{sent}{quote(FORGED)}"
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as c:
+        assert c.get(path).status_code == 404
+    (record,) = access_log.wait_for("FORGED")
+    line = access_log.format(record)
+    assert line.count("\n") == 0 and "\r" not in line and "\x1b" not in line
+    assert "\u2028" not in line and "\x85" not in line
+    assert f'"GET /x{logged}FORGED INFO runtime.access: 10.0.0.1 \\"GET /admin' in line
+    assert re.search(r'\.1" 404 \S+ \d+us$', line), line  # the real status ends the line
+
+
+def test_plain_requests_are_logged_as_they_are(server: LiveServer, access_log: Capture) -> None:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as c:
+        c.get("/messages/caf%C3%A9-plain")
+    (record,) = access_log.wait_for("plain")
+    assert '"GET /messages/café-plain 1.1" 404 ' in record.getMessage()
+
+
+def test_escape_log_text() -> None:
+    assert escape_log_text("plain /path?q=1 é 日本") == "plain /path?q=1 é 日本"
+    assert (
+        escape_log_text('a\nb\r\tc"d\\e\x00\x7f\u200b') == 'a\\nb\\r\\tc\\"d\\\\e\\x00\\x7f\\u200b'
+    )

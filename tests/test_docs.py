@@ -1,0 +1,78 @@
+"""The examples in docs/ run: configuration blocks load, Python blocks execute."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runtime import base_model, create_app
+from runtime.config import Config, load_config
+from runtime.db import database
+from runtime.users import User
+from tests.conftest import PASSWORD, PASSWORD_HASH
+from tests.support import TIMEOUT, LiveServer, assert_error
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def code_blocks(document: str, language: str) -> list[str]:
+    text = (DOCS / document).read_text()
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def test_the_production_configuration_in_security_md_loads(tmp_path: Path) -> None:
+    (block,) = code_blocks("security.md", "toml")
+    path = tmp_path / "config.toml"
+    path.write_text(block)
+    config = load_config(path, environ={"RUNTIME_APP_SECRET_KEY": "a-production-secret-key"})
+    assert config.app.env == "production" and config.auth.cookie_secure
+    assert config.app.trusted_proxies == ("127.0.0.1",)
+
+
+@pytest.fixture
+def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The examples define collections (one named like the demo's notes): keep them
+    out of the registry the other tests see."""
+    monkeypatch.setattr(base_model, "_registry", base_model.collections())
+
+
+def run_python_blocks(document: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": f"docs_{document.replace('.', '_')}"}
+    for block in code_blocks(document, "python"):
+        exec(compile(block, f"docs/{document}", "exec"), namespace)
+    return namespace
+
+
+def test_the_rules_per_action_example_in_models_md(config: Config, own_registry: None) -> None:
+    post = run_python_blocks("models.md")["Post"]
+    app = create_app(config, models=[post])
+    try:
+        for name in ("alice", "bob", "root"):
+            User.create(username=name, password_hash=PASSWORD_HASH, is_admin=name == "root")
+        with LiveServer(app) as server:
+            clients = {name: log_in(server, name) for name in ("alice", "bob", "root")}
+            alice, bob, root = clients["alice"], clients["bob"], clients["root"]
+            records = "/api/collections/posts/records"
+            first = alice.post(records, json={"text": "mine"}).json()
+            second = bob.post(records, json={"text": "bob's"}).json()
+            assert_error(
+                bob.patch(f"{records}/{first['id']}", json={"text": "x"}), 403, "forbidden"
+            )
+            assert_error(bob.delete(f"{records}/{first['id']}"), 403, "forbidden")
+            assert alice.patch(f"{records}/{first['id']}", json={"text": "edited"}).is_success
+            assert root.delete(f"{records}/{second['id']}").status_code == 204  # the function
+            assert alice.delete(f"{records}/{first['id']}").status_code == 204
+            for c in clients.values():
+                c.close()
+    finally:
+        database.close()
+
+
+def log_in(server: LiveServer, username: str) -> httpx.Client:
+    c = httpx.Client(base_url=server.url, timeout=TIMEOUT)
+    assert c.post("/auth/login", json={"username": username, "password": PASSWORD}).is_success
+    return c
