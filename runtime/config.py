@@ -131,6 +131,8 @@ class RealtimeConfig:
     max_message_size: int = 65536
     max_subscriptions: int = 100
     max_connections: int = 10000
+    max_connections_per_user: int = 0  # 0: no cap
+    max_connections_per_address: int = 0  # 0: no cap
     message_rate_limit: str = "100/10second"
     snapshot_limit: int = 500
     publish_queue_size: int = 100_000
@@ -158,6 +160,8 @@ class RealtimeConfig:
         _at_least("realtime.max_message_size", self.max_message_size, 256)
         _at_least("realtime.max_subscriptions", self.max_subscriptions, 1)
         _at_least("realtime.max_connections", self.max_connections, 1)
+        _at_least("realtime.max_connections_per_user", self.max_connections_per_user, 0)
+        _at_least("realtime.max_connections_per_address", self.max_connections_per_address, 0)
         _at_least("realtime.snapshot_limit", self.snapshot_limit, 1)
         _rate_limit("realtime.message_rate_limit", self.message_rate_limit)
 

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from quart import current_app, request
+from quart import current_app, has_websocket_context, request, websocket
 
 __all__ = ["RequestClient", "forwarded_client", "parse_networks", "request_client"]
 
@@ -39,11 +39,12 @@ class RequestClient:
 
 
 def request_client() -> RequestClient:
-    """The client of the current request, by `app.trusted_proxies`."""
+    """The client of the current request or WebSocket, by `app.trusted_proxies`."""
     runtime = current_app.extensions.get("runtime")  # absent when Realtime serves another app
     trusted = parse_networks(runtime.config.app.trusted_proxies if runtime else ())
-    headers = request.headers
-    address = forwarded_client(request.remote_addr, headers.getlist("X-Forwarded-For"), trusted)
+    source = websocket if has_websocket_context() else request
+    headers = source.headers
+    address = forwarded_client(source.remote_addr, headers.getlist("X-Forwarded-For"), trusted)
     forwarded = any(name in headers for name in _FORWARDING_HEADERS)
     return RequestClient(address=address or "unknown", forwarded=forwarded)
 

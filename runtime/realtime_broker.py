@@ -62,6 +62,7 @@ class Broker:
         self.connections: dict[str, Connection] = {}
         self._by_user: dict[Any, set[Connection]] = {}
         self._by_session: dict[str, set[Connection]] = {}
+        self._by_address: dict[str, set[Connection]] = {}
         self.stats = DeliveryStats()
         self.faults = Faults()
         self.fanout = Fanout(
@@ -151,6 +152,8 @@ class Broker:
             self._by_user.setdefault(conn.user_id, set()).add(conn)
         if conn.session_hash is not None:
             self._by_session.setdefault(conn.session_hash, set()).add(conn)
+        if conn.address is not None:
+            self._by_address.setdefault(conn.address, set()).add(conn)
         totals = self.stats.connections_total
         totals[conn.transport] = totals.get(conn.transport, 0) + 1
 
@@ -161,6 +164,7 @@ class Broker:
         self.registry.remove_connection(conn)
         _discard(self._by_user, conn.user_id, conn)
         _discard(self._by_session, conn.session_hash, conn)
+        _discard(self._by_address, conn.address, conn)
         if conn.close_code == CloseCode.TOO_SLOW and conn.close_reason == TOO_SLOW_REASON:
             self.stats.slow_disconnects += 1
         if not self.connections:
@@ -171,6 +175,12 @@ class Broker:
 
     def connection_count(self) -> int:
         return len(self.connections)
+
+    def count_of_user(self, user_id: Any) -> int:
+        return len(self._by_user.get(user_id, ()))
+
+    def count_of_address(self, address: str) -> int:
+        return len(self._by_address.get(address, ()))
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no connection is open; False if `timeout` passed first."""

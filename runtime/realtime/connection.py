@@ -31,6 +31,7 @@ HeldEvent = tuple[int, str, tuple[Subscription, ...]]
 
 class Connection:
     __slots__ = (
+        "address",
         "batch",
         "close_code",
         "close_reason",
@@ -61,8 +62,10 @@ class Connection:
         max_queue: int,
         max_queue_bytes: int = 1 << 62,
         batch: bool = False,
+        address: str | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
+        self.address = address  # the client's, as app.trusted_proxies tells it
         self.user = user
         self.session_hash = session_hash
         self.transport = transport

@@ -15,11 +15,12 @@ from typing import Any
 from quart import Response, current_app, jsonify, request
 
 from ..errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
+from ..proxies import request_client
 from ..requests import read_body
 from . import protocol
 from .commands import connected_frame, rate_limit
 from .connection import Connection
-from .handshake import origin_allowed
+from .handshake import origin_allowed, too_many_connections
 from .patterns import InvalidPattern, parse_pattern
 from .protocol import ErrorCode, Frame, ProtocolError, Subscribe
 from .state import RealtimeState, current_realtime
@@ -99,6 +100,10 @@ async def sse_stream() -> Response:
         response.status_code = 503
         response.headers["Retry-After"] = "5"
         return response
+    address = request_client().address
+    refusal = too_many_connections(config, broker, user, address)
+    if refusal is not None:
+        raise RateLimited(refusal[0].upper() + refusal[1:] + ".", retry_after=5)
     since = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
     snapshot = request.args.get("snapshot") == "1"
     patterns = request.args.getlist("pattern")
@@ -107,6 +112,7 @@ async def sse_stream() -> Response:
     conn = Connection(
         user=user,
         session_hash=session_hash,
+        address=address,
         transport="sse",
         max_queue=config.send_queue_size,
         max_queue_bytes=config.send_queue_bytes,

@@ -16,10 +16,11 @@ import time
 from quart import Response, current_app, jsonify, websocket
 
 from ..errors import error_body
+from ..proxies import request_client
 from . import protocol
 from .commands import connected_frame, handle_message
 from .connection import Connection
-from .handshake import origin_allowed
+from .handshake import origin_allowed, too_many_connections
 from .protocol import CloseCode
 from .state import current_realtime
 
@@ -53,9 +54,15 @@ async def websocket_endpoint() -> Response | None:
     if broker.connection_count() >= config.max_connections:
         await websocket.close(CloseCode.TRY_AGAIN_LATER, "at capacity")
         return None
+    address = request_client().address
+    refusal = too_many_connections(config, broker, user, address)
+    if refusal is not None:
+        await websocket.close(CloseCode.TOO_SLOW, refusal)
+        return None
     conn = Connection(
         user=user,
         session_hash=session_hash,
+        address=address,
         transport="websocket",
         max_queue=config.send_queue_size,
         max_queue_bytes=config.send_queue_bytes,

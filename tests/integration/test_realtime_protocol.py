@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -234,3 +235,42 @@ async def test_the_rate_limit_close_comes_after_its_explanation(server: LiveServ
         assert kinds[-1] == "rate_limited"  # the explanation, right before the close
         refused = [f for f in frames if f.get("code") == "rate_limited"]
         assert all(f["retry_after"] >= 1 and f["id"].startswith("s") for f in refused)
+
+
+@pytest.mark.parametrize(
+    "realtime_settings", [{"max_connections_per_user": 2, "max_connections_per_address": 3}]
+)
+async def test_caps_per_user_and_per_address(server: LiveServer) -> None:
+    import httpx
+
+    cookie = await login_cookie(server, "alice")
+    alice = [await Client.connect(server, headers={"Cookie": cookie}) for _ in range(2)]
+    with pytest.raises(ConnectionClosed) as info:
+        extra = await Client.connect(server, headers={"Cookie": cookie})
+        await extra.recv()
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4429
+    assert info.value.rcvd.reason == "too many connections for this user"
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        refused = await http.get(
+            "/realtime/subscribe",
+            headers={"Accept": "text/event-stream", "Cookie": cookie},
+        )
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "5"
+        assert refused.json()["error"]["code"] == "rate_limited"
+    visitor = await Client.connect(server)  # the address's third
+    with pytest.raises(ConnectionClosed) as info:
+        extra = await Client.connect(server)
+        await extra.recv()
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.reason == "too many connections from this address"
+    await visitor.ws.close()
+
+    async def room_again() -> None:
+        while server.call(lambda: server.broker.count_of_address("127.0.0.1")) >= 3:
+            await asyncio.sleep(0.01)  # a gauge, polled within the timeout
+
+    await asyncio.wait_for(room_again(), TIMEOUT)
+    async with await Client.connect(server) as again:
+        await again.ok_subscribe("messages")
+    for client in alice:
+        await client.ws.close()
