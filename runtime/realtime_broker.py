@@ -25,6 +25,7 @@ from .realtime import protocol
 from .realtime.access import Faults, snapshot_order, snapshot_records
 from .realtime.backends import Backend
 from .realtime.connection import TOO_SLOW_REASON, Connection
+from .realtime.connections import ConnectionIndex
 from .realtime.events import Event
 from .realtime.fanout import Fanout
 from .realtime.patterns import Pattern, PatternKind
@@ -59,27 +60,18 @@ class Broker:
         self.snapshot_limit = snapshot_limit
         self.replay_limit = replay_limit
         self.registry: SubscriptionRegistry[Connection] = SubscriptionRegistry()
-        self.connections: dict[str, Connection] = {}
-        self._by_user: dict[Any, set[Connection]] = {}
-        self._by_session: dict[str, set[Connection]] = {}
-        self._by_address: dict[str, set[Connection]] = {}
+        self.connections = ConnectionIndex()
         self.stats = DeliveryStats()
         self.faults = Faults()
-        self.fanout = Fanout(
-            self.registry, self.connections, self._by_user, models, self.stats, self.faults
-        )
+        self.fanout = Fanout(self.registry, self.connections, models, self.stats, self.faults)
         self.publisher = Publisher(backend, max_pending=max_pending, stats=self.stats)
         self._position = Event("position", None)  # the last event delivered
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()  # set whenever no connection is open
-        self._idle.set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._idle = asyncio.Event()  # an Event belongs to the loop that first waits on it
-        if not self.connections:
-            self._idle.set()
+        self.connections.renew_idle_event()
         await self.backend.start(self._deliver)
         self._position = await self.backend.position()
         self.publisher.start(self._position)
@@ -142,33 +134,21 @@ class Broker:
                 self.faults.record(event.collection or "-", "fan-out", "fan-out", error)
             self._position = event
 
-    # -- connections -------------------------------------------------------------------
+    # -- connections (see realtime/connections.py) -------------------------------------
 
     def connect(self, conn: Connection) -> None:
-        self.connections[conn.id] = conn
-        self._idle.clear()
+        self.connections.add(conn)
         conn.globals_from = self._position.seq
-        if conn.user is not None:
-            self._by_user.setdefault(conn.user_id, set()).add(conn)
-        if conn.session_hash is not None:
-            self._by_session.setdefault(conn.session_hash, set()).add(conn)
-        if conn.address is not None:
-            self._by_address.setdefault(conn.address, set()).add(conn)
         totals = self.stats.connections_total
         totals[conn.transport] = totals.get(conn.transport, 0) + 1
 
     def disconnect(self, conn: Connection) -> None:
         """Forget everything about `conn`; safe to call more than once."""
-        if self.connections.pop(conn.id, None) is None:
+        if not self.connections.remove(conn):
             return
         self.registry.remove_connection(conn)
-        _discard(self._by_user, conn.user_id, conn)
-        _discard(self._by_session, conn.session_hash, conn)
-        _discard(self._by_address, conn.address, conn)
         if conn.close_code == CloseCode.TOO_SLOW and conn.close_reason == TOO_SLOW_REASON:
             self.stats.slow_disconnects += 1
-        if not self.connections:
-            self._idle.set()
 
     def connection(self, connection_id: str) -> Connection | None:
         return self.connections.get(connection_id)
@@ -177,33 +157,24 @@ class Broker:
         return len(self.connections)
 
     def count_of_user(self, user_id: Any) -> int:
-        return len(self._by_user.get(user_id, ()))
+        return self.connections.count_of_user(user_id)
 
     def count_of_address(self, address: str) -> int:
-        return len(self._by_address.get(address, ()))
+        return self.connections.count_of_address(address)
+
+    def counts_by_transport(self) -> dict[str, int]:
+        return self.connections.counts_by_transport()
 
     async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no connection is open; False if `timeout` passed first."""
-        try:
-            async with asyncio.timeout(timeout):
-                await self._idle.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await self.connections.wait_idle(timeout)
 
     def close_session(self, session_hash: str) -> None:
-        for conn in list(self._by_session.get(session_hash, ())):
+        for conn in self.connections.of_session(session_hash):
             conn.close(CloseCode.SESSION_ENDED, "session ended")
 
     def close_all(self, code: int, reason: str) -> None:
-        for conn in list(self.connections.values()):
+        for conn in self.connections:
             conn.close(code, reason)
-
-    def counts_by_transport(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for conn in self.connections.values():
-            counts[conn.transport] = counts.get(conn.transport, 0) + 1
-        return counts
 
     # -- subscriptions -----------------------------------------------------------------
 
@@ -415,11 +386,3 @@ def _commits_held(models: Iterable[type[BaseModel]]) -> contextlib.ExitStack:
         if hold is not None:
             stack.enter_context(hold())
     return stack
-
-
-def _discard(index: dict[Any, set[Connection]], key: Any, conn: Connection) -> None:
-    bucket = index.get(key)
-    if bucket is not None:
-        bucket.discard(conn)
-        if not bucket:
-            del index[key]

@@ -14,6 +14,7 @@ from typing import Any
 from ..base_model import BaseModel
 from .access import EventAccess, Faults
 from .connection import Connection
+from .connections import ConnectionIndex
 from .events import Event
 from .registry import Subscription, SubscriptionRegistry, filter_matches
 from .stats import DeliveryStats
@@ -25,15 +26,13 @@ class Fanout:
     def __init__(
         self,
         registry: SubscriptionRegistry[Connection],
-        connections: Mapping[str, Connection],
-        by_user: Mapping[Any, set[Connection]],
+        connections: ConnectionIndex,
         models: Callable[[], Mapping[str, type[BaseModel]]],
         stats: DeliveryStats,
         faults: Faults,
     ) -> None:
         self._registry = registry
         self._connections = connections
-        self._by_user = by_user
         self._models = models
         self.stats = stats
         self.faults = faults
@@ -87,11 +86,10 @@ class Fanout:
 
     def _global_targets(self, event: Event) -> Iterable[Connection]:
         if event.client_ids is None and event.user_ids is None:
-            return list(self._connections.values())
-        found = {self._connections[c] for c in event.client_ids or () if c in self._connections}
-        for user_id in event.user_ids or ():
-            found.update(self._by_user.get(user_id, ()))
-        return found
+            return self._connections  # every connection
+        return self._connections.targets(
+            event.client_ids or frozenset(), event.user_ids or frozenset()
+        )
 
     def _send(self, conn: Connection, frame: str) -> None:
         if conn.send(frame):

@@ -237,5 +237,7 @@ async def test_unsubscribe_and_cleanup(server: LiveServer, users: dict[str, User
     abrupt.ws.transport.abort()  # no close frame: the TCP connection just goes
     assert await server.run(server.broker.wait_idle(TIMEOUT))
     assert server.broker.registry.is_empty() and len(server.broker.registry) == 0
-    assert server.broker.connections == {}
-    assert server.broker._by_user == {} and server.broker._by_session == {}
+    connections = server.broker.connections
+    assert len(connections) == 0 and connections.by_id == {}
+    assert connections.by_user == {} and connections.by_session == {}
+    assert connections.by_address == {}
