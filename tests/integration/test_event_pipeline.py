@@ -74,6 +74,12 @@ TYPED_FIELDS = (
     "owner",
     "stamp",
     "address",
+    "binary_token",
+    "double",
+    "small",
+    "code",
+    "notes",
+    "bits",
 )
 
 
@@ -93,6 +99,12 @@ class Typed(BaseModel):
     owner = peewee.ForeignKeyField(User)
     stamp = peewee.TimestampField()
     address = peewee.IPField()
+    binary_token = peewee.BinaryUUIDField()
+    double = peewee.DoubleField()
+    small = peewee.SmallIntegerField()
+    code = peewee.FixedCharField(max_length=3)
+    notes = peewee.TextField()
+    bits = peewee.BitField()
 
     read_rule = _typed_rule
     write_rule = "nobody"
@@ -229,6 +241,12 @@ def _typed(label: str, owner: User, *, published: datetime.datetime) -> Typed:
         owner=owner,
         stamp=datetime.datetime(2026, 1, 2, 3, 4, 5),
         address="10.1.2.3",
+        binary_token=uuid.uuid4(),
+        double="2.5",  # set as text: read back as a float
+        small=7,
+        code="abc",
+        notes="long text",
+        bits=5,
     )
     return typed
 
@@ -268,6 +286,12 @@ async def test_rules_see_real_field_values_on_both_paths(
         "owner": "int",
         "stamp": "datetime",
         "address": "str",
+        "binary_token": "UUID",
+        "double": "float",
+        "small": "int",
+        "code": "str",
+        "notes": "str",
+        "bits": "int",
     }
     # What is sent is the same JSON on both paths too: what the database kept.
     sent = event["record"]

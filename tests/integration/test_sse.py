@@ -262,3 +262,22 @@ async def test_the_same_pattern_twice_is_answered_once(
             headers={"Accept": "text/event-stream"},
         )
         assert response.status_code == 400
+
+
+async def test_each_item_of_a_post_counts_against_the_rate_limit(server: LiveServer) -> None:
+    """One POST of many snapshot items used to count as one message."""
+    async with (
+        stream(server, "?" + "&".join(f"pattern=messages/{i}" for i in range(30))) as sse,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+    ):
+        connection_id = (await sse.frame())["connection_id"]
+        items = [{"pattern": f"messages/{i}", "snapshot": True} for i in range(30, 90)]
+        first = await http.post(
+            "/realtime/subscribe", json={"connection_id": connection_id, "subscribe": items}
+        )
+        assert first.status_code == 200  # 30 in the query and 60 here: 90 of 100
+        second = await http.post(
+            "/realtime/subscribe",
+            json={"connection_id": connection_id, "subscribe": items[:20]},
+        )
+        assert second.status_code == 429 and int(second.headers["retry-after"]) >= 1
