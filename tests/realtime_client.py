@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,9 +16,18 @@ from websockets.asyncio.client import ClientConnection
 from tests.conftest import PASSWORD
 from tests.support import TIMEOUT, LiveServer, ServerProcess
 
-__all__ = ["Client", "login_cookie"]
+__all__ = ["Client", "api_session", "login_cookie"]
 
 _ids = itertools.count(1)
+
+
+@contextlib.asynccontextmanager
+async def api_session(server: LiveServer, username: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client logged in as `username`."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        response = await http.post("/auth/login", json={"username": username, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        yield http
 
 
 async def login_cookie(server: LiveServer, username: str) -> str:

@@ -64,6 +64,7 @@ class Publisher:
             self._queue.clear()
             self._submitted = self._published = 0
             self._last = position
+            self._wake_pending = False
 
     def stop(self) -> None:
         with self._lock:

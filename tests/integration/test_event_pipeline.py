@@ -5,13 +5,11 @@ stay with one reader, and the record's topic in every event."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import decimal
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,8 +20,7 @@ from runtime import BaseModel
 from runtime.db import database
 from runtime.demo import Message
 from runtime.users import User
-from tests.conftest import PASSWORD
-from tests.realtime_client import Client
+from tests.realtime_client import Client, api_session
 from tests.support import TIMEOUT, LiveServer
 
 
@@ -142,14 +139,6 @@ class Slugged(BaseModel):
         table_name = "test_slugged"
 
 
-@contextlib.asynccontextmanager
-async def api(server: LiveServer, user: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
-        response = await http.post("/auth/login", json={"username": user, "password": PASSWORD})
-        assert response.status_code == 200
-        yield http
-
-
 async def test_a_worker_commit_before_the_apis_is_published_before_it(
     server: LiveServer, users: dict[str, User]
 ) -> None:
@@ -176,7 +165,7 @@ async def test_a_worker_commit_before_the_apis_is_published_before_it(
 
     server.call(lambda: database.connection().set_trace_callback(trace))
     try:
-        async with await Client.connect(server) as watcher, api(server, "alice") as alice:
+        async with await Client.connect(server) as watcher, api_session(server, "alice") as alice:
             await watcher.ok_subscribe(f"messages/{message.id}")
             thread = threading.Thread(target=worker)
             thread.start()
@@ -257,7 +246,10 @@ async def test_rules_see_real_field_values_on_both_paths(
     alice = users["alice"]
     past = datetime.datetime.now() - datetime.timedelta(days=1)
     future = datetime.datetime.now() + datetime.timedelta(days=365)
-    async with await Client.connect(server, user="alice") as client, api(server, "alice") as http:
+    async with (
+        await Client.connect(server, user="alice") as client,
+        api_session(server, "alice") as http,
+    ):
         await client.ok_subscribe("test_typed")
         seen_by_rule.clear()
         hidden_one = _typed("future", alice, published=future)
@@ -295,7 +287,7 @@ async def test_rules_see_real_field_values_on_both_paths(
     }
     # What is sent is the same JSON on both paths too: what the database kept.
     sent = event["record"]
-    async with api(server, "alice") as http:
+    async with api_session(server, "alice") as http:
         response = await http.get(f"/api/collections/test_typed/records/{visible_one.id}")
     assert response.json() == sent
     assert sent["price"] == "12.5" and sent["blob"] == "AAFiaW5hcnk=" and sent["flag"] is True

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import peewee
 import pytest
 
@@ -16,8 +13,7 @@ from runtime import BaseModel
 from runtime.db import database
 from runtime.demo import Message, Note
 from runtime.users import User
-from tests.conftest import PASSWORD
-from tests.realtime_client import Client
+from tests.realtime_client import Client, api_session
 from tests.support import TIMEOUT, LiveServer
 
 
@@ -35,17 +31,9 @@ class Secretive(BaseModel):
         table_name = "test_secretive"
 
 
-@contextlib.asynccontextmanager
-async def api(server: LiveServer, user: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
-        response = await http.post("/auth/login", json={"username": user, "password": PASSWORD})
-        assert response.status_code == 200
-        yield http
-
-
 async def test_create_update_delete_through_the_api(server: LiveServer) -> None:
     records = "/api/collections/messages/records"
-    async with await Client.connect(server) as watcher, api(server, "alice") as alice:
+    async with await Client.connect(server) as watcher, api_session(server, "alice") as alice:
         await watcher.ok_subscribe("messages")
         created = (await alice.post(records, json={"text": "hello"})).json()
         event = await watcher.recv_type("event")
