@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,12 +54,16 @@ class Broker:
         snapshot_limit: int = 500,
         replay_limit: int = 1000,
         max_pending: int = 100_000,
+        heartbeat: float = 25.0,
+        heartbeat_timeout: float = 60.0,
     ) -> None:
         self.backend = backend
         self._models = models
         self.max_subscriptions = max_subscriptions
         self.snapshot_limit = snapshot_limit
         self.replay_limit = replay_limit
+        self.heartbeat = heartbeat
+        self.heartbeat_timeout = heartbeat_timeout
         self.registry: SubscriptionRegistry[Connection] = SubscriptionRegistry()
         self.connections = ConnectionIndex()
         self.stats = DeliveryStats()
@@ -66,7 +71,7 @@ class Broker:
         self.fanout = Fanout(self.registry, self.connections, models, self.stats, self.faults)
         self.publisher = Publisher(backend, max_pending=max_pending, stats=self.stats)
         self._position = Event("position", None)  # the last event delivered
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -75,18 +80,32 @@ class Broker:
         await self.backend.start(self._deliver)
         self._position = await self.backend.position()
         self.publisher.start(self._position)
-        self._task = asyncio.create_task(
-            supervise("publisher", self.publisher.run, self.stats.task_restarts)
-        )
+        restarts = self.stats.task_restarts
+        self._tasks = [
+            asyncio.create_task(supervise("publisher", self.publisher.run, restarts)),
+            asyncio.create_task(supervise("heartbeat", self._heartbeat, restarts)),
+        ]
 
     async def stop(self) -> None:
         self.publisher.stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks)
+        self._tasks = []
         await self.backend.stop()
+
+    async def _heartbeat(self) -> None:
+        """One timer for every connection: each heartbeat, a ping for each (the transport
+        sends it its own way), and a close for those that answer pings but went silent."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            silent_since = time.monotonic() - self.heartbeat_timeout
+            for conn in self.connections:
+                if conn.pongs and conn.last_seen < silent_since:
+                    conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                else:
+                    conn.ping()
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         """Run `callback(*args)` on the event loop soon, from any thread; nothing when

@@ -72,6 +72,8 @@ class Realtime:
             snapshot_limit=config.snapshot_limit,
             replay_limit=config.replay_limit,
             max_pending=config.publish_queue_size,
+            heartbeat=config.heartbeat,
+            heartbeat_timeout=config.heartbeat_timeout,
         )
         message_limit = RateLimit(
             config.message_rate_limit, storage=make_storage("memory://"), namespace="messages"

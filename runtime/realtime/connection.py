@@ -11,7 +11,6 @@ the server keep more than that for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import time
 from collections import deque
@@ -44,6 +43,8 @@ class Connection:
         "last_seen",
         "max_queue",
         "max_queue_bytes",
+        "ping_due",
+        "pongs",
         "queue",
         "queued_bytes",
         "rejected",
@@ -63,6 +64,7 @@ class Connection:
         max_queue_bytes: int = 1 << 62,
         batch: bool = False,
         address: str | None = None,
+        pongs: bool = False,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self.address = address  # the client's, as app.trusted_proxies tells it
@@ -81,6 +83,8 @@ class Connection:
         self.close_reason = ""
         self.closed = asyncio.Event()  # set by close(): the transport should finish up
         self.last_seen = time.monotonic()
+        self.pongs = pongs  # the client answers pings: silence past the timeout closes it
+        self.ping_due = False  # set by the broker's heartbeat; the transport sends its ping
         self.rejected = 0  # messages refused by the rate limit in the current window
         # Subscribes of one connection are carried out one at a time (SSE POSTs may
         # overlap), so at most one is under way and holding events back.
@@ -145,13 +149,15 @@ class Connection:
             self.wakeup.set()
             self.closed.set()
 
-    async def wait(self, deadline: float) -> None:
-        """Until a frame is queued, the connection closes, or the loop's time `deadline`."""
-        if self.queue or self.close_code is not None:
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                await self.wakeup.wait()
+    def ping(self) -> None:
+        """Ask the transport to send its keep-alive (a ping frame, an SSE comment)."""
+        self.ping_due = True
+        self.wakeup.set()
+
+    async def wait(self) -> None:
+        """Until a frame is queued, a ping is due, or the connection closes."""
+        if not (self.queue or self.ping_due or self.close_code is not None):
+            await self.wakeup.wait()
 
     def drain(self) -> list[str]:
         frames = list(self.queue)

@@ -8,7 +8,7 @@ loop over events: a failure costs one reader one event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..base_model import BaseModel
@@ -16,7 +16,7 @@ from .access import EventAccess, Faults
 from .connection import Connection
 from .connections import ConnectionIndex
 from .events import Event
-from .registry import Subscription, SubscriptionRegistry, filter_matches
+from .registry import Subscription, SubscriptionRegistry, filter_matches, merge_buckets
 from .stats import DeliveryStats
 
 __all__ = ["Fanout", "is_target"]
@@ -49,20 +49,36 @@ class Fanout:
             for conn in self._global_targets(event):
                 self._send(conn, frame)
             return
-        matches = self._registry.match(event.collection, event.record_id)
-        if not matches:
+        buckets = self._registry.buckets(event.collection, event.record_id)
+        if not buckets:
             return
         access = self.access(event)
+        # The common case, one bucket (everyone on `messages`), needs no merging: a
+        # connection is in a bucket once.
+        if len(buckets) == 1:
+            for conn, sub in buckets[0].items():
+                self._deliver_to(conn, event, access, (sub,))
+        else:
+            for conn, subs in merge_buckets(buckets).items():
+                self._deliver_to(conn, event, access, subs)
+
+    def _deliver_to(
+        self,
+        conn: Connection,
+        event: Event,
+        access: EventAccess,
+        subscriptions: Sequence[Subscription],
+    ) -> None:
         custom = event.is_custom
-        for conn, subscriptions in matches.items():
-            try:
-                if custom and not is_target(event, conn):
-                    continue
-                frame, visible = access.for_user(conn.user)
-                if frame is not None:
-                    self._route(conn, event, frame, None if custom else visible, subscriptions)
-            except Exception as error:  # a filter, say: that reader loses that event only
-                self.faults.record(event.collection, "filter", "filter", error)
+        try:
+            if custom and not is_target(event, conn):
+                return
+            frame, visible = access.for_user(conn.user)
+            if frame is not None:
+                self._route(conn, event, frame, None if custom else visible, subscriptions)
+        except Exception as error:  # a filter, say: that reader loses that event only
+            assert event.collection is not None
+            self.faults.record(event.collection, "filter", "filter", error)
 
     def _route(
         self,
@@ -70,7 +86,7 @@ class Fanout:
         event: Event,
         frame: str,
         visible: Mapping[str, Any] | None,
-        subscriptions: list[Subscription],
+        subscriptions: Sequence[Subscription],
     ) -> None:
         """Send to `conn` if a live subscription wants it; hold it back if only
         subscriptions under way do (the subscribe will merge it)."""

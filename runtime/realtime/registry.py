@@ -21,7 +21,7 @@ from ..json_values import json_value
 from .patterns import Pattern, PatternKey, PatternKind
 from .protocol import JSONScalar
 
-__all__ = ["Subscription", "SubscriptionRegistry", "filter_matches"]
+__all__ = ["Subscription", "SubscriptionRegistry", "filter_matches", "merge_buckets"]
 
 Conn = TypeVar("Conn", bound=Hashable)
 _K = TypeVar("_K", bound=Hashable)
@@ -128,29 +128,28 @@ class SubscriptionRegistry(Generic[Conn]):
     def __len__(self) -> int:
         return self._total
 
-    def match(
+    def buckets(
         self, collection: str, record_id: str | None = None
-    ) -> dict[Conn, list[Subscription]]:
-        """Connections interested in an event, each once, with their matching subscriptions.
+    ) -> list[dict[Conn, Subscription]]:
+        """The non-empty buckets an event reaches (a connection may be in several).
 
         With ``record_id`` it is a record event on ``collection/record_id``; without, a
         collection-level (custom) event, which record subscriptions do not receive.
         """
-        found: dict[Conn, list[Subscription]] = {}
-        buckets = [self._all, self._collections.get(collection)]
-        buckets.extend(self._glob_buckets(collection))
+        found = [bucket for bucket in (self._all, self._collections.get(collection)) if bucket]
+        if self._globs:
+            found.extend(bucket for bucket in self._glob_buckets(collection) if bucket)
         if record_id is not None:
-            buckets.append(self._records.get((collection, record_id)))
-        for bucket in buckets:
+            bucket = self._records.get((collection, record_id))
             if bucket:
-                for conn, subscription in bucket.items():
-                    # One entry per connection: it must get the event once.
-                    subs = found.get(conn)
-                    if subs is None:
-                        found[conn] = [subscription]
-                    else:
-                        subs.append(subscription)
+                found.append(bucket)
         return found
+
+    def match(
+        self, collection: str, record_id: str | None = None
+    ) -> dict[Conn, list[Subscription]]:
+        """Connections interested in an event, each once, with their matching subscriptions."""
+        return merge_buckets(self.buckets(collection, record_id))
 
     # -- internals ------------------------------------------------------------------
 
@@ -210,6 +209,19 @@ class SubscriptionRegistry(Generic[Conn]):
             self._total -= 1
             if not bucket:
                 del index[key]
+
+
+def merge_buckets(buckets: list[dict[Conn, Subscription]]) -> dict[Conn, list[Subscription]]:
+    """Each connection once, with all its subscriptions of these buckets."""
+    found: dict[Conn, list[Subscription]] = {}
+    for bucket in buckets:
+        for conn, subscription in bucket.items():
+            subs = found.get(conn)
+            if subs is None:
+                found[conn] = [subscription]
+            else:
+                subs.append(subscription)
+    return found
 
 
 def filter_matches(filter: Mapping[str, JSONScalar] | None, record: Mapping[str, Any]) -> bool:

@@ -8,7 +8,6 @@ Last-Event-ID by itself.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -140,13 +139,10 @@ async def sse_stream() -> Response:
 
 
 async def _stream(state: RealtimeState, conn: Connection) -> AsyncIterator[str]:
-    loop = asyncio.get_running_loop()
-    heartbeat = state.config.heartbeat
-    next_ping = loop.time() + heartbeat
     try:
         yield f"retry: {RETRY_MS}\n\n"
         while True:
-            await conn.wait(next_ping)
+            await conn.wait()
             closing = conn.closing  # then what is queued now is all there will be
             frames = conn.drain()
             if frames:
@@ -156,8 +152,8 @@ async def _stream(state: RealtimeState, conn: Connection) -> AsyncIterator[str]:
                 frame = {"type": "close", "code": conn.close_code, "reason": conn.close_reason}
                 yield f"event: close\ndata: {protocol.encode(frame)}\n\n"
                 return
-            if loop.time() >= next_ping:
-                next_ping = loop.time() + heartbeat
+            if conn.ping_due:  # a comment keeps proxies from timing the stream out
+                conn.ping_due = False
                 yield ": ping\n\n"
     finally:
         state.broker.disconnect(conn)

@@ -1,9 +1,10 @@
 """The WebSocket transport: `/realtime/subscribe`.
 
 Per connection, two tasks: a reader that carries out client messages, and a writer that
-drains the send queue, pings every heartbeat interval, and closes the socket when the
-connection is closed (too slow, session ended, heartbeat timeout, shutdown). Whatever
-ends first ends the other; the broker forgets the connection in every case.
+drains the send queue, sends the pings the broker's heartbeat asks for, and closes the
+socket when the connection is closed (too slow, session ended, heartbeat timeout,
+shutdown). Whatever ends first ends the other; the broker forgets the connection in
+every case.
 """
 
 from __future__ import annotations
@@ -67,11 +68,12 @@ async def websocket_endpoint() -> Response | None:
         max_queue=config.send_queue_size,
         max_queue_bytes=config.send_queue_bytes,
         batch=websocket.args.get("batch") == "1",
+        pongs=True,
     )
     broker.connect(conn)
     conn.send(connected_frame(conn, config.heartbeat))
     reader = asyncio.create_task(_read(conn))
-    writer = asyncio.create_task(_write(conn, config.heartbeat, config.heartbeat_timeout))
+    writer = asyncio.create_task(_write(conn))
     closing = asyncio.create_task(conn.closed.wait())
     tasks = (reader, writer, closing)
     try:
@@ -109,18 +111,13 @@ async def _read(conn: Connection) -> None:
             await handle_message(state, conn, raw)
 
 
-async def _write(conn: Connection, heartbeat: float, timeout: float) -> None:
-    loop = asyncio.get_running_loop()
-    next_ping = loop.time() + heartbeat
+async def _write(conn: Connection) -> None:
     ping = protocol.encode(protocol.ping())
     while True:
-        await conn.wait(next_ping)
-        if loop.time() >= next_ping:
-            next_ping = loop.time() + heartbeat
-            if time.monotonic() - conn.last_seen > timeout:
-                conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
-            else:
-                conn.send(ping)
+        await conn.wait()
+        if conn.ping_due:
+            conn.ping_due = False
+            conn.send(ping)
         # Closing: what is queued now is all there will be (what close(flush=True) kept
         # and was queued before), so send it, then the close frame.
         closing = conn.closing
