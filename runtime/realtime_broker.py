@@ -29,6 +29,7 @@ from .realtime.connection import TOO_SLOW_REASON, Connection
 from .realtime.connections import ConnectionIndex
 from .realtime.events import Event
 from .realtime.fanout import Fanout
+from .realtime.flusher import Flusher
 from .realtime.patterns import Pattern, PatternKind
 from .realtime.protocol import CloseCode, ErrorCode, Frame, ProtocolError, Subscribe
 from .realtime.publisher import Publisher
@@ -66,6 +67,7 @@ class Broker:
         self.heartbeat_timeout = heartbeat_timeout
         self.registry: SubscriptionRegistry[Connection] = SubscriptionRegistry()
         self.connections = ConnectionIndex()
+        self.flusher = Flusher()
         self.stats = DeliveryStats()
         self.faults = Faults()
         self.fanout = Fanout(self.registry, self.connections, models, self.stats, self.faults)
@@ -157,6 +159,7 @@ class Broker:
 
     def connect(self, conn: Connection) -> None:
         self.connections.add(conn)
+        conn.flusher = self.flusher
         conn.globals_from = self._position.seq
         totals = self.stats.connections_total
         totals[conn.transport] = totals.get(conn.transport, 0) + 1

@@ -33,7 +33,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 from wsproto.handshake import server_extensions_handshake
 
-__all__ = ["handshake_class", "install"]
+__all__ = ["compresses", "handshake_class", "install"]
 
 # Hypercorn's own, captured before install() replaces it: each class made here derives
 # from it, never from the one a previous install() put in its place.
@@ -208,6 +208,7 @@ class _BoundedConnection(Connection):
 
     def __init__(self, extensions: list[Extension]) -> None:
         self._refused = False
+        self.deflate = any(isinstance(e, PerMessageDeflate) for e in extensions)
         super().__init__(ConnectionType.SERVER, extensions)
 
     @property
@@ -228,3 +229,9 @@ class _BoundedConnection(Connection):
                 if event.code == CloseReason.MESSAGE_TOO_BIG:
                     event = CloseConnection(event.code, "message too big")
             yield event
+
+
+def compresses(connection: Connection) -> bool:
+    """Whether frames sent on `connection` may need compressing (permessage-deflate was
+    negotiated, or it is not a connection made here and so cannot be known)."""
+    return not isinstance(connection, _BoundedConnection) or connection.deflate

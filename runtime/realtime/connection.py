@@ -1,9 +1,13 @@
 """One client connection as the broker sees it: identity, auth context, send queue.
 
-The broker appends encoded frames with `send()`, which never waits; the transport drains
-them with `drain()`. Everything queued for a connection counts against its budget,
-events, replies, replays and errors alike, and so do events held back while one of its
-subscribes is under way: past `max_queue` frames or `max_queue_bytes` characters the
+The broker appends encoded frames with `send()`, which never waits. A connection with a
+`sink` (a WebSocket whose socket can be written directly) has its queue written by the
+flusher at the end of the loop's turn, or by its transport's task once the socket can
+take more; any other connection's transport drains the queue itself.
+
+Everything queued for a connection counts against its budget, events, replies,
+replays and errors alike, and so do events held back while one of its subscribes is
+under way: past `max_queue` frames or `max_queue_bytes` characters the
 connection is closed as too slow a reader (4429). A client that never reads cannot make
 the server keep more than that for it.
 """
@@ -14,12 +18,16 @@ import asyncio
 import secrets
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .protocol import CloseCode
 from .registry import Subscription
 
-__all__ = ["TOO_SLOW_REASON", "Connection", "HeldEvent"]
+if TYPE_CHECKING:
+    from .flusher import Flusher
+
+__all__ = ["TOO_SLOW_REASON", "Connection", "HeldEvent", "Sink"]
 
 TOO_SLOW_REASON = "too slow: send queue full"
 
@@ -28,19 +36,34 @@ TOO_SLOW_REASON = "too slow: send queue full"
 HeldEvent = tuple[int, str, tuple[Subscription, ...]]
 
 
+class Sink(Protocol):
+    """A socket that frames can be written to at once, without awaiting."""
+
+    def writable(self) -> bool:
+        """Whether it takes more now (open, and its buffer below the high-water mark)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None:
+        """Until it is writable again (or closed)."""
+
+
 class Connection:
     __slots__ = (
         "address",
         "batch",
+        "blocked",
         "close_code",
         "close_reason",
         "closed",
         "command_lock",
+        "flusher",
         "globals_from",
         "held",
         "held_bytes",
         "id",
         "last_seen",
+        "marked",
         "max_queue",
         "max_queue_bytes",
         "ping_due",
@@ -49,6 +72,7 @@ class Connection:
         "queued_bytes",
         "rejected",
         "session_hash",
+        "sink",
         "transport",
         "user",
         "wakeup",
@@ -85,6 +109,10 @@ class Connection:
         self.last_seen = time.monotonic()
         self.pongs = pongs  # the client answers pings: silence past the timeout closes it
         self.ping_due = False  # set by the broker's heartbeat; the transport sends its ping
+        self.sink: Sink | None = None  # set by a transport that can write directly
+        self.flusher: Flusher | None = None  # set by the broker
+        self.marked = False  # with the flusher, to be written at the end of this turn
+        self.blocked = False  # the sink could not take more: the transport's task waits
         self.rejected = 0  # messages refused by the rate limit in the current window
         # Subscribes of one connection are carried out one at a time (SSE POSTs may
         # overlap), so at most one is under way and holding events back.
@@ -110,8 +138,22 @@ class Connection:
             return False
         self.queue.append(frame)
         self.queued_bytes += len(frame)
-        self.wakeup.set()
+        if self.sink is not None and self.flusher is not None and not self.blocked:
+            self.flusher.mark(self)
+        else:
+            self.wakeup.set()
         return True
+
+    def flush(self, wire: Callable[[list[str], bool], bytes]) -> None:
+        """Write what is queued to the sink (the flusher calls this); if the sink cannot
+        take it now, leave it to the transport's task, which waits until it can."""
+        if not self.queue or self.close_code is not None or self.sink is None:
+            return  # a closing connection's transport writes what close() kept
+        if self.sink.writable():
+            self.sink.write(wire(self.drain(), self.batch))
+        else:
+            self.blocked = True
+            self.wakeup.set()
 
     def hold(self, event: HeldEvent) -> bool:
         """Keep an event back until the subscribe under way settles (see the broker)."""
@@ -155,13 +197,19 @@ class Connection:
         self.wakeup.set()
 
     async def wait(self) -> None:
-        """Until a frame is queued, a ping is due, or the connection closes."""
-        if not (self.queue or self.ping_due or self.close_code is not None):
+        """Until the transport's task has something to do: frames to send (for a
+        connection without a sink), a sink that blocked, a ping due, or a close."""
+        if not (
+            self.close_code is not None
+            or self.ping_due
+            or self.blocked
+            or (self.queue and self.sink is None)
+        ):
             await self.wakeup.wait()
+        self.wakeup.clear()
 
     def drain(self) -> list[str]:
         frames = list(self.queue)
         self.queue.clear()
         self.queued_bytes = 0
-        self.wakeup.clear()
         return frames

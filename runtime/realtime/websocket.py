@@ -18,9 +18,11 @@ from quart import Response, current_app, jsonify, websocket
 
 from ..errors import error_body
 from ..proxies import request_client
+from ..websocket_direct import DirectSocket
 from . import protocol
 from .commands import connected_frame, handle_message
 from .connection import Connection
+from .flusher import wire_bytes
 from .handshake import origin_allowed, too_many_connections
 from .protocol import CloseCode
 from .state import current_realtime
@@ -70,10 +72,12 @@ async def websocket_endpoint() -> Response | None:
         batch=websocket.args.get("batch") == "1",
         pongs=True,
     )
+    sink = DirectSocket.of(websocket)
     broker.connect(conn)
+    conn.sink = sink
     conn.send(connected_frame(conn, config.heartbeat))
     reader = asyncio.create_task(_read(conn))
-    writer = asyncio.create_task(_write(conn))
+    writer = asyncio.create_task(_write(conn, sink))
     closing = asyncio.create_task(conn.closed.wait())
     tasks = (reader, writer, closing)
     try:
@@ -111,7 +115,9 @@ async def _read(conn: Connection) -> None:
             await handle_message(state, conn, raw)
 
 
-async def _write(conn: Connection) -> None:
+async def _write(conn: Connection, sink: DirectSocket | None) -> None:
+    """Sends what the flusher does not: pings, frames while the socket was full, the
+    frames left at a close and the close itself; everything, without a sink."""
     ping = protocol.encode(protocol.ping())
     while True:
         await conn.wait()
@@ -121,12 +127,20 @@ async def _write(conn: Connection) -> None:
         # Closing: what is queued now is all there will be (what close(flush=True) kept
         # and was queued before), so send it, then the close frame.
         closing = conn.closing
-        frames = conn.drain()
-        if conn.batch and len(frames) > 1:
-            await websocket.send(protocol.encode_batch(frames))
+        if sink is not None:
+            if conn.blocked:
+                await sink.drain()
+                conn.blocked = False
+            frames = conn.drain()
+            if frames:
+                sink.write(wire_bytes(frames, conn.batch))
         else:
-            for frame in frames:
-                await websocket.send(frame)
+            frames = conn.drain()
+            if conn.batch and len(frames) > 1:
+                await websocket.send(protocol.encode_batch(frames))
+            else:
+                for frame in frames:
+                    await websocket.send(frame)
         if closing:
             assert conn.close_code is not None
             await websocket.close(conn.close_code, conn.close_reason)
