@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -50,12 +49,13 @@ class Sink(Protocol):
 
 class Connection:
     __slots__ = (
+        "_signal",
+        "_waiter",
         "address",
         "batch",
         "blocked",
         "close_code",
         "close_reason",
-        "closed",
         "command_lock",
         "flusher",
         "globals_from",
@@ -66,6 +66,7 @@ class Connection:
         "marked",
         "max_queue",
         "max_queue_bytes",
+        "on_close",
         "ping_due",
         "pongs",
         "queue",
@@ -75,7 +76,6 @@ class Connection:
         "sink",
         "transport",
         "user",
-        "wakeup",
     )
 
     def __init__(
@@ -98,14 +98,17 @@ class Connection:
         self.batch = batch
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
-        self.queue: deque[str] = deque()
+        # Plain lists and a bare future, not deques and asyncio.Events (each of those
+        # allocates a deque of 760 bytes): a connection's idle cost is the point here.
+        self.queue: list[str] = []
         self.queued_bytes = 0  # characters queued
         self.held: list[HeldEvent] = []
         self.held_bytes = 0
-        self.wakeup = asyncio.Event()
+        self._signal = False  # there may be work for the transport's task
+        self._waiter: asyncio.Future[None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
-        self.closed = asyncio.Event()  # set by close(): the transport should finish up
+        self.on_close: Callable[[], object] | None = None  # the transport's, told of close()
         self.last_seen = time.monotonic()
         self.pongs = pongs  # the client answers pings: silence past the timeout closes it
         self.ping_due = False  # set by the broker's heartbeat; the transport sends its ping
@@ -141,7 +144,7 @@ class Connection:
         if self.sink is not None and self.flusher is not None and not self.blocked:
             self.flusher.mark(self)
         else:
-            self.wakeup.set()
+            self.wake()
         return True
 
     def flush(self, wire: Callable[[list[str], bool], bytes]) -> None:
@@ -153,7 +156,7 @@ class Connection:
             self.sink.write(wire(self.drain(), self.batch))
         else:
             self.blocked = True
-            self.wakeup.set()
+            self.wake()
 
     def hold(self, event: HeldEvent) -> bool:
         """Keep an event back until the subscribe under way settles (see the broker)."""
@@ -188,13 +191,14 @@ class Connection:
             if not flush:
                 self.queue.clear()
                 self.queued_bytes = 0
-            self.wakeup.set()
-            self.closed.set()
+            self.wake()
+            if self.on_close is not None:
+                self.on_close()
 
     def ping(self) -> None:
         """Ask the transport to send its keep-alive (a ping frame, an SSE comment)."""
         self.ping_due = True
-        self.wakeup.set()
+        self.wake()
 
     async def wait(self) -> None:
         """Until the transport's task has something to do: frames to send (for a
@@ -204,12 +208,23 @@ class Connection:
             or self.ping_due
             or self.blocked
             or (self.queue and self.sink is None)
+            or self._signal
         ):
-            await self.wakeup.wait()
-        self.wakeup.clear()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._signal = False
+
+    def wake(self) -> None:
+        """Tell the transport's task there may be work for it."""
+        self._signal = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def drain(self) -> list[str]:
-        frames = list(self.queue)
-        self.queue.clear()
+        frames, self.queue = self.queue, []
         self.queued_bytes = 0
         return frames

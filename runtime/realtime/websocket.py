@@ -78,21 +78,21 @@ async def websocket_endpoint() -> Response | None:
     conn.send(connected_frame(conn, config.heartbeat))
     reader = asyncio.create_task(_read(conn))
     writer = asyncio.create_task(_write(conn, sink))
-    closing = asyncio.create_task(conn.closed.wait())
-    tasks = (reader, writer, closing)
+    # A close gives the writer a bounded time to get the close frame out (a client that
+    # stopped reading may never let it through): a timer, not a task per connection.
+    loop = asyncio.get_running_loop()
+    conn.on_close = lambda: loop.call_later(CLOSE_TIMEOUT, writer.cancel)
+    tasks = (reader, writer)
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if closing in done:
-            # Give the writer a bounded time to get the close frame out (a client that
-            # stopped reading may never let it through), then the client a bounded time
-            # to answer it: closing the TCP connection first could reset it before the
-            # client has read our close frame. Its answer ends this handler (Quart
-            # cancels it), so the second wait rarely runs to its end.
-            await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT)
-            if writer.done():
-                await asyncio.wait({reader}, timeout=CLOSE_TIMEOUT)
+        if writer in done and not writer.cancelled() and writer.exception() is None:
+            # The close frame is out. Give the client a bounded time to answer it:
+            # closing the TCP connection first could reset it before the client has
+            # read our close frame. Its answer ends this handler (Quart cancels it), so
+            # this wait rarely runs to its end.
+            await asyncio.wait({reader}, timeout=CLOSE_TIMEOUT)
         for task in done:
-            if task is not closing and not task.cancelled() and task.exception() is not None:
+            if not task.cancelled() and task.exception() is not None:
                 log.error("websocket %s failed", conn.id, exc_info=task.exception())
     finally:
         broker.disconnect(conn)
