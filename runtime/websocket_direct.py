@@ -1,24 +1,23 @@
-"""The socket behind a Quart WebSocket on Hypercorn, for writing frames directly.
+"""The socket behind a WebSocket's ASGI send on Hypercorn, for writing frames directly.
 
-Sending a frame through Quart goes Quart's send → the ASGI send → Hypercorn's
-`WSStream.app_send` → wsproto's framing → `TCPServer.protocol_send`, which takes a lock,
-writes and drains: per frame and per connection, and most of the cost of fan-out (a
-profile at 1,000 subscribers put it at two thirds). Server frames are not masked, so
-realtime builds each frame's bytes once (`realtime/flusher.py`) and writes them to each
+Sending a frame through the ASGI send goes Hypercorn's `WSStream.app_send` → wsproto's
+framing → `TCPServer.protocol_send`, which takes a lock, writes and drains: per frame
+and per connection, and most of the cost of fan-out (a profile at 1,000 subscribers put
+it, with Quart's wrapper, at two thirds). Server frames are not masked, so realtime
+builds each frame's bytes once (`realtime/flusher.py`) and writes them to each
 connection's transport here.
 
-This reaches into Quart's websocket object and Hypercorn's protocol objects, so both
-are pinned in pyproject.toml; `tests/test_websocket_direct.py` fails loudly if the
-chain changes. Wherever the chain is not as expected (another server, HTTP/2, a
-negotiated permessage-deflate, which must compress what it sends), `DirectSocket.of`
-answers None and the connection sends through Quart as before.
+This reaches into Hypercorn's protocol objects, so it is pinned in pyproject.toml;
+`tests/test_websocket_direct.py` fails loudly if the chain changes. Wherever the chain
+is not as expected (another server, HTTP/2, a negotiated permessage-deflate, which must
+compress what it sends), `DirectSocket.of` answers None and the connection sends
+through the ASGI send.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from typing import Any
 
 from hypercorn.asyncio.tcp_server import TCPServer
@@ -47,12 +46,10 @@ class DirectSocket:
         self._transport = writer.transport
 
     @classmethod
-    def of(cls, websocket: Any) -> DirectSocket | None:
-        """For Quart's `websocket` (accepted), or None if it cannot be written directly."""
-        send = getattr(websocket, "_send", None)  # Quart: partial(send_data, asgi_send)
-        if not isinstance(send, functools.partial) or not send.args:
-            return None
-        stream = getattr(send.args[0], "__self__", None)  # Hypercorn's WSStream.app_send
+    def of(cls, send: Any) -> DirectSocket | None:
+        """For a WebSocket's ASGI `send` (accepted), or None if it cannot be written
+        directly."""
+        stream = getattr(send, "__self__", None)  # Hypercorn's WSStream.app_send
         if not isinstance(stream, WSStream) or stream.connection is None:
             return None
         if compresses(stream.connection):

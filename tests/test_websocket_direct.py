@@ -47,16 +47,12 @@ def test_several_frames_and_batches() -> None:
     assert flusher.wire(frames[:1], False) is flusher.wire(frames[:1], False)
 
 
-def test_the_quart_and_hypercorn_internals_relied_on_are_still_there() -> None:
-    """runtime/websocket_direct.py follows Quart's websocket to Hypercorn's transport
-    (both pinned in pyproject.toml). If this fails after an upgrade, re-check the chain
-    in that module's `DirectSocket.of` against the new sources, then move the pins."""
+def test_the_hypercorn_internals_relied_on_are_still_there() -> None:
+    """runtime/websocket_direct.py follows a WebSocket's ASGI send to Hypercorn's
+    transport (Hypercorn is pinned in pyproject.toml). If this fails after an upgrade,
+    re-check the chain in `DirectSocket.of` against the new sources, then move the pin."""
     hint = "; re-check runtime/websocket_direct.py against the new version"
-    made = inspect.getsource(ASGIWebsocketConnection._create_websocket_from_scope)
-    assert "partial(self.send_data, send)" in made, "Quart's websocket send" + hint
-    assert "self._send = send" in inspect.getsource(Websocket.__init__), "Websocket._send" + hint
-    spawn = inspect.getsource(WSStream.handle)
-    assert "self.app_send" in spawn, "WSStream gives the app its app_send" + hint
+    assert "self.app_send" in inspect.getsource(WSStream.handle), "WSStream.app_send" + hint
     assert "self.send(Data(" in inspect.getsource(WSStream._send_wsproto_event), hint
     assert "self.send(RawData(" in inspect.getsource(H11Protocol.stream_send), hint
     send = inspect.getsource(TCPServer.protocol_send)
@@ -64,6 +60,24 @@ def test_the_quart_and_hypercorn_internals_relied_on_are_still_there() -> None:
     # wsproto sends data frames without remembering anything about them (no state).
     sent = FrameProtocol(client=False, extensions=[]).send_data("x", fin=True)
     assert sent == text_frame("x"), "wsproto frames data differently" + hint
+
+
+def test_quart_builds_its_websocket_object_as_realtime_does() -> None:
+    """runtime/realtime/websocket.py builds Quart's websocket object for the handshake's
+    checks from the ASGI scope, as Quart does (Quart is pinned in pyproject.toml)."""
+    made = inspect.getsource(ASGIWebsocketConnection._create_websocket_from_scope)
+    for part in ('headers["Remote-Addr"]', 'self.scope["query_string"]', "websocket_class("):
+        assert part in made, f"Quart reads the scope differently now: {part}"
+    params = list(inspect.signature(Websocket.__init__).parameters)
+    assert params[1:8] == [
+        "path",
+        "query_string",
+        "scheme",
+        "headers",
+        "root_path",
+        "http_version",
+        "subprotocols",
+    ], "Quart's Websocket takes other arguments now"
 
 
 async def test_connections_write_directly_unless_compressing(

@@ -1,5 +1,6 @@
-"""The realtime blueprint: WebSocket and SSE on `/realtime/subscribe`, the JavaScript
-client, metrics; and the template helpers that load the client."""
+"""The realtime blueprint: SSE on `/realtime/subscribe` (the WebSocket there is served
+in front of Quart, see websocket.py), the JavaScript client, metrics; and the template
+helpers that load the client."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ from ..proxies import request_client
 from .metrics import render_metrics
 from .sse import sse_stream, sse_update
 from .state import current_realtime
-from .websocket import websocket_endpoint
 
 __all__ = ["realtime_blueprint", "realtime_client_script", "realtime_client_url"]
 
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
-realtime_blueprint.websocket("/subscribe")(websocket_endpoint)
 realtime_blueprint.get("/subscribe")(sse_stream)
 realtime_blueprint.post("/subscribe")(sse_update)
 
