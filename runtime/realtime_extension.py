@@ -25,8 +25,12 @@ from .realtime.backends import backend_from_url
 from .realtime.events import Event, custom_event, record_event
 from .realtime.protocol import CloseCode
 from .realtime.state import Identify, RealtimeState
-from .realtime.transports import realtime_blueprint, realtime_client_script, realtime_client_url
-from .realtime.websocket import RealtimeWebSocket
+from .realtime.transports import (
+    RealtimeASGI,
+    realtime_blueprint,
+    realtime_client_script,
+    realtime_client_url,
+)
 from .realtime_broker import Broker
 from .users import on_session_end
 
@@ -82,7 +86,7 @@ class Realtime:
         state = RealtimeState(config, broker, identify, message_limit)
         app.extensions["realtime"] = state
         app.register_blueprint(realtime_blueprint)
-        app.asgi_app = RealtimeWebSocket(app, app.asgi_app)  # type: ignore[method-assign]
+        app.asgi_app = RealtimeASGI(app, app.asgi_app)  # type: ignore[method-assign]
         app.realtime_broadcast = _broadcaster(broker)  # type: ignore[attr-defined]
         app.realtime_broadcast_async = _async_broadcaster(broker)  # type: ignore[attr-defined]
         app.add_template_global(realtime_client_url)

@@ -147,13 +147,17 @@ class Connection:
             self.wake()
         return True
 
-    def flush(self, wire: Callable[[list[str], bool], bytes]) -> None:
+    def flush(self, flusher: Flusher) -> None:
         """Write what is queued to the sink (the flusher calls this); if the sink cannot
         take it now, leave it to the transport's task, which waits until it can."""
         if not self.queue or self.close_code is not None or self.sink is None:
             return  # a closing connection's transport writes what close() kept
         if self.sink.writable():
-            self.sink.write(wire(self.drain(), self.batch))
+            frames = self.drain()
+            if self.transport == "sse":
+                self.sink.write(flusher.sse(frames))
+            else:
+                self.sink.write(flusher.wire(frames, self.batch))
         else:
             self.blocked = True
             self.wake()

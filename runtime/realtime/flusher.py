@@ -1,14 +1,15 @@
-"""Writing queued frames straight to sockets, once per turn of the event loop.
+"""Writing queued frames straight to sockets, once per turn of the event loop; and the
+wire formats they are written in.
 
-A connection with a `sink` (a WebSocket whose transport can be written directly, see
-`runtime/websocket_direct.py`) does not wake a task per frame: `Connection.send` marks it
+A connection with a `sink` (a socket that can be written directly, see
+`runtime/direct_sockets.py`) does not wake a task per frame: `Connection.send` marks it
 with the flusher, and at the end of the loop's turn the flusher writes each marked
 connection's queue in one write. Everything published in one turn (a transaction's
 events, a burst) thus goes out together, and `?batch=1` clients get it as one message.
 
-Server-to-client WebSocket frames are not masked (RFC 6455, 5.1), so a frame's bytes
-are the same for every connection: they are built once per flush, however many
-connections get them.
+Server-to-client WebSocket frames are not masked (RFC 6455, 5.1) and an SSE message is
+the same text for every subscriber, so a frame's bytes are built once per flush, however
+many connections get them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,30 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .connection import Connection
 
-__all__ = ["Flusher", "text_frame", "wire_bytes"]
+__all__ = ["Flusher", "chunk", "sse_message", "text_frame", "wire_bytes"]
+
+_EVENT_PREFIX = '{"type":"event","id":"'
+_TYPE_PREFIX = '{"type":"'
+
+
+def sse_message(frame: str) -> str:
+    """One encoded frame as an SSE message: `event:` its type, `data:` the frame, and
+    events carry `id:`, so that EventSource resumes with Last-Event-ID by itself.
+
+    `protocol.encode` writes "type" first and, for events, "id" second, in compact JSON
+    with no raw newlines; so both are read off the front without decoding the frame
+    again (it is encoded once for every subscriber).
+    """
+    if frame.startswith(_EVENT_PREFIX):
+        event_id = frame[len(_EVENT_PREFIX) : frame.index('"', len(_EVENT_PREFIX))]
+        return f"id: {event_id}\nevent: event\ndata: {frame}\n\n"
+    kind = frame[len(_TYPE_PREFIX) : frame.index('"', len(_TYPE_PREFIX))]
+    return f"event: {kind}\ndata: {frame}\n\n"
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` as one chunk of an HTTP/1.1 chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def text_frame(text: str) -> bytes:
@@ -50,6 +74,7 @@ class Flusher:
         self._scheduled = False
         self._frames: dict[str, bytes] = {}  # frame text -> its wire bytes, per flush
         self._batches: dict[tuple[str, ...], bytes] = {}
+        self._messages: dict[str, bytes] = {}  # frame text -> its SSE message
 
     def mark(self, conn: Connection) -> None:
         if conn.marked:
@@ -65,10 +90,11 @@ class Flusher:
         try:
             for conn in marked:
                 conn.marked = False
-                conn.flush(self.wire)
+                conn.flush(self)
         finally:
             self._frames.clear()
             self._batches.clear()
+            self._messages.clear()
 
     def wire(self, frames: list[str], batch: bool) -> bytes:
         """`wire_bytes`, each frame (and each batch) built once per flush."""
@@ -86,3 +112,14 @@ class Flusher:
                 data = cache[frame] = text_frame(frame)
             parts.append(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def sse(self, frames: list[str]) -> bytes:
+        """The SSE messages of `frames` as one chunk, each message built once per flush."""
+        cache = self._messages
+        parts = []
+        for frame in frames:
+            data = cache.get(frame)
+            if data is None:
+                data = cache[frame] = sse_message(frame).encode("utf-8")
+            parts.append(data)
+        return chunk(b"".join(parts))

@@ -1,48 +1,47 @@
-"""The Server-Sent Events transport: `GET /realtime/subscribe` and, to change a live
-stream's subscriptions, `POST /realtime/subscribe`.
+"""The Server-Sent Events transport: `GET /realtime/subscribe`, served in front of Quart
+(see asgi.py), and, to change a live stream's subscriptions, `POST /realtime/subscribe`,
+a Quart view.
 
-The stream carries the same JSON objects as the WebSocket: each message's `data:` is
-the frame, `event:` its type, and events carry `id:` so that EventSource resumes with
-Last-Event-ID by itself.
+The stream carries the same JSON objects as the WebSocket (see `flusher.sse_message`).
+Its admission checks run in a Quart request context; then the server's task waits for
+the client to go, and one task writes what the flusher does not: pings, frames while
+the socket is full, the last message at a close and the end of the stream (everything,
+where the socket cannot be written directly).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import MutableMapping
 from typing import Any
 
-from quart import Response, current_app, jsonify, request
+from quart import Quart, Response, current_app, request
 
-from ..errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
+from ..direct_sockets import DirectSocket
+from ..errors import ApiError, BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
 from ..proxies import request_client
 from ..requests import read_body
 from . import protocol
+from .asgi import Receive, Send, answer, quart_headers, run_connection
 from .commands import connected_frame, rate_limit
 from .connection import Connection
+from .flusher import chunk, sse_message
 from .handshake import origin_allowed, too_many_connections
 from .patterns import InvalidPattern, parse_pattern
 from .protocol import ErrorCode, Frame, ProtocolError, Subscribe
 from .state import RealtimeState, current_realtime
 
-__all__ = ["sse_stream", "sse_update"]
+__all__ = ["serve", "sse_update"]
 
 RETRY_MS = 2000  # how long EventSource waits before reconnecting by itself
-_EVENT_PREFIX = '{"type":"event","id":"'
-_TYPE_PREFIX = '{"type":"'
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # nginx would hold the stream back otherwise
+]
 
 
-def sse_message(frame: str) -> str:
-    """One encoded frame as an SSE message.
-
-    `protocol.encode` writes "type" first and, for events, "id" second, in compact JSON
-    with no raw newlines; so both are read off the front without decoding the frame
-    again (it is encoded once for every subscriber).
-    """
-    if frame.startswith(_EVENT_PREFIX):
-        event_id = frame[len(_EVENT_PREFIX) : frame.index('"', len(_EVENT_PREFIX))]
-        return f"id: {event_id}\nevent: event\ndata: {frame}\n\n"
-    kind = frame[len(_TYPE_PREFIX) : frame.index('"', len(_TYPE_PREFIX))]
-    return f"event: {kind}\ndata: {frame}\n\n"
+class _Unavailable(ApiError):
+    status, code, default_message = 503, "unavailable", "Try again later."
 
 
 def _check_origin() -> None:
@@ -83,22 +82,48 @@ def _check_count(state: RealtimeState, count: int) -> None:
         raise BadRequest(f"At most {limit} patterns in one request.")
 
 
-async def sse_stream() -> Response:
-    state = current_realtime(current_app)
-    config = state.config
-    accept = request.headers.get("Accept", "")
-    if "text/event-stream" not in accept:
+async def serve(app: Quart, scope: Any, receive: Receive, send: Send) -> None:
+    state = current_realtime(app)
+    async with app.request_context(_quart_request(app, scope)):
+        try:
+            conn, commands = await _admit(state)
+        except ApiError as error:
+            retry = getattr(error, "retry_after", 5 if error.status == 503 else None)
+            headers = {"Retry-After": str(retry)} if retry is not None else None
+            await answer(send, error.status, error.code, error.message, headers)
+            return
+    broker = state.broker
+    broker.connect(conn)
+    try:
+        conn.send(connected_frame(conn, state.config.heartbeat))
+        if commands:
+            await broker.subscribe(conn, commands)
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        first = f"retry: {RETRY_MS}\n\n".encode()
+        await send({"type": "http.response.body", "body": first, "more_body": True})
+        sink = DirectSocket.of(send)
+        conn.sink = sink
+        conn.wake()  # what was queued before the stream began
+
+        async def on_message(message: MutableMapping[str, Any]) -> None:
+            pass  # the request's (empty) body: nothing to do but wait for the end
+
+        await run_connection(conn, receive, lambda: _write(conn, sink, send), on_message)
+    finally:
+        broker.disconnect(conn)
+
+
+async def _admit(state: RealtimeState) -> tuple[Connection, list[Subscribe | ProtocolError]]:
+    """The connection and its subscriptions, or an ApiError. In a request context."""
+    config, broker = state.config, state.broker
+    if "text/event-stream" not in request.headers.get("Accept", ""):
         raise BadRequest("Connect with WebSocket, or send Accept: text/event-stream.")
     _check_origin()
     user, session_hash = await state.identify()
     if user is None and not config.allow_anonymous:
         raise Unauthorized("Log in to connect.")
-    broker = state.broker
     if state.shutting_down or broker.connection_count() >= config.max_connections:
-        response = jsonify({"error": {"code": "unavailable", "message": "Try again later."}})
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+        raise _Unavailable()
     address = request_client().address
     refusal = too_many_connections(config, broker, user, address)
     if refusal is not None:
@@ -107,7 +132,6 @@ async def sse_stream() -> Response:
     snapshot = request.args.get("snapshot") == "1"
     patterns = request.args.getlist("pattern")
     _check_count(state, len(patterns))
-
     conn = Connection(
         user=user,
         session_hash=session_hash,
@@ -116,47 +140,60 @@ async def sse_stream() -> Response:
         max_queue=config.send_queue_size,
         max_queue_bytes=config.send_queue_bytes,
     )
-    broker.connect(conn)
-    try:
-        conn.send(connected_frame(conn, config.heartbeat))
-        if patterns:
-            wait = rate_limit(state, conn, cost=len(patterns))
-            if wait:
-                raise RateLimited(retry_after=wait)
-            items = [{"pattern": text, "snapshot": snapshot} for text in patterns]
-            commands = [_subscribe_command(item, i, since) for i, item in enumerate(items)]
-            await broker.subscribe(conn, commands)
-    except BaseException:
-        broker.disconnect(conn)
-        raise
-    response = Response(
-        _stream(state, conn),
-        content_type="text/event-stream; charset=utf-8",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    if patterns:
+        wait = rate_limit(state, conn, cost=len(patterns))
+        if wait:
+            raise RateLimited(retry_after=wait)
+    items = [{"pattern": text, "snapshot": snapshot} for text in patterns]
+    return conn, [_subscribe_command(item, i, since) for i, item in enumerate(items)]
+
+
+async def _write(conn: Connection, sink: DirectSocket | None, send: Send) -> None:
+    while True:
+        await conn.wait()
+        closing = conn.closing  # then what is queued now is all there will be
+        if sink is not None and conn.blocked:
+            await sink.drain()
+            conn.blocked = False
+        text = "".join(sse_message(frame) for frame in conn.drain())
+        if conn.ping_due:  # a comment keeps proxies from timing the stream out
+            conn.ping_due = False
+            text += ": ping\n\n"
+        if closing:
+            # SSE has no close codes: say why in a last message, then end the stream.
+            frame = {"type": "close", "code": conn.close_code, "reason": conn.close_reason}
+            text += f"event: close\ndata: {protocol.encode(frame)}\n\n"
+        if text:
+            data = text.encode("utf-8")
+            if sink is not None:
+                sink.write(chunk(data))
+            else:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        if closing:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+
+
+def _quart_request(app: Quart, scope: Any) -> Any:
+    """Quart's request object for the admission checks (Quart's own reading of the
+    scope); its body is not read."""
+    return app.request_class(
+        scope["method"],
+        scope["scheme"],
+        scope["path"],
+        scope["query_string"],
+        quart_headers(scope),
+        scope.get("root_path", ""),
+        scope["http_version"],
+        scope,
+        max_content_length=app.config["MAX_CONTENT_LENGTH"],
+        body_timeout=app.config["BODY_TIMEOUT"],
+        send_push_promise=_unused,
     )
-    response.timeout = None  # Quart would cut a streaming response after its timeout
-    return response
 
 
-async def _stream(state: RealtimeState, conn: Connection) -> AsyncIterator[str]:
-    try:
-        yield f"retry: {RETRY_MS}\n\n"
-        while True:
-            await conn.wait()
-            closing = conn.closing  # then what is queued now is all there will be
-            frames = conn.drain()
-            if frames:
-                yield "".join(sse_message(frame) for frame in frames)
-            if closing:
-                # SSE has no close codes: say why in a last message, then end the stream.
-                frame = {"type": "close", "code": conn.close_code, "reason": conn.close_reason}
-                yield f"event: close\ndata: {protocol.encode(frame)}\n\n"
-                return
-            if conn.ping_due:  # a comment keeps proxies from timing the stream out
-                conn.ping_due = False
-                yield ": ping\n\n"
-    finally:
-        state.broker.disconnect(conn)
+async def _unused(*args: Any) -> Any:
+    raise RuntimeError("realtime writes this stream itself")
 
 
 async def sse_update() -> Response:

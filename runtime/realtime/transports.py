@@ -1,25 +1,49 @@
-"""The realtime blueprint: SSE on `/realtime/subscribe` (the WebSocket there is served
-in front of Quart, see websocket.py), the JavaScript client, metrics; and the template
+"""Realtime's web endpoints: the ASGI layer in front of the app that serves the
+WebSocket and SSE stream on `/realtime/subscribe` (see asgi.py); the blueprint with the
+SSE POST that changes a stream, the JavaScript client and metrics; and the template
 helpers that load the client."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from markupsafe import Markup
-from quart import Blueprint, Response, current_app, send_from_directory, url_for
+from quart import Blueprint, Quart, Response, current_app, send_from_directory, url_for
 
 from ..errors import Forbidden
 from ..proxies import request_client
+from . import sse, websocket
+from .asgi import PATH, route_path
 from .metrics import render_metrics
-from .sse import sse_stream, sse_update
+from .sse import sse_update
 from .state import current_realtime
 
-__all__ = ["realtime_blueprint", "realtime_client_script", "realtime_client_url"]
+__all__ = ["RealtimeASGI", "realtime_blueprint", "realtime_client_script", "realtime_client_url"]
 
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
-realtime_blueprint.get("/subscribe")(sse_stream)
 realtime_blueprint.post("/subscribe")(sse_update)
+
+
+class RealtimeASGI:
+    """ASGI middleware (`app.asgi_app`): realtime's WebSockets and SSE streams are served
+    here, everything else by the app."""
+
+    def __init__(self, app: Quart, inner: Callable[[Any, Any, Any], Awaitable[None]]) -> None:
+        self.app = app
+        self.inner = inner
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind in ("websocket", "http") and route_path(scope) == PATH:
+            if kind == "websocket":
+                await websocket.serve(self.app, scope, receive, send)
+                return
+            if scope["method"] == "GET":
+                await sse.serve(self.app, scope, receive, send)
+                return
+        await self.inner(scope, receive, send)
 
 
 _STATIC = Path(__file__).resolve().parent.parent / "static"

@@ -1,32 +1,23 @@
-"""The WebSocket transport: `/realtime/subscribe`, served in front of Quart.
+"""The WebSocket transport: `/realtime/subscribe`, served in front of Quart (see asgi.py).
 
-`Realtime.init_app` wraps the app's ASGI callable (`app.asgi_app`, Quart's place for
-middleware) with `RealtimeWebSocket`: WebSocket connections to this path are served here
-from the ASGI messages. The handshake's checks run inside a Quart websocket context, like
-any view (sessions, `g`, the app's `identify`), and then the connection lives without
-Quart's per-connection wrapper (a queue, two tasks and a websocket object held for the
-connection's whole life): a connection is the server's task, which reads, and one task
-that writes what the flusher does not (pings, frames while the socket is full, the
-close). Every other request goes to Quart as before.
+The handshake's checks run in a Quart websocket context; then the server's task reads
+client messages and one task writes what the flusher does not: pings, frames while the
+socket is full, the frames left at a close and the close itself (everything, for a
+socket that cannot be written directly).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from quart import Quart, websocket
-from werkzeug.datastructures import Headers
 
-from ..errors import error_body
+from ..direct_sockets import DirectSocket
 from ..proxies import request_client
-from ..websocket_direct import DirectSocket
 from . import protocol
+from .asgi import Receive, Send, answer, quart_headers, run_connection
 from .commands import connected_frame, handle_message
 from .connection import Connection
 from .flusher import wire_bytes
@@ -34,58 +25,46 @@ from .handshake import origin_allowed, too_many_connections
 from .protocol import CloseCode
 from .state import RealtimeState, current_realtime
 
-__all__ = ["PATH", "RealtimeWebSocket"]
-
-log = logging.getLogger("runtime.realtime")
-
-PATH = "/realtime/subscribe"
-CLOSE_TIMEOUT = 2.0  # seconds a closing connection gets to send its close frame
-
-# ASGI's callables, loosely typed: this sits between the server and Quart, whose own
-# types are narrower TypedDicts for every message.
-Scope = Any
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[Any], Awaitable[None]]
-ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+__all__ = ["serve"]
 
 
-class RealtimeWebSocket:
-    """ASGI middleware: WebSockets to `PATH` are realtime's, the rest the app's."""
-
-    def __init__(self, app: Quart, inner: ASGIApp) -> None:
-        self.app = app
-        self.inner = inner
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket" and _route_path(scope) == PATH:
-            await serve(self.app, scope, receive, send)
-        else:
-            await self.inner(scope, receive, send)
-
-
-def _route_path(scope: Scope) -> str:
-    path: str = scope["path"]
-    root = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
-async def serve(app: Quart, scope: Scope, receive: Receive, send: Send) -> None:
+async def serve(app: Quart, scope: Any, receive: Receive, send: Send) -> None:
     state = current_realtime(app)
-    message = await receive()
-    if message["type"] != "websocket.connect":
+    if (await receive())["type"] != "websocket.connect":
         return
     async with app.websocket_context(_quart_websocket(app, scope)):
         admitted = await _admit(state)
-    if isinstance(admitted, tuple):
-        status, code, text = admitted
-        await _refuse(scope, send, status, code, text)
+    if isinstance(admitted, tuple):  # refused before the upgrade: an HTTP answer
+        if "websocket.http.response" in scope.get("extensions", {}):
+            status, code, message = admitted
+            await answer(_http_response(send), status, code, message)
+        else:
+            await send({"type": "websocket.close", "code": CloseCode.NORMAL})  # HTTP 403
         return
     await send({"type": "websocket.accept"})
     if isinstance(admitted, str):  # refused after the upgrade, with a close code
         close = CloseCode.TRY_AGAIN_LATER if admitted == "at capacity" else CloseCode.TOO_SLOW
         await send({"type": "websocket.close", "code": close, "reason": admitted})
         return
-    await _run(state, admitted, receive, send)
+    conn, broker = admitted, state.broker
+    sink = DirectSocket.of(send)
+    broker.connect(conn)
+    try:
+        conn.sink = sink
+        conn.send(connected_frame(conn, state.config.heartbeat))
+
+        async def on_message(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "websocket.receive":
+                raw = message.get("text")
+                if raw is None:
+                    raw = message.get("bytes") or b""
+                conn.last_seen = time.monotonic()
+                if not conn.closing:
+                    await handle_message(state, conn, raw)
+
+        await run_connection(conn, receive, lambda: _write(conn, sink, send), on_message)
+    finally:
+        broker.disconnect(conn)
 
 
 async def _admit(state: RealtimeState) -> Connection | tuple[int, str, str] | str:
@@ -119,57 +98,7 @@ async def _admit(state: RealtimeState) -> Connection | tuple[int, str, str] | st
     )
 
 
-async def _run(state: RealtimeState, conn: Connection, receive: Receive, send: Send) -> None:
-    broker, config = state.broker, state.config
-    sink = DirectSocket.of(send)
-    broker.connect(conn)
-    conn.sink = sink
-    conn.send(connected_frame(conn, config.heartbeat))
-    writer = asyncio.create_task(_write(conn, sink, send))
-    loop = asyncio.get_running_loop()
-    # A close gives the writer a bounded time to get the close frame out (a client that
-    # stopped reading may never let it through): a timer, not a task per connection.
-    conn.on_close = lambda: loop.call_later(CLOSE_TIMEOUT, writer.cancel)
-    reading = asyncio.current_task()
-    assert reading is not None
-
-    def writer_done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("websocket %s failed", conn.id, exc_info=task.exception())
-        # The close frame is out (or the writer gave up): the client's answer ends the
-        # reading below. Wait for it a bounded time, not for ever: closing the TCP
-        # connection first could reset it before the client has read our close frame.
-        loop.call_later(0 if task.cancelled() else CLOSE_TIMEOUT, reading.cancel)
-
-    writer.add_done_callback(writer_done)
-    try:
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message["type"] != "websocket.receive":
-                continue
-            raw = message.get("text")
-            if raw is None:
-                raw = message.get("bytes") or b""
-            conn.last_seen = time.monotonic()
-            if not conn.closing:
-                await handle_message(state, conn, raw)
-    except asyncio.CancelledError:
-        if not writer.done():
-            raise  # cancelled from outside: shutting down
-        reading.uncancel()  # our own timer: the client did not answer the close in time
-    finally:
-        broker.disconnect(conn)
-        writer.remove_done_callback(writer_done)
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
-
-
 async def _write(conn: Connection, sink: DirectSocket | None, send: Send) -> None:
-    """Sends what the flusher does not: pings, frames while the socket was full, the
-    frames left at a close and the close itself; everything, without a sink."""
     ping = protocol.encode(protocol.ping())
     while True:
         await conn.wait()
@@ -200,29 +129,25 @@ async def _write(conn: Connection, sink: DirectSocket | None, send: Send) -> Non
             return
 
 
-async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
-    """An HTTP answer instead of the upgrade, where the server can send one."""
-    if "websocket.http.response" not in scope.get("extensions", {}):
-        await send({"type": "websocket.close", "code": CloseCode.NORMAL})  # HTTP 403
-        return
-    body = json.dumps(error_body(code, message)).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-    await send({"type": "websocket.http.response.body", "body": body})
+def _http_response(send: Send) -> Send:
+    """`send` for an HTTP answer to a WebSocket handshake (ASGI's websocket.http.response
+    extension names its messages so)."""
+
+    async def send_as_websocket(message: Any) -> None:
+        kind = message["type"].replace("http.response.", "websocket.http.response.")
+        await send({**message, "type": kind})
+
+    return send_as_websocket
 
 
-def _quart_websocket(app: Quart, scope: Scope) -> Any:
+def _quart_websocket(app: Quart, scope: Any) -> Any:
     """Quart's websocket object for the handshake's checks (Quart's own reading of the
     scope); it neither reads nor writes the socket."""
-    headers = Headers()
-    headers["Remote-Addr"] = (scope.get("client") or ["<local>"])[0]
-    for name, value in scope["headers"]:
-        headers.add(name.decode("latin1").title(), value.decode("latin1"))
     return app.websocket_class(
         scope["path"],
         scope["query_string"],
         scope.get("scheme", "ws"),
-        headers,
+        quart_headers(scope),
         scope.get("root_path", ""),
         scope.get("http_version", "1.1"),
         list(scope.get("subprotocols", [])),
@@ -235,4 +160,4 @@ def _quart_websocket(app: Quart, scope: Scope) -> Any:
 
 
 async def _unused(*args: Any) -> Any:
-    raise RuntimeError("realtime reads and writes its WebSockets itself")
+    raise RuntimeError("realtime reads and writes this socket itself")

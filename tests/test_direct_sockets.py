@@ -1,4 +1,4 @@
-"""Frames written straight to the socket (runtime/websocket_direct.py, realtime/flusher.py):
+"""Frames written straight to the socket (runtime/direct_sockets.py, realtime/flusher.py):
 the frames are what RFC 6455 says, the Quart and Hypercorn internals the path relies on
 are still there, and over a real server connections use it, or not, as they should."""
 
@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import inspect
 
+import h11
+import httpx
 import pytest
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.protocol.http_stream import HTTPStream
 from hypercorn.protocol.ws_stream import WSStream
 from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers.websocket import Websocket
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from runtime.realtime.flusher import Flusher, text_frame, wire_bytes
+from runtime.realtime.flusher import Flusher, chunk, text_frame, wire_bytes
 from runtime.users import User
 from tests.realtime_client import Client
-from tests.support import LiveServer
+from tests.support import TIMEOUT, LiveServer
 
 
 def _parse_server_frames(data: bytes) -> list[tuple[Opcode, str]]:
@@ -48,15 +51,25 @@ def test_several_frames_and_batches() -> None:
 
 
 def test_the_hypercorn_internals_relied_on_are_still_there() -> None:
-    """runtime/websocket_direct.py follows a WebSocket's ASGI send to Hypercorn's
+    """runtime/direct_sockets.py follows a WebSocket's ASGI send to Hypercorn's
     transport (Hypercorn is pinned in pyproject.toml). If this fails after an upgrade,
     re-check the chain in `DirectSocket.of` against the new sources, then move the pin."""
-    hint = "; re-check runtime/websocket_direct.py against the new version"
+    hint = "; re-check runtime/direct_sockets.py against the new version"
     assert "self.app_send" in inspect.getsource(WSStream.handle), "WSStream.app_send" + hint
     assert "self.send(Data(" in inspect.getsource(WSStream._send_wsproto_event), hint
     assert "self.send(RawData(" in inspect.getsource(H11Protocol.stream_send), hint
     send = inspect.getsource(TCPServer.protocol_send)
     assert "self.writer.write(event.data)" in send, "TCPServer.protocol_send" + hint
+    # An SSE response: HTTPStream.app_send sends the headers at once, the body as h11
+    # Data events, which h11 frames as chunks for an HTTP/1.1 client.
+    app_send = inspect.getsource(HTTPStream.app_send)
+    assert "self.state = ASGIHTTPState.RESPONSE" in app_send, "HTTPStream.app_send" + hint
+    assert "Body(stream_id=self.stream_id" in app_send, "HTTPStream.app_send" + hint
+    framed = h11.Connection(h11.SERVER)
+    framed.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    framed.next_event()
+    framed.send(h11.Response(status_code=200, headers=[]))
+    assert framed.send(h11.Data(data=b"abc")) == chunk(b"abc"), "h11 chunks bodies otherwise"
     # wsproto sends data frames without remembering anything about them (no state).
     sent = FrameProtocol(client=False, extensions=[]).send_data("x", fin=True)
     assert sent == text_frame("x"), "wsproto frames data differently" + hint
@@ -83,10 +96,25 @@ def test_quart_builds_its_websocket_object_as_realtime_does() -> None:
 async def test_connections_write_directly_unless_compressing(
     server: LiveServer, users: dict[str, User]
 ) -> None:
-    async with await Client.connect(server) as plain:
+    from runtime.demo import Message
+    from tests.sse_client import SSEStream
+
+    headers = {"Accept": "text/event-stream"}
+    async with (
+        await Client.connect(server) as plain,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+        http.stream("GET", "/realtime/subscribe?pattern=messages", headers=headers) as response,
+    ):
+        stream = SSEStream(response)
+        await stream.next()  # retry
+        await stream.frame()  # connected
+        await stream.frame()  # subscribed
         sinks = server.call(lambda: [c.sink for c in server.broker.connections])
-        assert [type(s).__name__ for s in sinks] == ["DirectSocket"]
+        assert [type(s).__name__ for s in sinks] == ["DirectSocket", "DirectSocket"]
         await plain.ok_subscribe("messages")
+        Message.create(text="straight", author=users["alice"])
+        assert (await plain.recv_type("event"))["record"]["text"] == "straight"
+        assert (await stream.frame())["record"]["text"] == "straight"
 
 
 @pytest.mark.parametrize("realtime_settings", [{"websocket_compression": True}])
