@@ -27,20 +27,19 @@ class RateLimit:
         self._limiter = MovingWindowRateLimiter(storage)
         self._namespace = namespace
 
-    def retry_after(self, key: str, cost: int = 1) -> int:
-        """0 if `key` may make `cost` more attempts, else the seconds until it may (at
-        least 1). A cost above a limit's amount counts as that amount."""
+    def retry_after(self, key: str) -> int:
+        """0 if `key` may go on, else the seconds until it may (at least 1)."""
         wait = 0.0
         for item in self._items:
-            if not self._limiter.test(item, self._namespace, key, cost=min(cost, item.amount)):
+            if not self._limiter.test(item, self._namespace, key):
                 reset_at, _remaining = self._limiter.get_window_stats(item, self._namespace, key)
                 wait = max(wait, reset_at - time.time(), 1.0)
         return math.ceil(wait)
 
-    def hit(self, key: str, cost: int = 1) -> None:
-        """Count `cost` attempts against every limit."""
+    def hit(self, key: str) -> None:
+        """Count one attempt against every limit."""
         for item in self._items:
-            self._limiter.hit(item, self._namespace, key, cost=min(cost, item.amount))
+            self._limiter.hit(item, self._namespace, key)
 
     def reset(self, key: str) -> None:
         for item in self._items:

@@ -20,9 +20,9 @@ from quart import Quart
 from .base_model import BaseModel, collections
 from .config import RealtimeConfig
 from .db import RecordChange, on_commit
-from .ratelimit import RateLimit, make_storage
 from .realtime.backends import backend_from_url
 from .realtime.events import Event, custom_event, record_event
+from .realtime.message_limit import MessageLimit
 from .realtime.protocol import CloseCode
 from .realtime.state import Identify, RealtimeState
 from .realtime.transports import (
@@ -80,9 +80,7 @@ class Realtime:
             heartbeat=config.heartbeat,
             heartbeat_timeout=config.heartbeat_timeout,
         )
-        message_limit = RateLimit(
-            config.message_rate_limit, storage=make_storage("memory://"), namespace="messages"
-        )
+        message_limit = MessageLimit(config.message_rate_limit)
         state = RealtimeState(config, broker, identify, message_limit)
         app.extensions["realtime"] = state
         app.register_blueprint(realtime_blueprint)

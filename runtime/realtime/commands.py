@@ -39,7 +39,10 @@ def send_error(conn: Connection, error: ProtocolError, retry_after: float | None
 def rate_limit(state: RealtimeState, conn: Connection, cost: int = 1) -> int:
     """Count `cost` messages against the connection's budget; 0 if they may go on, else
     the seconds to wait (and the connection is closed after MAX_REJECTED refusals)."""
-    wait = state.message_limit.retry_after(conn.id, cost)
+    window = conn.message_window
+    if window is None:
+        window = conn.message_window = state.message_limit.window()
+    wait = window.retry_after(cost)
     if wait:
         state.broker.stats.rate_limited += 1
         conn.rejected += 1
@@ -47,7 +50,7 @@ def rate_limit(state: RealtimeState, conn: Connection, cost: int = 1) -> int:
             # What is queued goes out first: the rate_limited errors that explain this.
             conn.close(CloseCode.TOO_SLOW, "too many requests", flush=True)
         return wait
-    state.message_limit.hit(conn.id, cost)
+    window.hit(cost)
     conn.rejected = 0
     return 0
 

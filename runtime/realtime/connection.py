@@ -25,6 +25,7 @@ from .registry import Subscription
 
 if TYPE_CHECKING:
     from .flusher import Flusher
+    from .message_limit import MessageWindow
 
 __all__ = ["TOO_SLOW_REASON", "Connection", "HeldEvent", "Sink"]
 
@@ -66,6 +67,7 @@ class Connection:
         "marked",
         "max_queue",
         "max_queue_bytes",
+        "message_window",
         "on_close",
         "ping_due",
         "pongs",
@@ -116,7 +118,8 @@ class Connection:
         self.flusher: Flusher | None = None  # set by the broker
         self.marked = False  # with the flusher, to be written at the end of this turn
         self.blocked = False  # the sink could not take more: the transport's task waits
-        self.rejected = 0  # messages refused by the rate limit in the current window
+        self.rejected = 0  # messages refused by the rate limit in a row
+        self.message_window: MessageWindow | None = None  # made at the first message
         # Subscribes of one connection are carried out one at a time (SSE POSTs may
         # overlap), so at most one is under way and holding events back.
         self.command_lock = asyncio.Lock()

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from quart import Quart
 
 from ..config import RealtimeConfig
-from ..ratelimit import RateLimit
 from .access import Faults
 from .connection import Connection
+from .message_limit import MessageLimit
 from .patterns import Pattern
 from .protocol import Frame, ProtocolError, Subscribe
 from .registry import SubscriptionRegistry
@@ -61,7 +61,7 @@ class RealtimeState:
     config: RealtimeConfig
     broker: Hub
     identify: Identify
-    message_limit: RateLimit
+    message_limit: MessageLimit
     shutting_down: bool = False
 
 
