@@ -14,6 +14,8 @@ from .config import Config, ConfigError, load_config
 
 __all__ = ["main"]
 
+DEFAULT_CONFIG = "config.toml"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -21,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--config",
-        default=os.environ.get("CONFIG", "config.toml"),
+        default=os.environ.get("CONFIG", DEFAULT_CONFIG),
         help="path of the TOML configuration (default: config.toml)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -38,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.config != DEFAULT_CONFIG and not Path(args.config).is_file():
+        # Only the default may be absent (its defaults are the shipped ones): a file
+        # named on purpose that is not there is a mistake, not a reason to run bare.
+        print(f"configuration error: --config: no file {args.config!r}", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
     except ConfigError as exc:

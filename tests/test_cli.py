@@ -10,11 +10,14 @@ from pathlib import Path
 from tests.support import TIMEOUT
 
 
-def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, *args: str, config: str = "config.toml", **env: str
+) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
     environ.update({"RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"), **env})
+    (tmp_path / "config.toml").touch()
     return subprocess.run(
-        [sys.executable, "-m", "runtime", "--config", str(tmp_path / "absent.toml"), *args],
+        [sys.executable, "-m", "runtime", "--config", str(tmp_path / config), *args],
         capture_output=True,
         text=True,
         env=environ,
@@ -68,3 +71,12 @@ def test_a_bad_config_value_stops_start_up_with_one_line(tmp_path: Path) -> None
 def test_production_refuses_the_default_secret(tmp_path: Path) -> None:
     result = run(tmp_path, "serve", RUNTIME_APP_ENV="production")
     assert result.returncode == 2 and "app.secret_key" in result.stderr
+
+
+def test_a_config_file_that_is_not_there_is_an_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "serve", config="nope.toml")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"configuration error: --config: no file {str(tmp_path / 'nope.toml')!r}"
+    )
