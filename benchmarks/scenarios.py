@@ -144,40 +144,27 @@ async def fanout(spec: dict[str, Any]) -> dict[str, Any]:
             subscribers += added
             alive = _connected(subscribers)
             settled = await _settle(tally, publisher, alive)
-            tally.reset(alive * events)
-            load_before, server_before = time.process_time(), cpu_seconds(server)
-            started = time.perf_counter()
-            sending = asyncio.create_task(publisher.burst(events))
-            complete = await tally.wait(spec.get("timeout", 120.0))
-            server_cpu = cpu_seconds(server) - server_before
-            await asyncio.wait_for(sending, 30.0)
-            published_in = time.perf_counter() - started
-            seconds = max(tally.last - started, 1e-9)
-            results.append(
+            # The machine is shared: the best of a few bursts is the server's capacity,
+            # the others were disturbed by something else.
+            bursts = []
+            for _ in range(spec.get("repeats", 1)):
+                bursts.append(await _burst(tally, publisher, alive, events, server, spec))
+            best = max(bursts, key=lambda b: b["deliveries_per_second"] or 0)
+            best["all_deliveries_per_second"] = [b["deliveries_per_second"] for b in bursts]
+            best.update(
                 {
                     "subscribers": n,
                     "connected": alive,
                     "connect_failures": len(failures),
                     "connect_failure_sample": failures[:3],
                     "settled": settled,
-                    "events": events,
-                    "expected": alive * events,
-                    "deliveries": tally.count,
-                    "complete": complete,
-                    "seconds": seconds,
-                    "deliveries_per_second": rate(tally.count, seconds),
-                    "events_per_second": rate(tally.count / max(alive, 1), seconds),
-                    "publish_seconds": published_in,
-                    "server_cpu_seconds": server_cpu,
-                    "server_cpu_us_per_delivery": 1e6 * server_cpu / max(tally.count, 1),
-                    "load_cpu_share": (time.process_time() - load_before) / seconds,
-                    "frame_bytes": tally.payload_bytes / max(tally.count, 1),
-                    "messages": tally.messages,
+                    "complete": all(b["complete"] for b in bursts),
                     "disconnected": len(subscribers) - _connected(subscribers),
                     "close_codes": _close_codes(subscribers),
                     "server_rss": rss_bytes(server),
                 }
             )
+            results.append(best)
             if spec.get("latency") and n == spec["latency"]["subscribers"]:
                 saturation = results[-1]["events_per_second"]
                 latency = await _latency(
@@ -189,6 +176,36 @@ async def fanout(spec: dict[str, Any]) -> dict[str, Any]:
         publisher.close()
         await asyncio.sleep(0.5)  # let the closes go out
     return {"levels": results, "latency": latency, "publish_failures": publisher.failures}
+
+
+async def _burst(
+    tally: Tally, publisher: Publisher, alive: int, events: int, server: int, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """`events` published as fast as the server takes them, until all `alive` got each."""
+    tally.reset(alive * events)
+    load_before, server_before = time.process_time(), cpu_seconds(server)
+    started = time.perf_counter()
+    sending = asyncio.create_task(publisher.burst(events))
+    complete = await tally.wait(spec.get("timeout", 120.0))
+    server_cpu = cpu_seconds(server) - server_before
+    await asyncio.wait_for(sending, 30.0)
+    published_in = time.perf_counter() - started
+    seconds = max(tally.last - started, 1e-9)
+    return {
+        "events": events,
+        "expected": alive * events,
+        "deliveries": tally.count,
+        "complete": complete,
+        "seconds": seconds,
+        "deliveries_per_second": rate(tally.count, seconds),
+        "events_per_second": rate(tally.count / max(alive, 1), seconds),
+        "publish_seconds": published_in,
+        "server_cpu_seconds": server_cpu,
+        "server_cpu_us_per_delivery": 1e6 * server_cpu / max(tally.count, 1),
+        "load_cpu_share": (time.process_time() - load_before) / seconds,
+        "frame_bytes": tally.payload_bytes / max(tally.count, 1),
+        "messages": tally.messages,
+    }
 
 
 async def _latency(

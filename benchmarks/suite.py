@@ -26,6 +26,7 @@ __all__ = ["FULL", "QUICK", "Plan", "run_suite"]
 class Plan:
     levels: tuple[int, ...]  # subscribers in the fan-out runs
     deliveries_per_level: int  # events per level = this / subscribers
+    repeats: int  # bursts per level; the best counts
     latency_subscribers: int
     latency_events: int
     paced_seconds: float
@@ -47,6 +48,7 @@ class Plan:
 FULL = Plan(
     levels=(100, 1000, 5000),
     deliveries_per_level=100_000,
+    repeats=2,
     latency_subscribers=1000,
     latency_events=50,
     paced_seconds=3.0,
@@ -68,6 +70,7 @@ FULL = Plan(
 QUICK = Plan(
     levels=(100, 1000),
     deliveries_per_level=20_000,
+    repeats=1,
     latency_subscribers=1000,
     latency_events=10,
     paced_seconds=1.5,
@@ -166,6 +169,7 @@ def fanout(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, An
                     {"subscribers": n, "events": max(10, plan.deliveries_per_level // n)}
                     for n in plan.levels
                 ],
+                "repeats": plan.repeats,
                 "latency": {
                     "subscribers": plan.latency_subscribers,
                     "events": plan.latency_events,
@@ -176,10 +180,11 @@ def fanout(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, An
             result.update(server=server.key, transport=transport, label=label)
             result["server_trouble"] = _trouble(process)
         for level in result["levels"]:
+            bursts = ", ".join(f"{r or 0:,.0f}" for r in level["all_deliveries_per_second"])
             log(
-                f"  {label:34} N={level['subscribers']:>5}: "
-                f"{level['deliveries_per_second'] or 0:>9,.0f} deliveries/s "
-                f"({level['deliveries']}/{level['expected']}, load CPU "
+                f"  {label:34} N={level['subscribers']:>5}: {bursts} deliveries/s "
+                f"({level['deliveries']}/{level['expected']}, server CPU "
+                f"{level['server_cpu_seconds'] / level['seconds']:.0%}, load CPU "
                 f"{level['load_cpu_share']:.0%})"
             )
         results.append(result)
