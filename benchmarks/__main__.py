@@ -56,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        results = run_suite(QUICK if args.quick else FULL, Path(workdir), sections, log, args.quick)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+            plan = QUICK if args.quick else FULL
+            results = run_suite(plan, Path(workdir), sections, log, args.quick)
+    except KeyboardInterrupt:
+        log("interrupted; every server and load process was stopped")
+        return 130
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=1))
     print(render(results))
