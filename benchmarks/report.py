@@ -4,59 +4,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from .figures import fanout_runs, number, subscriber_levels, throughput, times
+from .goals import goals
 from .stats import ratio
 
-__all__ = ["Goal", "goals", "render"]
-
-PEER_LABELS = {
-    "quart": "Quart + Hypercorn loop",
-    "starlette": "Starlette + broadcaster (uvicorn)",
-    "websockets": "websockets broadcast()",
-}
+__all__ = ["render", "table"]
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def number(value: float | None, digits: int = 0, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.{digits}f}{unit}"
-
-
-def times(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
-
-
-def _runs(results: dict[str, Any]) -> list[dict[str, Any]]:
-    fanout = results.get("fanout")
-    return fanout if isinstance(fanout, list) else []
-
-
-def _run(results: dict[str, Any], server: str, transport: str) -> dict[str, Any] | None:
-    for run in _runs(results):
-        if run["server"] == server and run["transport"] == transport:
-            return run
-    return None
-
-
-def throughput(results: dict[str, Any], server: str, transport: str, n: int) -> float | None:
-    run = _run(results, server, transport)
-    for level in run["levels"] if run else []:
-        if level["subscribers"] == n:
-            value: float | None = level["deliveries_per_second"]
-            return value
-    return None
-
-
-def _levels(results: dict[str, Any]) -> list[int]:
-    return sorted({level["subscribers"] for run in _runs(results) for level in run["levels"]})
 
 
 # (ours' transport, peer, peer's transport, what is compared)
@@ -71,9 +31,9 @@ COMPARISONS = (
 
 
 def _throughput_section(results: dict[str, Any]) -> str:
-    levels = _levels(results)
+    levels = subscriber_levels(results)
     rows = []
-    for run in _runs(results):
+    for run in fanout_runs(results):
         by_n = {level["subscribers"]: level for level in run["levels"]}
         middle = by_n.get(1000) or (run["levels"][-1] if run["levels"] else {})
         cells = [run["label"]]
@@ -122,7 +82,7 @@ def _throughput_section(results: dict[str, Any]) -> str:
 
 def _latency_section(results: dict[str, Any]) -> str:
     rows = []
-    for run in _runs(results):
+    for run in fanout_runs(results):
         lat = run.get("latency")
         if not lat:
             continue
@@ -142,7 +102,7 @@ def _latency_section(results: dict[str, Any]) -> str:
         )
     if not rows:
         return ""
-    n = next(run["latency"]["subscribers"] for run in _runs(results) if run.get("latency"))
+    n = next(run["latency"]["subscribers"] for run in fanout_runs(results) if run.get("latency"))
     header = ["server", "one event p50 ms", "one event p99 ms", "half saturation events/s"]
     header += ["p50 ms", "p99 ms", "server CPU µs/delivery, one at a time"]
     header += ["server CPU busy at half saturation"]
@@ -243,142 +203,6 @@ def _soak_section(results: dict[str, Any]) -> str:
     return "### Soak (ours)\n\n" + table(header, rows)
 
 
-@dataclass(frozen=True)
-class Goal:
-    text: str
-    measured: str
-    passed: bool | None  # None: not measured in this run
-
-
-def _ratio_goal(
-    results: dict[str, Any], text: str, ours: str, peer: str, peer_transport: str, n: int
-) -> Goal:
-    value = ratio(
-        throughput(results, "ours", ours, n), throughput(results, peer, peer_transport, n)
-    )
-    return Goal(text, times(value), None if value is None else value >= 1.0)
-
-
-def goals(results: dict[str, Any]) -> list[Goal]:
-    found: list[Goal] = []
-    for n in (1000, 5000):
-        found.append(
-            _ratio_goal(
-                results,
-                f"?batch=1 ≥ 1.0x Starlette + broadcaster, N={n:,}",
-                "ws_batch",
-                "starlette",
-                "ws",
-                n,
-            )
-        )
-    for n in (1000, 5000):
-        found.append(
-            _ratio_goal(results, f"plain ≥ 1.0x bare Quart loop, N={n:,}", "ws", "quart", "ws", n)
-        )
-    for n in (1000, 5000):
-        found.append(
-            _ratio_goal(
-                results,
-                f"SSE ≥ 1.0x Starlette + broadcaster WebSocket, N={n:,}",
-                "sse",
-                "starlette",
-                "ws",
-                n,
-            )
-        )
-    found.append(_latency_goal(results))
-    found += _memory_goals(results)
-    cost = results.get("publish_cost")
-    value = cost.get("ratio") if isinstance(cost, dict) else None
-    subs = cost.get("other_subscriptions", 0) if isinstance(cost, dict) else 0
-    found.append(
-        Goal(
-            "publish cost within 1.2x from 0 to 100,000 unrelated subscriptions",
-            f"{times(value)} at {subs:,}",
-            None if value is None or subs < 100_000 else value <= 1.2,
-        )
-    )
-    found += _soak_goals(results)
-    return found
-
-
-def _latency_goal(results: dict[str, Any]) -> Goal:
-    run = _run(results, "ours", "ws")
-    lat = run.get("latency") if run else None
-    p99 = lat.get("one_event_p99_ms") if lat else None
-    measured = number(p99, 1, " ms") + (f" (N={lat['subscribers']:,})" if lat else "")
-    at_1000 = lat is not None and lat["subscribers"] >= 1000
-    return Goal(
-        "one-event p99 at N=1,000 under 50 ms (plain WebSocket)",
-        measured,
-        None if p99 is None or not at_1000 else p99 < 50,
-    )
-
-
-def _memory_goals(results: dict[str, Any]) -> list[Goal]:
-    idle = results.get("idle")
-    ours = (
-        next((r for r in idle if r["server"] == "ours"), None) if isinstance(idle, list) else None
-    )
-    if ours is None:
-        return [
-            Goal("at most 30 KB per idle connection", "-", None),
-            Goal("10,000 idle connections per worker", "-", None),
-        ]
-    largest = max(ours["levels"], key=lambda level: level["connections"])
-    per = largest["bytes_per_connection"]
-    found = [
-        Goal(
-            "at most 30 KB per idle connection",
-            f"{per / 1000:.1f} KB at {largest['connected']:,}",
-            per <= 30_000,
-        )
-    ]
-    held = ours.get("held")
-    if held:
-        ok = (
-            held["connections"] >= 10_000
-            and held["still_connected"] == held["connections"]
-            and held["got_an_event_after"] >= held["connections"]
-        )
-        measured = (
-            f"{held['still_connected']:,}/{held['connections']:,} "
-            f"held {held['hold_seconds']:.0f} s, "
-            f"{held['got_an_event_after']:,} got the next event"
-        )
-        found.append(
-            Goal(
-                "10,000 idle connections per worker",
-                measured,
-                ok if held["connections"] >= 10_000 else None,
-            )
-        )
-    else:
-        found.append(Goal("10,000 idle connections per worker", "-", None))
-    return found
-
-
-def _soak_goals(results: dict[str, Any]) -> list[Goal]:
-    soak = results.get("soak")
-    if not isinstance(soak, dict) or "delivery" not in soak:
-        return [Goal("soak: cost per event flat (last third ≤ 1.2x first)", "-", None)]
-    flat = soak["thirds"].get("ratio")
-    delivery = soak["delivery"]
-    return [
-        Goal(
-            "soak: cost per event flat (last third ≤ 1.2x first)",
-            times(flat),
-            None if flat is None else flat <= 1.2,
-        ),
-        Goal(
-            "soak: every subscriber got every event exactly once, in order",
-            f"{delivery['exact']:,}/{delivery['clients']:,}",
-            delivery["exact"] == delivery["clients"],
-        ),
-    ]
-
-
 def _verdict(passed: bool | None) -> str:
     return "not measured" if passed is None else ("PASS" if passed else "FAIL")
 
@@ -421,7 +245,7 @@ def render(results: dict[str, Any]) -> str:
         f"Python {results.get('python', '')})"
     )
     sections = [title]
-    if _runs(results):
+    if fanout_runs(results):
         sections.append(_throughput_section(results))
     sections += [
         _latency_section(results),

@@ -109,7 +109,8 @@ def _run(server: str, transport: str, rates: dict[int, float], p99: float = 10.0
 
 
 def test_report_puts_ours_beside_the_peers_with_ratios_and_verdicts() -> None:
-    from benchmarks.report import goals, render
+    from benchmarks.goals import goals
+    from benchmarks.report import render
 
     results = {
         "quick": True,
