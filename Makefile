@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= config.toml
 
-.PHONY: run test lint types unit clean
+.PHONY: run test lint types unit bench clean
 
 # The stamp files make both targets idempotent: the venv is made once and
 # reinstalled only when pyproject.toml changes.
@@ -36,6 +36,15 @@ unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint types unit
+
+# Benchmarks against the Python peers (docs/performance.md); not part of `make test`.
+# `make bench BENCH_ARGS=--quick` for a short run.
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.installed-test $(VENV)/.installed
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,148 @@
+"""The issue's goals, each measured against this run's results: PASS, FAIL, or not
+measured (a quick run does not reach every goal's size)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .figures import fanout_run, number, throughput, times
+from .stats import ratio
+
+__all__ = ["Goal", "goals"]
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    measured: str
+    passed: bool | None  # None: not measured in this run
+
+
+def _ratio_goal(
+    results: dict[str, Any], text: str, ours: str, peer: str, peer_transport: str, n: int
+) -> Goal:
+    value = ratio(
+        throughput(results, "ours", ours, n), throughput(results, peer, peer_transport, n)
+    )
+    return Goal(text, times(value), None if value is None else value >= 1.0)
+
+
+def goals(results: dict[str, Any]) -> list[Goal]:
+    found: list[Goal] = []
+    for n in (1000, 5000):
+        found.append(
+            _ratio_goal(
+                results,
+                f"?batch=1 ≥ 1.0x Starlette + broadcaster, N={n:,}",
+                "ws_batch",
+                "starlette",
+                "ws",
+                n,
+            )
+        )
+    for n in (1000, 5000):
+        found.append(
+            _ratio_goal(results, f"plain ≥ 1.0x bare Quart loop, N={n:,}", "ws", "quart", "ws", n)
+        )
+    for n in (1000, 5000):
+        found.append(
+            _ratio_goal(
+                results,
+                f"SSE ≥ 1.0x Starlette + broadcaster WebSocket, N={n:,}",
+                "sse",
+                "starlette",
+                "ws",
+                n,
+            )
+        )
+    found.append(_latency_goal(results))
+    found += _memory_goals(results)
+    cost = results.get("publish_cost")
+    value = cost.get("ratio") if isinstance(cost, dict) else None
+    subs = cost.get("other_subscriptions", 0) if isinstance(cost, dict) else 0
+    found.append(
+        Goal(
+            "publish cost within 1.2x from 0 to 100,000 unrelated subscriptions",
+            f"{times(value)} at {subs:,}",
+            None if value is None or subs < 100_000 else value <= 1.2,
+        )
+    )
+    found += _soak_goals(results)
+    return found
+
+
+def _latency_goal(results: dict[str, Any]) -> Goal:
+    run = fanout_run(results, "ours", "ws")
+    lat = run.get("latency") if run else None
+    p99 = lat.get("one_event_p99_ms") if lat else None
+    measured = number(p99, 1, " ms") + (f" (N={lat['subscribers']:,})" if lat else "")
+    at_1000 = lat is not None and lat["subscribers"] >= 1000
+    return Goal(
+        "one-event p99 at N=1,000 under 50 ms (plain WebSocket)",
+        measured,
+        None if p99 is None or not at_1000 else p99 < 50,
+    )
+
+
+def _memory_goals(results: dict[str, Any]) -> list[Goal]:
+    idle = results.get("idle")
+    ours = (
+        next((r for r in idle if r["server"] == "ours"), None) if isinstance(idle, list) else None
+    )
+    if ours is None:
+        return [
+            Goal("at most 30 KB per idle connection", "-", None),
+            Goal("10,000 idle connections per worker", "-", None),
+        ]
+    largest = max(ours["levels"], key=lambda level: level["connections"])
+    per = largest["bytes_per_connection"]
+    found = [
+        Goal(
+            "at most 30 KB per idle connection",
+            f"{per / 1000:.1f} KB at {largest['connected']:,}",
+            per <= 30_000,
+        )
+    ]
+    held = ours.get("held")
+    if held:
+        ok = (
+            held["connections"] >= 10_000
+            and held["still_connected"] == held["connections"]
+            and held["got_an_event_after"] >= held["connections"]
+        )
+        measured = (
+            f"{held['still_connected']:,}/{held['connections']:,} "
+            f"held {held['hold_seconds']:.0f} s, "
+            f"{held['got_an_event_after']:,} got the next event"
+        )
+        found.append(
+            Goal(
+                "10,000 idle connections per worker",
+                measured,
+                ok if held["connections"] >= 10_000 else None,
+            )
+        )
+    else:
+        found.append(Goal("10,000 idle connections per worker", "-", None))
+    return found
+
+
+def _soak_goals(results: dict[str, Any]) -> list[Goal]:
+    soak = results.get("soak")
+    if not isinstance(soak, dict) or "delivery" not in soak:
+        return [Goal("soak: cost per event flat (last third ≤ 1.2x first)", "-", None)]
+    flat = soak["thirds"].get("ratio")
+    delivery = soak["delivery"]
+    return [
+        Goal(
+            "soak: cost per event flat (last third ≤ 1.2x first)",
+            times(flat),
+            None if flat is None else flat <= 1.2,
+        ),
+        Goal(
+            "soak: every subscriber got every event exactly once, in order",
+            f"{delivery['exact']:,}/{delivery['clients']:,}",
+            delivery["exact"] == delivery["clients"],
+        ),
+    ]

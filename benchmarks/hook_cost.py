@@ -1,0 +1,130 @@
+"""What the change hook adds to an ORM insert, measured in one process:
+
+    python -m benchmarks.hook_cost '{"workdir": "...", "inserts": 2000, "rounds": 5}'
+
+Three ways to insert the same row into the same SQLite file (WAL, the runtime's
+pragmas), alternating in rounds so that drift hits all alike: plain Peewee; the
+runtime's `Message.create()` with no commit receiver; and with realtime serving (its
+commit receiver connected, the broker running, the events published with no
+subscriber), the event loop given its turn so the publisher keeps up. Prints
+`RESULT {json}`; the median round of each counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import peewee
+
+from runtime import create_app
+from runtime.config import load_config
+from runtime.db import database, on_commit
+from runtime.demo import Message
+from runtime.users import User
+
+__all__ = ["main"]
+
+PRAGMAS = {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000, "synchronous": "normal"}
+TEXT = "b00000000 " + "x" * 30
+
+
+async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
+    workdir = Path(spec["workdir"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "hook.sqlite3"
+    for stale in workdir.glob("hook.sqlite3*"):
+        stale.unlink()
+    config = load_config(None, environ={}).replace(
+        app={"env": "test", "log_level": "warning"}, database={"path": str(path)}
+    )
+    app = create_app(config)
+    author = User.create(username="bench", password_hash="-")
+
+    plain_db = peewee.SqliteDatabase(str(path), pragmas=PRAGMAS)
+
+    class PlainMessage(peewee.Model):
+        text = peewee.CharField(max_length=500)
+        author_id = peewee.IntegerField()
+        author_name = peewee.CharField(max_length=64, default="")
+        created_at = peewee.DateTimeField(default=datetime.datetime.now)
+
+        class Meta:
+            database = plain_db
+            table_name = "plain_messages"
+
+    plain_db.create_tables([PlainMessage])
+
+    await app.startup()  # realtime: the broker starts and its commit receiver connects
+    # The receivers realtime connected, to take them off and put them back per round
+    # (the signal has no public list of its receivers).
+    receivers = list(on_commit._receivers)
+    stats = app.extensions["realtime"].broker.stats
+
+    def plain() -> None:
+        PlainMessage.create(text=TEXT, author_id=author.id, author_name="bench")
+
+    def runtime_model() -> None:
+        Message.create(text=TEXT, author=author, author_name="bench")
+
+    async def timed(insert: Callable[[], None], count: int, hooked: bool) -> float:
+        for receiver in receivers:
+            (on_commit.connect if hooked else on_commit.disconnect)(receiver)
+        published = stats.published
+        started = time.perf_counter()
+        for i in range(count):
+            insert()
+            if i % 50 == 49:
+                await asyncio.sleep(0)  # the publisher's turn, as between requests
+        if hooked:  # until every event is through the pipeline, bounded
+            deadline = time.perf_counter() + 30
+            while stats.published < published + count and time.perf_counter() < deadline:
+                await asyncio.sleep(0)
+        return (time.perf_counter() - started) / count
+
+    variants: dict[str, tuple[Callable[[], None], bool]] = {
+        "plain Peewee": (plain, False),
+        "BaseModel, no receiver": (runtime_model, False),
+        "BaseModel + realtime hook": (runtime_model, True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    count = spec["inserts"]
+    for insert, hooked in variants.values():  # warm-up, not counted
+        await timed(insert, min(100, count), hooked)
+    for _ in range(spec["rounds"]):
+        for name, (insert, hooked) in variants.items():
+            times[name].append(await timed(insert, count, hooked))
+    for receiver in receivers:
+        on_commit.connect(receiver)
+    await app.shutdown()
+    plain_db.close()
+    database.close()
+    return {
+        "inserts": count,
+        "rounds": spec["rounds"],
+        "variants": {
+            name: {
+                "us_per_insert": 1e6 * statistics.median(samples),
+                "rounds_us": [1e6 * s for s in samples],
+            }
+            for name, samples in times.items()
+        },
+    }
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    result = asyncio.run(_measure(spec))
+    print("RESULT " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The servers under test: the runtime as `make run` starts it (memory broker, the demo
+on, a seeded user, limits raised for the load) and the peers, each its own process
+pinned to the server CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .processes import ServerProcess
+
+__all__ = ["OURS", "PEERS", "Running", "Server", "running"]
+
+REPO = Path(__file__).resolve().parent.parent
+USERNAME = "bench"
+PASSWORD = "bench-password-not-secret"
+# The text of each event: with it the runtime's event frame is about 250 bytes, as
+# in the issue's measurements; the peers' frames are built to the same shape and size.
+TEXT_LENGTH = 45
+
+# The runtime's limits, raised only where the load would otherwise hit them: more
+# connections than the default 10,000, a burst of subscribes (publish cost test), and
+# send queues that let a reader fall behind a fast burst without being cut off.
+OUR_SETTINGS = {
+    "RUNTIME_APP_LOG_LEVEL": "warning",
+    "RUNTIME_REALTIME_MAX_CONNECTIONS": "20000",
+    "RUNTIME_REALTIME_MESSAGE_RATE_LIMIT": "100000/10second",
+    "RUNTIME_REALTIME_SEND_QUEUE_SIZE": "100000",
+    "RUNTIME_REALTIME_SEND_QUEUE_BYTES": str(64 * 2**20),
+}
+
+
+@dataclass(frozen=True)
+class Server:
+    """One kind of server, and how a client reaches it."""
+
+    key: str
+    label: str
+    ours: bool
+    ws_path: str | None
+    sse_path: str | None = None
+    module: str | None = None  # a peer's script, run with `python -m`
+
+
+OURS = Server("ours", "ours", True, "/realtime/subscribe", "/realtime/subscribe?pattern=messages")
+PEERS = (
+    Server("quart", "Quart + Hypercorn loop", False, "/ws", "/sse", "benchmarks.peers.quart_loop"),
+    Server(
+        "starlette",
+        "Starlette + broadcaster (uvicorn)",
+        False,
+        "/ws",
+        module="benchmarks.peers.starlette_broadcaster",
+    ),
+    Server(
+        "websockets",
+        "websockets broadcast()",
+        False,
+        "/",
+        module="benchmarks.peers.websockets_broadcast",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Running:
+    server: Server
+    pid: int
+    port: int
+    publish_port: int
+    cookie: str | None
+
+    def publish_target(self) -> dict[str, Any]:
+        path = "/api/collections/messages/records" if self.server.ours else "/publish"
+        return {
+            "port": self.publish_port,
+            "path": path,
+            "ours": self.server.ours,
+            "text_length": TEXT_LENGTH,
+            "cookie": self.cookie,
+        }
+
+
+def _clean_environ(settings: Mapping[str, str] | None = None) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    environ.update(settings or {})
+    return environ
+
+
+def _seed(workdir: Path, environ: dict[str, str]) -> Path:
+    """A fresh database with the user the load client logs in as."""
+    config = workdir / "config.toml"
+    database = workdir / "bench.sqlite3"
+    for stale in workdir.glob("bench.sqlite3*"):
+        stale.unlink()
+    config.write_text(f'[database]\npath = "{database}"\n')
+    subprocess.run(
+        [sys.executable, "-m", "runtime", "--config", str(config), "create-user", USERNAME],
+        env={**environ, "RUNTIME_PASSWORD": PASSWORD},
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return config
+
+
+def _log_in(port: int) -> str:
+    body = json.dumps({"username": USERNAME, "password": PASSWORD}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/auth/login",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.headers["Set-Cookie"]).split(";", 1)[0]
+
+
+@contextlib.contextmanager
+def running(
+    server: Server, workdir: Path, cpu: int | None, settings: Mapping[str, str] | None = None
+) -> Iterator[tuple[Running, ServerProcess]]:
+    """Start `server` (ours with extra `settings`), yield it, always stop it."""
+    if server.ours:
+        environ = _clean_environ({**OUR_SETTINGS, **(settings or {})})
+        config = _seed(workdir, environ)
+        command = [sys.executable, "-m", "runtime", "--config", str(config), "serve"]
+        process = ServerProcess(
+            server.key,
+            [*command, "--port", "0"],
+            ready=r"Serving on http://127\.0\.0\.1:(\d+)/",
+            cpu=cpu,
+            env=environ,
+            cwd=workdir,
+        )
+    else:
+        assert server.module is not None
+        process = ServerProcess(
+            server.key,
+            [sys.executable, "-m", server.module],
+            ready=r"port=(\d+)",
+            cpu=cpu,
+            env=_clean_environ(),
+            cwd=REPO,
+        )
+    with process:
+        publish_port = process.port
+        for line in process.output:
+            if found := re.search(r"publish_port=(\d+)", line):
+                publish_port = int(found.group(1))
+        cookie = _log_in(process.port) if server.ours else None
+        yield Running(server, process.pid, process.port, publish_port, cookie), process

@@ -1,0 +1,137 @@
+"""The benchmark suite's pure parts (`make bench` itself is not part of `make test`):
+statistics, the SSE reader, the delivery check, frames and the report's verdicts.
+Nothing here needs the `bench` extras.
+
+The benchmark modules are imported inside the tests, not at collection: Hypothesis
+draws examples from the constants of every local module loaded, so importing them
+up front would change the examples the property tests of the runtime generate.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+
+def test_percentiles_interpolate_and_ratios_refuse_missing_values() -> None:
+    from benchmarks.stats import percentile, rate, ratio
+
+    assert percentile([], 0.5) is None
+    assert percentile([3.0], 0.99) == 3.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.5
+    assert percentile(list(map(float, range(101))), 0.99) == pytest.approx(99.0)
+    assert ratio(3.0, 2.0) == 1.5
+    assert ratio(None, 2.0) is None and ratio(1.0, 0.0) is None
+    assert rate(10, 0) is None and rate(10, 2) == 5
+
+
+def test_sse_reader_whatever_the_read_boundaries() -> None:
+    from benchmarks.sse import ChunkedDecoder, SseParser
+
+    body = (
+        b"retry: 2000\n\n"
+        b'event: connected\ndata: {"type":"connected"}\n\n'
+        b": ping\n\n"
+        b'id: e-1\nevent: event\ndata: {"type":"event","id":"e-1"}\n\n'
+        b'id: e-2\nevent: event\ndata: {"type":"event","id":"e-2"}\n\n'
+    )
+    # Chunked as Hypercorn streams it, then read back in 7-byte pieces.
+    chunked = (
+        b"".join(
+            b"%x\r\n%s\r\n" % (len(piece), piece)
+            for piece in [body[i : i + 40] for i in range(0, len(body), 40)]
+        )
+        + b"0\r\n\r\n"
+    )
+    decoder, parser = ChunkedDecoder(), SseParser()
+    messages = []
+    for i in range(0, len(chunked), 7):
+        messages += parser.feed(decoder.feed(chunked[i : i + 7]))
+    assert decoder.finished
+    assert [(m.event, m.id) for m in messages] == [
+        ("connected", None),
+        ("event", "e-1"),
+        ("event", "e-2"),
+    ]
+    assert json.loads(messages[2].data) == {"type": "event", "id": "e-2"}
+    assert SseParser().feed(b"data: a\r\ndata: b\r\n\r\n")[0].data == b"a\nb"
+
+
+def test_delivery_check_counts_each_kind_of_fault() -> None:
+    from benchmarks.delivery import verify
+
+    published = [1, 2, 3, 4]
+    report = verify(
+        [[1, 2, 3, 4], [1, 2, 2, 3, 4], [1, 3, 2, 4], [1, 2], [1, 2, 3, 4, 9]], published
+    )
+    assert report["clients"] == 5 and report["exact"] == 1
+    assert report["duplicates"] == 1
+    assert report["out_of_order"] == 1 + 1  # the duplicate 2 and the 2 after 3
+    assert report["missing"] == 2
+    assert report["unexpected"] == 1
+
+
+def test_peer_frames_carry_their_sequence_like_ours() -> None:
+    from benchmarks.publisher import event_text, peer_frame, sequence_numbers
+
+    frame = peer_frame(42, 45)
+    assert json.loads(frame)["record"]["text"] == event_text(42, 45)
+    assert len(event_text(42, 45)) == 45
+    ours = json.dumps(
+        {"type": "event", "record": {"text": event_text(7, 45)}}, separators=(",", ":")
+    )
+    batch = b"[" + frame + b"," + ours.encode() + b"]"
+    assert sequence_numbers(batch) == [42, 7]
+
+
+def _level(n: int, per_second: float) -> dict[str, Any]:
+    return {
+        "subscribers": n,
+        "deliveries_per_second": per_second,
+        "complete": True,
+        "server_cpu_us_per_delivery": 1e6 / per_second,
+        "frame_bytes": 250.0,
+        "load_cpu_share": 0.3,
+    }
+
+
+def _run(server: str, transport: str, rates: dict[int, float], p99: float = 10.0) -> dict[str, Any]:
+    latency = {"subscribers": 1000, "one_event_p50_ms": 5.0, "one_event_p99_ms": p99}
+    return {
+        "server": server,
+        "transport": transport,
+        "label": f"{server} {transport}",
+        "levels": [_level(n, r) for n, r in rates.items()],
+        "latency": latency,
+    }
+
+
+def test_report_puts_ours_beside_the_peers_with_ratios_and_verdicts() -> None:
+    from benchmarks.goals import goals
+    from benchmarks.report import render
+
+    results = {
+        "quick": True,
+        "cpus": {"pinned": True, "server": 0, "load": 1},
+        "fanout": [
+            _run("ours", "ws", {1000: 30_000.0}, p99=80.0),
+            _run("ours", "ws_batch", {1000: 60_000.0}),
+            _run("ours", "sse", {1000: 20_000.0}),
+            _run("quart", "ws", {1000: 40_000.0}),
+            _run("starlette", "ws", {1000: 50_000.0}),
+        ],
+        "publish_cost": {"error": "load client failed"},
+    }
+    verdicts = {g.text: (g.measured, g.passed) for g in goals(results)}
+    assert verdicts["?batch=1 ≥ 1.0x Starlette + broadcaster, N=1,000"] == ("1.20x", True)
+    assert verdicts["plain ≥ 1.0x bare Quart loop, N=1,000"] == ("0.75x", False)
+    assert verdicts["SSE ≥ 1.0x Starlette + broadcaster WebSocket, N=1,000"] == ("0.40x", False)
+    assert verdicts["?batch=1 ≥ 1.0x Starlette + broadcaster, N=5,000"][1] is None
+    assert verdicts["one-event p99 at N=1,000 under 50 ms (plain WebSocket)"][1] is False
+    text = render(results)
+    assert "| ours ws | 30,000 |" in text
+    assert "| WebSocket vs Quart + Hypercorn loop | 0.75x |" in text
+    assert "publish_cost failed: load client failed" in text
+    assert "| ?batch=1 ≥ 1.0x Starlette + broadcaster, N=5,000 | - | not measured |" in text
