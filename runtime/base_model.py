@@ -169,10 +169,6 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         hidden = set(cls.hidden)
         return tuple(name for name in cls._meta.sorted_field_names if name not in hidden)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Every field as JSON-ready values, hidden fields included: server use only."""
-        return {name: json_value(self.__data__.get(name)) for name in self._meta.sorted_field_names}
-
     def visible_to(self, user: UserLike | None) -> dict[str, Any] | None:
         """The record as `user` may see it, or None if they may not read it."""
         if not self.readable_by(user):

@@ -129,15 +129,17 @@ class Broker:
     def publish_one(self, event: Event) -> str:
         """Publish one event from synchronous code and return its id. From another thread
         it waits for the loop; on the loop's thread the backend must publish in-process."""
-        ticket = self.publisher.submit_one(event)
-        if self.publisher.on_loop_thread():
-            if not self.publisher.publish_queued_now():
+        publisher = self.publisher
+        if publisher.on_loop_thread():
+            if not publisher.can_publish_now():
                 raise RuntimeError(
                     "on the event loop's thread, await app.realtime_broadcast_async(...): "
-                    "this backend cannot publish without awaiting"
+                    "this backend cannot publish without awaiting (or this is fan-out)"
                 )
+            ticket = publisher.submit_one(event)
+            publisher.publish_queued_now()
             return ticket.result(0)
-        return ticket.result(timeout=30)
+        return publisher.submit_one(event).result(timeout=30)
 
     async def publish_one_async(self, event: Event) -> str:
         return await asyncio.wrap_future(self.publisher.submit_one(event))
@@ -223,6 +225,13 @@ class Broker:
                     model, order = self._check_subscription(conn, command, seen)
                 except ProtocolError as error:
                     replies.append(protocol.error(error.request_id, error.code, error.message))
+                    continue
+                except Exception as error:  # app code (visible_fields, say): this one fails
+                    assert isinstance(command, Subscribe)
+                    collection = command.pattern.collection or "-"
+                    self.faults.record(collection, "subscribe", "visible_fields", error)
+                    message = "this subscription could not be checked"
+                    replies.append(protocol.error(command.request_id, "forbidden", message))
                     continue
                 seen.add(command.pattern.key)
                 self.registry.add(

@@ -151,11 +151,16 @@ class Publisher:
             await self._wakeup.wait()
             self._wakeup.clear()
 
+    def can_publish_now(self) -> bool:
+        """Whether `publish_queued_now` can: the backend is in-process, and this is not
+        fan-out itself calling back (its batch is still with the backend)."""
+        return self._now is not None and not self._publishing
+
     def publish_queued_now(self) -> bool:
         """Publish everything queued, synchronously, if the backend can (in-process);
         False if it cannot. For callers on the loop's thread that need an id now."""
         if self._now is None or self._publishing:
-            return False  # not in-process, or called from within fan-out itself
+            return False
         self._publishing = True
         try:
             while batch := self._take():

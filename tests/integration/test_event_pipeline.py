@@ -460,3 +460,32 @@ async def test_no_commit_completes_while_a_snapshot_is_read(
         server.call(lambda: database.connection().set_trace_callback(None))
         await asyncio.to_thread(outcome["worker"].join, TIMEOUT)
     assert outcome["waited"] is True
+
+
+class Moody(BaseModel):
+    """visible_fields() fails for bob (app code with a bug)."""
+
+    label = peewee.CharField()
+
+    read_rule = "authenticated"
+    write_rule = "nobody"
+
+    class Meta:
+        table_name = "test_moody"
+
+    @classmethod
+    def visible_fields(cls, user: Any) -> tuple[str, ...]:
+        if user is not None and user.username == "bob":
+            raise RuntimeError("a bug in visible_fields")
+        return super().visible_fields(user)
+
+
+async def test_app_code_failing_in_a_subscribe_costs_that_subscription_only(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    async with await Client.connect(server, user="bob") as bob:
+        refused = await bob.subscribe("test_moody", snapshot={"sort": "label"})
+        assert refused["type"] == "error" and refused["code"] == "forbidden"
+        await bob.ok_subscribe("messages")  # the connection goes on
+        Message.create(text="still here", author=users["alice"])
+        assert (await bob.recv_type("event"))["record"]["text"] == "still here"
