@@ -48,9 +48,14 @@ class RuntimeState:
 
 
 def create_app(
-    config: Config | None = None, *, models: Iterable[type[BaseModel]] | None = None
+    config: Config | None = None,
+    *,
+    models: Iterable[type[BaseModel]] | None = None,
+    realtime: Realtime | None = None,
 ) -> Quart:
-    """A runtime app. `models` defaults to every registered collection (and the demo's)."""
+    """A runtime app. `models` defaults to every registered collection (and the demo's);
+    `realtime` is the extension with the app's channels and client-event handlers
+    (a new one by default; `Realtime.of(app)` gives it back)."""
     config = config or load_config()
     configure_logging(config.app.log_level)
     app = Quart(__name__)
@@ -80,7 +85,7 @@ def create_app(
 
     app.register_blueprint(auth_blueprint)
     app.register_blueprint(api_blueprint)
-    Realtime(app)
+    (realtime or Realtime()).init_app(app)
     app.before_request(_read_whole_body)
     _register_error_handlers(app)
     app.context_processor(lambda: {"current_user": current_user()})

@@ -17,20 +17,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .base_model import BaseModel
 from .realtime import protocol
-from .realtime.access import Faults, snapshot_order, snapshot_records
+from .realtime.access import Faults, rule_name, snapshot_order, snapshot_records
 from .realtime.backends import Backend
+from .realtime.channels import Channel
 from .realtime.connection import TOO_SLOW_REASON, Connection
 from .realtime.connections import ConnectionIndex
 from .realtime.events import Event
 from .realtime.fanout import Fanout
 from .realtime.flusher import Flusher
 from .realtime.patterns import Pattern, PatternKind
+from .realtime.presence import Presence
 from .realtime.protocol import CloseCode, ErrorCode, Frame, ProtocolError, Subscribe
 from .realtime.publisher import Publisher
 from .realtime.registry import Subscription, SubscriptionRegistry
@@ -57,6 +59,8 @@ class Broker:
         max_pending: int = 100_000,
         heartbeat: float = 25.0,
         heartbeat_timeout: float = 60.0,
+        channels: Mapping[str, Channel] | None = None,
+        presence_topics: Collection[str] | None = None,
     ) -> None:
         self.backend = backend
         self._models = models
@@ -65,12 +69,18 @@ class Broker:
         self.replay_limit = replay_limit
         self.heartbeat = heartbeat
         self.heartbeat_timeout = heartbeat_timeout
+        # The app's (the Realtime extension's), read live: declared later, still seen.
+        self.channels: Mapping[str, Channel] = channels if channels is not None else {}
+        self.presence_topics: Collection[str] = presence_topics or set()
+        self.presence = Presence()
         self.registry: SubscriptionRegistry[Connection] = SubscriptionRegistry()
         self.connections = ConnectionIndex()
         self.flusher = Flusher()
         self.stats = DeliveryStats()
         self.faults = Faults()
-        self.fanout = Fanout(self.registry, self.connections, models, self.stats, self.faults)
+        self.fanout = Fanout(
+            self.registry, self.connections, models, self.stats, self.faults, self.channels
+        )
         self.publisher = Publisher(backend, max_pending=max_pending, stats=self.stats)
         self._position = Event("position", None)  # the last event delivered
         self._tasks: list[asyncio.Task[None]] = []
@@ -141,7 +151,8 @@ class Broker:
             return ticket.result(0)
         return publisher.submit_one(event).result(timeout=30)
 
-    async def publish_one_async(self, event: Event) -> str:
+    async def publish_async(self, event: Event) -> str:
+        """Publish one event and await its id (from the loop's thread)."""
         return await asyncio.wrap_future(self.publisher.submit_one(event))
 
     async def flushed(self) -> None:
@@ -151,6 +162,8 @@ class Broker:
     def _deliver(self, events: Sequence[Event]) -> None:
         """From the backend: published events, in order, on the loop's thread."""
         for event in events:
+            if event.is_presence:
+                self.presence.apply(event)
             try:
                 self.fanout.deliver(event)
             except Exception as error:  # fan-out isolates readers; this is a last resort
@@ -170,6 +183,8 @@ class Broker:
         """Forget everything about `conn`; safe to call more than once."""
         if not self.connections.remove(conn):
             return
+        for topic in list(conn.present or ()):
+            self._depart(conn, topic)
         self.registry.remove_connection(conn)
         if conn.close_code == CloseCode.TOO_SLOW and conn.close_reason == TOO_SLOW_REASON:
             self.stats.slow_disconnects += 1
@@ -250,7 +265,11 @@ class Broker:
                 conn.take_held()
                 raise
             # Still without awaiting since the subscriptions went live: nothing can come
-            # between these frames, and live events follow them.
+            # between these frames, and live events follow them (a join of theirs too).
+            for item in accepted:
+                topic = self._presence_topic(item.command.pattern)
+                if topic is not None:
+                    self._arrive(conn, topic)
             if replies_on_stream:
                 for reply in replies:
                     conn.send(protocol.encode(reply))
@@ -299,8 +318,13 @@ class Broker:
             cutoffs[id(item.sub)] = item.cutoff
             item.sub.live_from = item.cutoff if item.live_from is None else item.live_from
             command = item.command
+            topic = self._presence_topic(command.pattern)
             replies[item.index] = protocol.subscribed(
-                command.request_id, command.pattern.text, item.recovered, snapshots.get(item.index)
+                command.request_id,
+                command.pattern.text,
+                item.recovered,
+                snapshots.get(item.index),
+                self.presence.who(topic) if topic is not None else None,
             )
         for seq, frame, subs in conn.take_held():
             if any(seq > cutoffs.get(id(sub), seq) for sub in subs):
@@ -374,6 +398,36 @@ class Broker:
 
     def unsubscribe(self, conn: Connection, pattern: Pattern) -> None:
         self.registry.discard(conn, pattern)
+        topic = self._presence_topic(pattern)
+        if topic is not None:
+            self._depart(conn, topic)
+
+    # -- presence (see realtime/presence.py) -------------------------------------------
+
+    def _presence_topic(self, pattern: Pattern) -> str | None:
+        """The topic whose presence a subscription to `pattern` counts in, if any: its
+        name, not a wildcard or one record."""
+        if pattern.kind is PatternKind.COLLECTION and pattern.collection in self.presence_topics:
+            return pattern.collection
+        return None
+
+    def _arrive(self, conn: Connection, topic: str) -> None:
+        present = conn.present if conn.present is not None else set()
+        if topic in present:
+            return  # a subscription again to the same topic
+        conn.present = present
+        present.add(topic)
+        join = self.presence.arrive(topic, conn.user)
+        if join is not None:
+            self.publisher.submit([join])
+
+    def _depart(self, conn: Connection, topic: str) -> None:
+        if conn.present is None or topic not in conn.present:
+            return
+        conn.present.discard(topic)
+        leave = self.presence.depart(topic, conn.user)
+        if leave is not None and self.publisher.loop is not None:
+            self.publisher.submit([leave])
 
     def _authorize(
         self, conn: Connection, pattern: Pattern, request_id: protocol.RequestId
@@ -385,6 +439,13 @@ class Broker:
         if pattern.kind not in (PatternKind.COLLECTION, PatternKind.RECORD):
             return None
         assert pattern.collection is not None
+        channel = self.channels.get(pattern.collection)
+        if channel is not None:  # no model, no records: the channel's read rule
+            if pattern.kind is PatternKind.RECORD or not self._channel_readable(channel, conn):
+                raise ProtocolError(
+                    ErrorCode.FORBIDDEN, f"no readable channel named {channel.name!r}", request_id
+                )
+            return None
         model = self.served().get(pattern.collection)
         if model is None or not model.collection_readable_by(conn.user):
             raise ProtocolError(
@@ -393,6 +454,13 @@ class Broker:
                 request_id,
             )
         return model
+
+    def _channel_readable(self, channel: Channel, conn: Connection) -> bool:
+        try:
+            return channel.readable_by(conn.user)
+        except Exception as error:  # app code: as a rule that fails in fan-out
+            self.faults.record(channel.name, "read rule", rule_name(channel.read_rule), error)
+            return False
 
 
 @dataclass(slots=True)

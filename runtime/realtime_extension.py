@@ -21,7 +21,9 @@ from .base_model import BaseModel, collections
 from .config import RealtimeConfig
 from .db import RecordChange, on_commit
 from .realtime.backends import backend_from_url
+from .realtime.channels import Channel, ChannelRule
 from .realtime.events import Event, custom_event, record_event
+from .realtime.handlers import Handler, check_event_name
 from .realtime.message_limit import MessageLimit
 from .realtime.protocol import CloseCode
 from .realtime.state import Identify, RealtimeState
@@ -62,8 +64,50 @@ class Realtime:
         self._config = config
         self._models = models
         self._identify = identify
+        # Declared on the extension, for every app it serves (read live by each).
+        self.handlers: dict[str, Handler] = {}
+        self.channels: dict[str, Channel] = {}
+        self.presence_topics: set[str] = set()
         if app is not None:
             self.init_app(app)
+
+    @staticmethod
+    def of(app: Quart) -> Realtime:
+        """The Realtime extension serving `app` (the one `create_app()` made, say)."""
+        realtime: Realtime = app.extensions["realtime"].extension
+        return realtime
+
+    def on(self, name: str) -> Callable[[Handler], Handler]:
+        """Register the handler of the client event `name`: `handler(data, sender)`,
+        sync or async; its return value is the client's acknowledgement."""
+        check_event_name(name)
+
+        def register(handler: Handler) -> Handler:
+            self.handlers[name] = handler
+            return handler
+
+        return register
+
+    def channel(
+        self,
+        name: str,
+        *,
+        read_rule: ChannelRule = "authenticated",
+        write_rule: ChannelRule = "nobody",
+        presence: bool = False,
+    ) -> Channel:
+        """Declare a channel: a topic with no model (see runtime/realtime/channels.py)."""
+        if name in collections():
+            raise ValueError(f"channel {name!r}: a collection has that name")
+        channel = Channel(name, read_rule, write_rule, presence)
+        self.channels[name] = channel
+        if presence:
+            self.presence_topics.add(name)
+        return channel
+
+    def track_presence(self, collection: str) -> None:
+        """Who is here on a collection: a list on subscribe, join and leave events."""
+        self.presence_topics.add(collection)
 
     def init_app(self, app: Quart) -> None:
         runtime = app.extensions.get("runtime")
@@ -79,9 +123,16 @@ class Realtime:
             max_pending=config.publish_queue_size,
             heartbeat=config.heartbeat,
             heartbeat_timeout=config.heartbeat_timeout,
+            channels=self.channels,
+            presence_topics=self.presence_topics,
         )
+        clash = set(self.channels) & set(models())
+        if clash:
+            raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
         message_limit = MessageLimit(config.message_rate_limit)
-        state = RealtimeState(config, broker, identify, message_limit)
+        state = RealtimeState(
+            config, broker, identify, message_limit, self.handlers, self.channels, self
+        )
         app.extensions["realtime"] = state
         app.register_blueprint(realtime_blueprint)
         app.asgi_app = RealtimeASGI(app, app.asgi_app)  # type: ignore[method-assign]
@@ -149,8 +200,10 @@ async def close_all_going_away(state: RealtimeState, timeout: float = 1.0) -> No
 
 def _event(broker: Broker, name: str, data: Any, **targets: Any) -> Event:
     collection = targets.get("collection")
-    if collection is not None and collection not in broker.served():
-        raise ValueError(f"realtime_broadcast: no collection named {collection!r}")
+    if collection is not None and not (
+        collection in broker.served() or collection in broker.channels
+    ):
+        raise ValueError(f"realtime_broadcast: no collection or channel named {collection!r}")
     return custom_event(name, data, **targets)
 
 
@@ -186,6 +239,6 @@ def _async_broadcaster(broker: Broker) -> Callable[..., Awaitable[str]]:
         event = _event(
             broker, name, data, collection=collection, client_ids=client_ids, user_ids=user_ids
         )
-        return await broker.publish_one_async(event)
+        return await broker.publish_async(event)
 
     return realtime_broadcast_async

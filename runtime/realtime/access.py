@@ -20,6 +20,7 @@ from typing import Any
 from ..base_model import BaseModel
 from ..rules import Rule
 from . import protocol
+from .channels import Channel, ChannelRule
 from .events import Event
 from .patterns import Pattern, PatternKind
 from .registry import filter_matches
@@ -37,7 +38,7 @@ SCAN_FACTOR = 10
 _MISSING = object()
 
 
-def rule_name(rule: Rule) -> str:
+def rule_name(rule: Rule | ChannelRule) -> str:
     return rule if isinstance(rule, str) else getattr(rule, "__qualname__", repr(rule))
 
 
@@ -73,11 +74,27 @@ class Faults:
 class EventAccess:
     """One event's access decisions and frames, computed lazily and cached."""
 
-    __slots__ = ("_by_fields", "_by_user", "_faults", "_frame", "_model", "_record", "event")
+    __slots__ = (
+        "_by_fields",
+        "_by_user",
+        "_channel",
+        "_faults",
+        "_frame",
+        "_model",
+        "_record",
+        "event",
+    )
 
-    def __init__(self, event: Event, model: type[BaseModel] | None, faults: Faults) -> None:
+    def __init__(
+        self,
+        event: Event,
+        model: type[BaseModel] | None,
+        faults: Faults,
+        channel: Channel | None = None,
+    ) -> None:
         self.event = event
         self._model = model
+        self._channel = channel
         self._faults = faults
         self._by_user: dict[Any, Shaped] = {}
         self._by_fields: dict[tuple[str, ...], Shaped] = {}
@@ -94,16 +111,12 @@ class EventAccess:
 
     def _decide(self, user: Any) -> Shaped:
         model, event = self._model, self.event
-        if event.is_custom:
-            if event.collection is not None and (
-                model is None
-                or not self._guarded(
-                    "read rule", rule_name(model.read_rule), model.collection_readable_by, user
-                )
-            ):
+        if event.record_id is None:  # custom, join or leave: for the collection's readers
+            if event.collection is not None and not self._collection_readable(user):
                 return _NOTHING
             if self._frame is None:
-                self._frame = protocol.encode(custom_frame(event))
+                frame = presence_frame(event) if event.is_presence else custom_frame(event)
+                self._frame = protocol.encode(frame)
             return self._frame, {}
         if model is None:
             return _NOTHING
@@ -126,12 +139,24 @@ class EventAccess:
             self._by_fields[fields] = shaped
         return shaped
 
+    def _collection_readable(self, user: Any) -> bool:
+        """Whether `user` may hear collection-level events of the event's collection or
+        channel (none of an unknown one)."""
+        check: Callable[[Any], bool]
+        rule: Rule | ChannelRule
+        if self._model is not None:
+            check, rule = self._model.collection_readable_by, self._model.read_rule
+        elif self._channel is not None:
+            check, rule = self._channel.readable_by, self._channel.read_rule
+        else:
+            return False
+        return bool(self._guarded("read rule", rule_name(rule), check, user))
+
     def _guarded(self, stage: str, culprit: str, check: Callable[[Any], Any], user: Any) -> Any:
         try:
             return check(user)
         except Exception as error:
-            assert self._model is not None
-            self._faults.record(self._model.collection_name(), stage, culprit, error)
+            self._faults.record(self.event.collection or "-", stage, culprit, error)
             return None
 
 
@@ -156,7 +181,7 @@ def record_frame(event: Event, fields: tuple[str, ...]) -> Shaped:
 
 
 def custom_frame(event: Event) -> dict[str, Any]:
-    return {
+    frame: dict[str, Any] = {
         "type": "event",
         "id": event.id,
         "collection": event.collection,
@@ -164,6 +189,20 @@ def custom_frame(event: Event) -> dict[str, Any]:
         "action": "custom",
         "name": event.name,
         "data": event.data,
+    }
+    if event.user is not None:  # published from a browser: by whom
+        frame["user"] = event.user
+    return frame
+
+
+def presence_frame(event: Event) -> dict[str, Any]:
+    return {
+        "type": "event",
+        "id": event.id,
+        "collection": event.collection,
+        "topic": event.topic,
+        "action": event.action,
+        "user": event.user,
     }
 
 

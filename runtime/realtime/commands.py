@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from ..json_values import json_tree
 from . import protocol
 from .connection import Connection
+from .events import custom_event
+from .handlers import Sender, call_handler
+from .presence import public_user
 from .protocol import (
     CloseCode,
     Command,
+    Emit,
     ErrorCode,
+    Frame,
     Ping,
     ProtocolError,
+    Publish,
     Subscribe,
     Unsubscribe,
 )
 from .state import RealtimeState
 
-__all__ = ["MAX_REJECTED", "connected_frame", "handle_message", "rate_limit", "send_error"]
+__all__ = [
+    "MAX_EMITS_IN_FLIGHT",
+    "MAX_REJECTED",
+    "answer_emit",
+    "answer_publish",
+    "connected_frame",
+    "handle_message",
+    "rate_limit",
+    "send_error",
+]
+
+log = logging.getLogger("runtime.realtime")
 
 # Messages refused in a row for the rate limit before the connection is closed (4429).
 MAX_REJECTED = 20
+# Client events of one connection whose handlers are still running; more are refused.
+MAX_EMITS_IN_FLIGHT = 8
 
 
 def connected_frame(conn: Connection, heartbeat: float) -> str:
     """The first frame of every connection; the user as their `public_dict()` shows them."""
-    user = conn.user
-    info = None
-    if user is not None:
-        public = getattr(user, "public_dict", None)
-        info = public() if callable(public) else {"id": user.id}
+    info = json_tree(public_user(conn.user))
     return protocol.encode(protocol.connected(conn.id, info, heartbeat))
 
 
@@ -84,6 +103,68 @@ async def _carry_out(state: RealtimeState, conn: Connection, command: Command) -
         state.broker.unsubscribe(conn, command.pattern)
         frame = protocol.unsubscribed(command.request_id, command.pattern.text)
         conn.send(protocol.encode(frame))
+    elif isinstance(command, Emit):
+        _spawn_emit(state, conn, command)
+    elif isinstance(command, Publish):
+        conn.send(protocol.encode(await answer_publish(state, conn, command)))
     elif isinstance(command, Ping):
         conn.send(protocol.encode(protocol.pong()))
     # Pong: its arrival was the point.
+
+
+def _spawn_emit(state: RealtimeState, conn: Connection, command: Emit) -> None:
+    """Run the handler beside the connection's other messages (pings go on meanwhile),
+    a few at a time; its answer is sent when it comes."""
+    running = conn.emits if conn.emits is not None else set()
+    conn.emits = running
+    if len(running) >= MAX_EMITS_IN_FLIGHT:
+        refusal = ProtocolError(
+            ErrorCode.RATE_LIMITED, "too many events awaiting an answer", command.request_id
+        )
+        send_error(conn, refusal, retry_after=1)
+        return
+
+    async def answer() -> None:
+        frame = await answer_emit(state, conn, command)
+        if frame["type"] == "error" or command.request_id is not None:
+            conn.send(protocol.encode(frame))
+
+    task = asyncio.create_task(answer())
+    running.add(task)
+    task.add_done_callback(running.discard)
+
+
+async def answer_emit(state: RealtimeState, conn: Connection, command: Emit) -> Frame:
+    """The `ack` carrying the handler's answer, or the `error` instead."""
+    request_id = command.request_id
+    handler = state.handlers.get(command.name)
+    if handler is None:
+        message = f"no handler for the event {command.name!r}"
+        return protocol.error(request_id, ErrorCode.BAD_REQUEST, message)
+    result = await call_handler(handler, command.data, Sender(conn.id, conn.user), request_id)
+    if isinstance(result, ProtocolError):
+        return protocol.error(request_id, result.code, result.message)
+    frame = protocol.ack(request_id, result)
+    if len(protocol.encode(frame)) > state.config.send_queue_bytes // 2:
+        message = "the answer is larger than the connection may queue"
+        return protocol.error(request_id, ErrorCode.INTERNAL_ERROR, message)
+    return frame
+
+
+async def answer_publish(state: RealtimeState, conn: Connection, command: Publish) -> Frame:
+    """A browser's custom event on a channel: published if the write rule lets it, and
+    acknowledged with its event id."""
+    channel = state.channels.get(command.channel)
+    try:
+        allowed = channel is not None and channel.writable_by(conn.user)
+    except Exception:  # app code: refuse, and say so in the log
+        log.exception("realtime: the write rule of channel %r failed", command.channel)
+        allowed = False
+    if not allowed:
+        message = f"no channel named {command.channel!r} that you may publish to"
+        return protocol.error(command.request_id, ErrorCode.FORBIDDEN, message)
+    event = custom_event(
+        command.name, command.data, collection=command.channel, user=public_user(conn.user)
+    )
+    event_id = await state.broker.publish_async(event)
+    return protocol.ack(command.request_id, {"event_id": event_id})

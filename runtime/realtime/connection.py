@@ -58,6 +58,7 @@ class Connection:
         "close_code",
         "close_reason",
         "command_lock",
+        "emits",
         "flusher",
         "globals_from",
         "held",
@@ -71,6 +72,7 @@ class Connection:
         "on_close",
         "ping_due",
         "pongs",
+        "present",
         "queue",
         "queued_bytes",
         "rejected",
@@ -120,6 +122,8 @@ class Connection:
         self.blocked = False  # the sink could not take more: the transport's task waits
         self.rejected = 0  # messages refused by the rate limit in a row
         self.message_window: MessageWindow | None = None  # made at the first message
+        self.present: set[str] | None = None  # topics it counts in the presence of
+        self.emits: set[asyncio.Task[None]] | None = None  # client events being answered
         # Subscribes of one connection are carried out one at a time (SSE POSTs may
         # overlap), so at most one is under way and holding events back.
         self.command_lock = asyncio.Lock()

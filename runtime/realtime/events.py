@@ -28,6 +28,7 @@ class Event:
     changed: tuple[str, ...] = ()
     name: str | None = None
     data: Any = None  # JSON-safe
+    user: Any = None  # JSON-safe: who joined or left, or who published from a browser
     client_ids: frozenset[str] | None = None
     user_ids: frozenset[Any] | None = None
     id: str = ""  # given by the backend when published
@@ -37,6 +38,10 @@ class Event:
     @property
     def is_custom(self) -> bool:
         return self.action == "custom"
+
+    @property
+    def is_presence(self) -> bool:
+        return self.action in ("join", "leave")
 
     @property
     def topic(self) -> str | None:
@@ -67,8 +72,10 @@ def custom_event(
     collection: str | None = None,
     client_ids: Iterable[str] | None = None,
     user_ids: Iterable[Any] | None = None,
+    user: Any = None,
 ) -> Event:
-    """A custom event; `data` is copied into JSON types now (ValueError if it cannot be)."""
+    """A custom event; `data` is copied into JSON types now (ValueError if it cannot be).
+    `user` is who published it from a browser (their public fields), if anyone."""
     if not isinstance(name, str) or not name:
         raise ValueError("realtime_broadcast: name must be a non-empty string")
     return Event(
@@ -78,4 +85,5 @@ def custom_event(
         data=json_tree(data),
         client_ids=frozenset(client_ids) if client_ids is not None else None,
         user_ids=frozenset(user_ids) if user_ids is not None else None,
+        user=json_tree(user),
     )

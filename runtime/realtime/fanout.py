@@ -13,6 +13,7 @@ from typing import Any
 
 from ..base_model import BaseModel
 from .access import EventAccess, Faults
+from .channels import Channel
 from .connection import Connection
 from .connections import ConnectionIndex
 from .events import Event
@@ -30,16 +31,22 @@ class Fanout:
         models: Callable[[], Mapping[str, type[BaseModel]]],
         stats: DeliveryStats,
         faults: Faults,
+        channels: Mapping[str, Channel],
     ) -> None:
         self._registry = registry
         self._connections = connections
         self._models = models
+        self._channels = channels
         self.stats = stats
         self.faults = faults
 
     def access(self, event: Event) -> EventAccess:
-        model = self._models().get(event.collection) if event.collection is not None else None
-        return EventAccess(event, model, self.faults)
+        model = channel = None
+        if event.collection is not None:
+            model = self._models().get(event.collection)
+            if model is None:
+                channel = self._channels.get(event.collection)
+        return EventAccess(event, model, self.faults, channel)
 
     def deliver(self, event: Event) -> None:
         self.stats.published += 1
@@ -69,13 +76,14 @@ class Fanout:
         access: EventAccess,
         subscriptions: Sequence[Subscription],
     ) -> None:
-        custom = event.is_custom
+        collection_level = event.record_id is None  # custom, join, leave: no record
         try:
-            if custom and not is_target(event, conn):
+            if event.is_custom and not is_target(event, conn):
                 return
             frame, visible = access.for_user(conn.user)
             if frame is not None:
-                self._route(conn, event, frame, None if custom else visible, subscriptions)
+                shown = None if collection_level else visible
+                self._route(conn, event, frame, shown, subscriptions)
         except Exception as error:  # a filter, say: that reader loses that event only
             assert event.collection is not None
             self.faults.record(event.collection, "filter", "filter", error)
@@ -97,7 +105,9 @@ class Fanout:
                     self._send(conn, frame)
                     return
                 held.append(sub)
-        if held and not conn.hold((event.seq, frame, tuple(held))):
+        # A join or leave is not held back: the presence list a subscription gets when it
+        # goes live already counts it.
+        if held and not event.is_presence and not conn.hold((event.seq, frame, tuple(held))):
             self.stats.dropped += 1
 
     def _global_targets(self, event: Event) -> Iterable[Connection]:

@@ -14,26 +14,32 @@ from enum import IntEnum, StrEnum
 from typing import Any, NoReturn, TypeAlias
 
 from ..json_values import json_value
-from .patterns import InvalidPattern, Pattern, parse_pattern
+from .patterns import InvalidPattern, Pattern, is_valid_collection_name, parse_pattern
 
 __all__ = [
     "RATE_LIMITED_CLOSE",
     "CloseCode",
     "Command",
+    "Emit",
     "ErrorCode",
     "Frame",
     "JSONScalar",
     "Ping",
     "Pong",
     "ProtocolError",
+    "Publish",
     "RequestId",
     "Subscribe",
     "Unsubscribe",
+    "ack",
     "connected",
     "encode",
     "encode_batch",
     "error",
+    "is_event_name",
     "parse_client_frame",
+    "parse_emit",
+    "parse_publish",
     "parse_subscribe",
     "ping",
     "pong",
@@ -51,6 +57,7 @@ MAX_FILTER_FIELDS = 16
 # JSON "\ud800" escapes decode to lone surrogates, which UTF-8 cannot carry back out.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SORT = re.compile(r"-?[A-Za-z0-9_]{1,64}")
+_EVENT_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 class ErrorCode(StrEnum):
@@ -62,6 +69,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     MESSAGE_TOO_BIG = "message_too_big"
+    INTERNAL_ERROR = "internal_error"  # a handler of a client event failed
 
 
 class CloseCode(IntEnum):
@@ -108,6 +116,25 @@ class Unsubscribe:
 
 
 @dataclass(frozen=True, slots=True)
+class Emit:
+    """A client event for a Python handler; answered with an `ack` (or an error)."""
+
+    request_id: RequestId
+    name: str
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """A custom event for a channel's subscribers, published from a client."""
+
+    request_id: RequestId
+    channel: str
+    name: str
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class Ping:
     pass
 
@@ -117,7 +144,7 @@ class Pong:
     pass
 
 
-Command: TypeAlias = Subscribe | Unsubscribe | Ping | Pong
+Command: TypeAlias = Subscribe | Unsubscribe | Emit | Publish | Ping | Pong
 
 
 def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
@@ -149,7 +176,36 @@ def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
         return parse_subscribe(obj, request_id)
     if kind == "unsubscribe":
         return Unsubscribe(request_id, _pattern(obj, request_id))
-    _fail("'type' must be subscribe, unsubscribe, ping or pong", request_id)
+    if kind == "emit":
+        return parse_emit(obj, request_id)
+    if kind == "publish":
+        return parse_publish(obj, request_id)
+    _fail("'type' must be subscribe, unsubscribe, emit, publish, ping or pong", request_id)
+
+
+def parse_emit(obj: dict[str, Any], request_id: RequestId) -> Emit:
+    """The fields of an emit (a WebSocket frame, or an item of an SSE POST)."""
+    return Emit(request_id, _event_name(obj, request_id), obj.get("data"))
+
+
+def is_event_name(name: object) -> bool:
+    """A client event's or custom event's name: 1 to 64 of A-Z a-z 0-9 _ . : -"""
+    return isinstance(name, str) and _EVENT_NAME.fullmatch(name) is not None
+
+
+def parse_publish(obj: dict[str, Any], request_id: RequestId) -> Publish:
+    """The fields of a publish (a WebSocket frame, or an item of an SSE POST)."""
+    channel = obj.get("channel")
+    if not isinstance(channel, str) or not is_valid_collection_name(channel):
+        _fail("'channel' must be a channel's name", request_id)
+    return Publish(request_id, channel, _event_name(obj, request_id), obj.get("data"))
+
+
+def _event_name(obj: dict[str, Any], request_id: RequestId) -> str:
+    name = obj.get("name")
+    if not isinstance(name, str) or not is_event_name(name):
+        _fail("'name' must be 1 to 64 of A-Z a-z 0-9 _ . : -", request_id)
+    return name
 
 
 def parse_subscribe(obj: dict[str, Any], request_id: RequestId) -> Subscribe:
@@ -237,12 +293,19 @@ def connected(connection_id: str, user: dict[str, Any] | None, heartbeat: float)
 
 
 def subscribed(
-    request_id: RequestId, pattern_text: str, recovered: bool, snapshot: Frame | None = None
+    request_id: RequestId,
+    pattern_text: str,
+    recovered: bool,
+    snapshot: Frame | None = None,
+    presence: list[Any] | None = None,
 ) -> Frame:
-    """``snapshot`` is ``{"records": [...], "position": "<event id>", "complete": bool}``."""
+    """``snapshot`` is ``{"records": [...], "position": "<event id>", "complete": bool}``;
+    ``presence`` the users here now, on a topic that tracks presence."""
     frame: Frame = dict(type="subscribed", id=request_id, pattern=pattern_text, recovered=recovered)
     if snapshot is not None:
         frame["snapshot"] = snapshot
+    if presence is not None:
+        frame["presence"] = presence
     return frame
 
 
@@ -258,6 +321,11 @@ def error(
     if retry_after is not None:
         frame["retry_after"] = retry_after
     return frame
+
+
+def ack(request_id: RequestId, data: Any) -> Frame:
+    """The answer to an emit (the handler's return value) or a publish (the event id)."""
+    return {"type": "ack", "id": request_id, "data": data}
 
 
 def ping() -> Frame:

@@ -36,6 +36,8 @@ def replay_frames(
     earliest = min(start for start, _ in new)
     frames: list[str] = []
     for event in events:
+        if event.is_presence:
+            continue  # the presence list in the `subscribed` reply says who is here now
         if event.is_custom and not is_target(event, conn):
             continue
         frame, visible = access(event).for_user(conn.user)
@@ -62,5 +64,5 @@ def _covers(sub: Subscription, after: int, event: Event, visible: Mapping[str, A
     return (
         event.seq > after
         and sub.pattern.matches(event.collection, event.record_id)
-        and (event.is_custom or filter_matches(sub.filter, visible))
+        and (event.record_id is None or filter_matches(sub.filter, visible))
     )

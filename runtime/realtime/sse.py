@@ -22,7 +22,7 @@ from ..proxies import request_client
 from ..requests import read_body
 from . import protocol
 from .asgi import Receive, Send, answer, quart_headers, run_connection
-from .commands import connected_frame, rate_limit
+from .commands import answer_emit, answer_publish, connected_frame, rate_limit
 from .connection import Connection
 from .flusher import chunk, sse_message
 from .handshake import origin_allowed, too_many_connections
@@ -197,7 +197,8 @@ async def _unused(*args: Any) -> Any:
 
 
 async def sse_update() -> Response:
-    """Change a live SSE stream's subscriptions; only its own session may."""
+    """Change a live SSE stream's subscriptions, and send client events and channel
+    publications from it (what a WebSocket sends as frames); only its own session may."""
     state = current_realtime(current_app)
     _check_origin()
     body = await read_body()  # JSON only: a form post from another site cannot do this
@@ -207,20 +208,46 @@ async def sse_update() -> Response:
     _user, session_hash = await state.identify()
     if session_hash != conn.session_hash:
         raise Forbidden("Only the session that opened this stream may change it.")
-    subscribe, unsubscribe = body.get("subscribe", []), body.get("unsubscribe", [])
-    if not isinstance(subscribe, list) or not isinstance(unsubscribe, list):
-        raise BadRequest("subscribe and unsubscribe must be lists.")
-    _check_count(state, len(subscribe) + len(unsubscribe))
+    lists = {key: body.get(key, []) for key in ("subscribe", "unsubscribe", "emit", "publish")}
+    if not all(isinstance(items, list) for items in lists.values()):
+        raise BadRequest("subscribe, unsubscribe, emit and publish must be lists.")
+    count = sum(len(items) for items in lists.values())
+    _check_count(state, count)
     # The same budget as WebSocket messages, each item counted as one.
-    wait = rate_limit(state, conn, cost=max(1, len(subscribe) + len(unsubscribe)))
+    wait = rate_limit(state, conn, cost=max(1, count))
     if wait:
         raise RateLimited(retry_after=wait)
+    subscribe = lists["subscribe"]
     commands = [_subscribe_command(item, i, None) for i, item in enumerate(subscribe)]
     results = await state.broker.subscribe(conn, commands, replies_on_stream=False)
     async with conn.command_lock:  # not in the middle of another request's subscribe
-        results.extend(_unsubscribe(state, conn, item, i) for i, item in enumerate(unsubscribe))
+        for i, item in enumerate(lists["unsubscribe"]):
+            results.append(_unsubscribe(state, conn, item, i))
+    for i, item in enumerate(lists["emit"]):
+        results.append(await _answer(state, conn, item, i, "emit"))
+    for i, item in enumerate(lists["publish"]):
+        results.append(await _answer(state, conn, item, i, "publish"))
     # Encoded as frames are: a snapshot's datetimes as ISO text, like on the stream.
     return Response(protocol.encode({"results": results}), content_type="application/json")
+
+
+async def _answer(
+    state: RealtimeState, conn: Connection, item: Any, index: int, kind: str
+) -> Frame:
+    """An emit's or a publish's answer, as the WebSocket's frame would be."""
+    request_id = _item_id(item, index)
+    if not isinstance(item, dict):
+        return protocol.error(request_id, ErrorCode.BAD_REQUEST, f"each {kind} is an object")
+    limit = state.config.max_message_size  # as for a WebSocket frame
+    if len(protocol.encode(item)) > limit:
+        message = f"{kind} exceeds {limit} bytes"
+        return protocol.error(request_id, ErrorCode.MESSAGE_TOO_BIG, message)
+    try:
+        if kind == "emit":
+            return await answer_emit(state, conn, protocol.parse_emit(item, request_id))
+        return await answer_publish(state, conn, protocol.parse_publish(item, request_id))
+    except ProtocolError as error:
+        return protocol.error(request_id, error.code, error.message)
 
 
 def _unsubscribe(state: RealtimeState, conn: Connection, item: Any, index: int) -> Frame:

@@ -7,15 +7,18 @@ is built on top of it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from quart import Quart
 
 from ..config import RealtimeConfig
 from .access import Faults
+from .channels import Channel
 from .connection import Connection
+from .events import Event
+from .handlers import Handler
 from .message_limit import MessageLimit
 from .patterns import Pattern
 from .protocol import Frame, ProtocolError, Subscribe
@@ -53,6 +56,8 @@ class Hub(Protocol):
 
     def unsubscribe(self, conn: Connection, pattern: Pattern) -> None: ...
 
+    async def publish_async(self, event: Event) -> str: ...
+
 
 @dataclass
 class RealtimeState:
@@ -62,6 +67,10 @@ class RealtimeState:
     broker: Hub
     identify: Identify
     message_limit: MessageLimit
+    # The app's, declared on its Realtime extension (and read live).
+    handlers: Mapping[str, Handler] = field(default_factory=dict)
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+    extension: Any = None  # the Realtime extension serving the app (Realtime.of(app))
     shutting_down: bool = False
 
 

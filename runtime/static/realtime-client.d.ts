@@ -63,10 +63,32 @@ export interface CustomEventFrame<D = unknown> {
   action: "custom";
   name: string;
   data: D;
+  /** Who published it from a browser (a channel's `publish`); absent for the server's. */
+  user?: PresenceUser;
+}
+
+/** A user as others see them (the `connected` frame's `user`). */
+export interface PresenceUser {
+  id: string | number;
+  [field: string]: unknown;
+}
+
+/** On a topic that tracks presence: a user arrived (their first connection) or left
+ * (their last). */
+export interface PresenceEventFrame {
+  type: "event";
+  id: string;
+  collection: string;
+  topic: string;
+  action: "join" | "leave";
+  user: PresenceUser;
 }
 
 /** What a subscription callback receives. Narrow on `action`. */
-export type EventFrame<R = RecordData, D = unknown> = RecordEventFrame<R> | CustomEventFrame<D>;
+export type EventFrame<R = RecordData, D = unknown> =
+  | RecordEventFrame<R>
+  | CustomEventFrame<D>
+  | PresenceEventFrame;
 
 export interface Snapshot<R = RecordData> {
   records: R[];
@@ -88,6 +110,8 @@ export interface SubscribedFrame<R = RecordData> {
   recovered: boolean;
   /** Present when the subscription asked for `snapshot: true`. */
   snapshot?: Snapshot<R>;
+  /** On a topic that tracks presence: who is here now (joins and leaves follow). */
+  presence?: PresenceUser[];
 }
 
 export interface UnsubscribedFrame {
@@ -102,7 +126,9 @@ export type ServerErrorCode =
   | "forbidden"
   | "rate_limited"
   | "too_many_subscriptions"
-  | "message_too_big";
+  | "message_too_big"
+  /** The handler of a client event failed. */
+  | "internal_error";
 
 export interface ErrorFrame {
   type: "error";
@@ -111,6 +137,13 @@ export interface ErrorFrame {
   message: string;
   /** Seconds, with `rate_limited`. */
   retry_after?: number;
+}
+
+/** The answer to an emit (the handler's return value) or a publish (`{event_id}`). */
+export interface AckFrame<D = unknown> {
+  type: "ack";
+  id: RequestId;
+  data: D;
 }
 
 export interface PingFrame {
@@ -131,6 +164,7 @@ export type ServerFrame =
   | EventFrame
   | SubscribedFrame
   | UnsubscribedFrame
+  | AckFrame
   | ErrorFrame
   | PingFrame
   | PongFrame
@@ -151,7 +185,27 @@ export interface UnsubscribeRequest {
   id: string;
   pattern: string;
 }
-export type ClientFrame = SubscribeRequest | UnsubscribeRequest | PingFrame | PongFrame;
+export interface EmitRequest {
+  type: "emit";
+  /** null: no ack (an error still comes). */
+  id: string | null;
+  name: string;
+  data: unknown;
+}
+export interface PublishRequest {
+  type: "publish";
+  id: string;
+  channel: string;
+  name: string;
+  data: unknown;
+}
+export type ClientFrame =
+  | SubscribeRequest
+  | UnsubscribeRequest
+  | EmitRequest
+  | PublishRequest
+  | PingFrame
+  | PongFrame;
 
 // -- the client -------------------------------------------------------------------
 
@@ -238,6 +292,8 @@ export interface SubscribeOptions<R = RecordData> {
    * then counts as handled) and refusals of resubscriptions after a reconnect.
    */
   onError?: (error: RealtimeError) => void;
+  /** On a topic that tracks presence: who is here, with every (re)subscription. */
+  onPresence?: (users: PresenceUser[]) => void;
 }
 
 /** Call it to unsubscribe (idempotent). */
@@ -281,6 +337,21 @@ export class RealtimeClient {
     callback: (event: EventFrame<R, D>) => void,
     options?: SubscribeOptions<R>,
   ): Unsubscribe<R>;
+
+  /**
+   * Send a client event to the server's handler (`@realtime.on(name)`); resolves with
+   * its answer. Rejects with a RealtimeError: the server's code, "timeout", or
+   * "connection_lost" (the connection went before the answer: it may have run).
+   */
+  emit<A = unknown>(name: string, data?: unknown, options?: { timeout?: number }): Promise<A>;
+
+  /** Publish a custom event to a channel (its write rule permitting); resolves with its id. */
+  publish(
+    channel: string,
+    name: string,
+    data?: unknown,
+    options?: { timeout?: number },
+  ): Promise<{ event_id: string }>;
 
   /** Returns a function that removes the listener. */
   on<K extends keyof RealtimeClientEvents>(

@@ -192,6 +192,7 @@ class Entry {
     this.onSnapshot = options.onSnapshot;
     this.onResync = options.onResync;
     this.onError = options.onError;
+    this.onPresence = options.onPresence;
     this.topic = null;
     this.settled = false;
     this.ready = new Promise((resolve, reject) => {
@@ -244,6 +245,7 @@ export class RealtimeClient {
     this._listeners = new Map();
     this._topics = new Map(); // pattern key -> Topic
     this._requests = new Map(); // request id -> the pending subscribe/unsubscribe
+    this._asks = new Map(); // request id -> an emit or publish awaiting its answer
     this._seen = new RecentIds(this.options.dedupeWindow);
     this._seq = 0;
     this._epoch = 0; // bumped per connection attempt: late async callbacks check it
@@ -347,6 +349,54 @@ export class RealtimeClient {
     }
     // Otherwise it settles with the reply on its way, or the next connection's.
     return unsubscribe;
+  }
+
+  /**
+   * Send a client event to the server's handler (`@realtime.on(name)`). Resolves with
+   * the handler's answer; rejects with a RealtimeError: the server's ("bad_request",
+   * "forbidden", "internal_error", …), "timeout", or "connection_lost" when the
+   * connection went before the answer came (the handler may or may not have run).
+   * Sent at once when connected, else as soon as a connection is.
+   */
+  emit(name, data = null, { timeout = 10000 } = {}) {
+    return this._ask({ type: "emit", name, data }, timeout);
+  }
+
+  /** Publish a custom event to a channel's subscribers (if its write rule lets this
+   * user); resolves with `{event_id}`, rejects as `emit` does. */
+  publish(channel, name, data = null, { timeout = 10000 } = {}) {
+    return this._ask({ type: "publish", channel, name, data }, timeout);
+  }
+
+  _ask(message, timeout) {
+    return new Promise((resolve, reject) => {
+      const id = `a${++this._seq}`;
+      const ask = { id, message, resolve, reject, sentOn: null, timer: null };
+      ask.timer = setTimeout(() => {
+        this._asks.delete(id);
+        reject(new RealtimeError("timeout", `no answer to ${message.type} ${JSON.stringify(message.name)}`));
+      }, timeout);
+      this._asks.set(id, ask);
+      if (this._conn && this._conn.connected) this._sendAsk(ask);
+    });
+  }
+
+  _sendAsk(ask) {
+    const conn = this._conn;
+    ask.sentOn = conn;
+    const { type, ...item } = ask.message;
+    if (conn.kind === "websocket") this._send({ type, id: ask.id, ...item });
+    else this._queuePost(type, { id: ask.id, ...item });
+  }
+
+  _answer(frame) {
+    const ask = this._asks.get(String(frame.id));
+    if (!ask) return false;
+    this._asks.delete(ask.id);
+    clearTimeout(ask.timer);
+    if (frame.type === "ack") ask.resolve(frame.data);
+    else ask.reject(errorFrom(frame, null));
+    return true;
   }
 
   // -- connection lifecycle -------------------------------------------------------
@@ -473,6 +523,7 @@ export class RealtimeClient {
     for (const topic of conn.viaGet) {
       if (this._topics.get(topic.parsed.key) !== topic) this._queuePost("unsubscribe", topic);
     }
+    for (const ask of this._asks.values()) if (!ask.sentOn) this._sendAsk(ask);
     this._setState("connected");
     this._emit("connected", frame);
   }
@@ -518,6 +569,14 @@ export class RealtimeClient {
   _forgetConnection() {
     this.connectionId = null;
     this._requests.clear();
+    // Asked on a connection that is gone: the answer cannot come. At most once: the
+    // caller decides whether to ask again.
+    for (const ask of [...this._asks.values()]) {
+      if (!ask.sentOn) continue;
+      this._asks.delete(ask.id);
+      clearTimeout(ask.timer);
+      ask.reject(new RealtimeError("connection_lost", "the connection went before the answer came"));
+    }
     for (const topic of this._topics.values()) {
       topic.live = false;
       topic.awaitingSnapshot = false;
@@ -619,9 +678,12 @@ export class RealtimeClient {
         return this._onConnected(frame);
       case "event":
         return this._onEvent(frame);
+      case "ack":
+        return void this._answer(frame);
       case "subscribed":
       case "unsubscribed":
       case "error":
+        if (frame.id != null && this._answer(frame)) return;
         return this._onReply(frame);
       case "ping":
         return this._send({ type: "pong" });
@@ -652,16 +714,17 @@ export class RealtimeClient {
 
   /** The entries of `topic` that should receive `frame`. */
   _routeTo(topic, frame) {
-    const isCustom = frame.action === "custom";
-    if (isCustom ? !coversCollection(topic.parsed, frame.collection) : !this._coversRecord(topic, frame)) {
+    // Custom events, joins and leaves carry no record: they are the collection's (or
+    // channel's), and filters do not apply to them (as on the server).
+    const collectionLevel = !("record" in frame);
+    if (collectionLevel ? !coversCollection(topic.parsed, frame.collection) : !this._coversRecord(topic, frame)) {
       return [];
     }
     return [...topic.entries].filter(
       (entry) =>
         // A snapshot on its way already includes this event.
         !(entry.snapshot && topic.awaitingSnapshot) &&
-        // Custom events carry no record: filters do not apply (as on the server).
-        (isCustom || filterMatches(entry.filter, frame.record)),
+        (collectionLevel || filterMatches(entry.filter, frame.record)),
     );
   }
 
@@ -715,6 +778,8 @@ export class RealtimeClient {
     else if (frame.recovered && req.since) topic.position = req.since; // the replay follows
     else if (!wasLive) topic.position = this.lastEventId; // older is safe: replays dedupe
     for (const entry of [...topic.entries]) {
+      // Who is here now, on a topic that tracks presence (joins and leaves follow).
+      if (Array.isArray(frame.presence)) safeCall(entry.onPresence, frame.presence);
       const hadData = entry.settled;
       if (entry.snapshot && snapshot) {
         const own = snapshotFor(entry, snapshot);
@@ -849,7 +914,7 @@ export class RealtimeClient {
   _queuePost(kind, item) {
     const conn = this._conn;
     if (!conn.post) {
-      conn.post = { subscribe: [], unsubscribe: [] };
+      conn.post = { subscribe: [], unsubscribe: [], emit: [], publish: [] };
       Promise.resolve().then(() => this._flushPost(conn));
     }
     conn.post[kind].push(item);
@@ -861,6 +926,9 @@ export class RealtimeClient {
     if (this._conn !== conn) return;
     const unsubscribe = body.unsubscribe.map((topic) => topic.pattern);
     const payload = { connection_id: this.connectionId, subscribe: body.subscribe, unsubscribe };
+    if (body.emit.length) payload.emit = body.emit;
+    if (body.publish.length) payload.publish = body.publish;
+    const asked = [...body.emit, ...body.publish].map((item) => item.id);
     let response;
     let json = null;
     try {
@@ -880,11 +948,14 @@ export class RealtimeClient {
     const ids = body.subscribe.map((item) => item.id);
     if (response.ok) {
       for (const frame of replyFrames(json)) {
+        if (frame.id != null && ["ack", "error"].includes(frame.type) && this._answer(frame)) continue;
         if (this._conn === conn && ["subscribed", "error"].includes(frame.type)) this._onReply(frame, true);
       }
       this._answerMissing(ids, "the server's reply did not mention this subscription");
+      this._answerAsks(asked, { code: "bad_reply", message: "the server's reply did not answer this" });
     } else if (response.status === 429) {
       const retryAfter = (json && json.error && json.error.retry_after) || response.headers.get("Retry-After");
+      this._answerAsks(asked, { code: "rate_limited", message: "too many messages", retry_after: Number(retryAfter) || null });
       for (const id of ids) {
         const req = this._requests.get(id);
         this._requests.delete(id);
@@ -895,11 +966,17 @@ export class RealtimeClient {
       const e = (json && json.error) || {};
       const code = e.code || `http_${response.status}`;
       this._answerMissing(ids, e.message || `HTTP ${response.status}`, code);
+      this._answerAsks(asked, { code, message: e.message || `HTTP ${response.status}` });
       if (!ids.length) this._emitError(new RealtimeError(code, e.message || `HTTP ${response.status}`));
     } else {
       // E.g. 404: the server no longer knows this connection. Start a fresh stream.
       this._down(null, `changing subscriptions failed: HTTP ${response.status}`);
     }
+  }
+
+  /** Fail the asks among `ids` still unanswered with `error`'s code and message. */
+  _answerAsks(ids, error) {
+    for (const id of ids) this._answer({ type: "error", id, ...error });
   }
 
   /** Fail the requests among `ids` still unanswered (nothing may wait forever). */

@@ -185,7 +185,7 @@ def test_not_an_object(text: str) -> None:
     [
         "{}",
         '{"id":"r1"}',
-        '{"type":"publish","id":"r1"}',
+        '{"type":"broadcast","id":"r1"}',
         '{"type":"PING","id":"r1"}',
         '{"type":1,"id":"r1"}',
         '{"type":null,"id":"r1"}',
@@ -357,6 +357,7 @@ def test_codes_match_the_contract() -> None:
         "rate_limited",
         "too_many_subscriptions",
         "message_too_big",
+        "internal_error",  # added with client events: a handler that failed
     }
     assert {code.name: int(code) for code in CloseCode} == {
         "NORMAL": 1000,
