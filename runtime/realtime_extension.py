@@ -23,6 +23,7 @@ from .db import RecordChange, on_commit
 from .realtime.backends import backend_from_url
 from .realtime.channels import Channel, ChannelRule
 from .realtime.events import Event, custom_event, record_event
+from .realtime.fragments import Fragments
 from .realtime.handlers import Handler, check_event_name
 from .realtime.message_limit import MessageLimit
 from .realtime.protocol import CloseCode
@@ -68,6 +69,7 @@ class Realtime:
         self.handlers: dict[str, Handler] = {}
         self.channels: dict[str, Channel] = {}
         self.presence_topics: set[str] = set()
+        self.fragments: dict[str, str] = {}  # collection -> its record's template
         if app is not None:
             self.init_app(app)
 
@@ -105,6 +107,13 @@ class Realtime:
             self.presence_topics.add(name)
         return channel
 
+    def fragment(self, collection: str, template: str) -> None:
+        """Render `collection`'s record events with `template` on SSE streams opened
+        with `format=html` (htmx's SSE extension; see runtime/realtime/fragments.py)."""
+        if not isinstance(template, str) or not template:
+            raise ValueError(f"fragment {collection!r}: template must be a template name")
+        self.fragments[collection] = template
+
     def track_presence(self, collection: str) -> None:
         """Who is here on a collection: a list on subscribe, join and leave events."""
         self.presence_topics.add(collection)
@@ -129,6 +138,7 @@ class Realtime:
         clash = set(self.channels) & set(models())
         if clash:
             raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
+        broker.flusher.fragments = Fragments(app, self.fragments, models)
         message_limit = MessageLimit(config.message_rate_limit)
         state = RealtimeState(
             config, broker, identify, message_limit, self.handlers, self.channels, self

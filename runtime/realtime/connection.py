@@ -63,6 +63,7 @@ class Connection:
         "globals_from",
         "held",
         "held_bytes",
+        "html",
         "id",
         "last_seen",
         "marked",
@@ -117,6 +118,7 @@ class Connection:
         self.pongs = pongs  # the client answers pings: silence past the timeout closes it
         self.ping_due = False  # set by the broker's heartbeat; the transport sends its ping
         self.sink: Sink | None = None  # set by a transport that can write directly
+        self.html = False  # an SSE stream of HTML fragments (see fragments.py)
         self.flusher: Flusher | None = None  # set by the broker
         self.marked = False  # with the flusher, to be written at the end of this turn
         self.blocked = False  # the sink could not take more: the transport's task waits
@@ -161,7 +163,9 @@ class Connection:
             return  # a closing connection's transport writes what close() kept
         if self.sink.writable():
             frames = self.drain()
-            if self.transport == "sse":
+            if self.html:
+                self.sink.write(flusher.sse_html(frames))
+            elif self.transport == "sse":
                 self.sink.write(flusher.sse(frames))
             else:
                 self.sink.write(flusher.wire(frames, self.batch))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .connection import Connection
+    from .fragments import Fragments
 
 __all__ = ["Flusher", "chunk", "sse_message", "text_frame", "wire_bytes"]
 
@@ -75,6 +76,8 @@ class Flusher:
         self._frames: dict[str, bytes] = {}  # frame text -> its wire bytes, per flush
         self._batches: dict[tuple[str, ...], bytes] = {}
         self._messages: dict[str, bytes] = {}  # frame text -> its SSE message
+        self._html: dict[str, str] = {}  # frame text -> its SSE message, HTML streams
+        self.fragments: Fragments | None = None  # the app's, for HTML streams
 
     def mark(self, conn: Connection) -> None:
         if conn.marked:
@@ -95,6 +98,7 @@ class Flusher:
             self._frames.clear()
             self._batches.clear()
             self._messages.clear()
+            self._html.clear()
 
     def wire(self, frames: list[str], batch: bool) -> bytes:
         """`wire_bytes`, each frame (and each batch) built once per flush."""
@@ -123,3 +127,9 @@ class Flusher:
                 data = cache[frame] = sse_message(frame).encode("utf-8")
             parts.append(data)
         return chunk(b"".join(parts))
+
+    def sse_html(self, frames: list[str]) -> bytes:
+        """`sse` for a stream of HTML fragments (see fragments.py)."""
+        if self.fragments is None:
+            return self.sse(frames)
+        return chunk(self.fragments.messages(frames, self._html).encode("utf-8"))

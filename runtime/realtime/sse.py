@@ -25,6 +25,7 @@ from .asgi import Receive, Send, answer, quart_headers, run_connection
 from .commands import answer_emit, answer_publish, connected_frame, rate_limit
 from .connection import Connection
 from .flusher import chunk, sse_message
+from .fragments import Fragments
 from .handshake import origin_allowed, too_many_connections
 from .patterns import InvalidPattern, parse_pattern
 from .protocol import ErrorCode, Frame, ProtocolError, Subscribe
@@ -108,7 +109,8 @@ async def serve(app: Quart, scope: Any, receive: Receive, send: Send) -> None:
         async def on_message(message: MutableMapping[str, Any]) -> None:
             pass  # the request's (empty) body: nothing to do but wait for the end
 
-        await run_connection(conn, receive, lambda: _write(conn, sink, send), on_message)
+        fragments = broker.flusher.fragments
+        await run_connection(conn, receive, lambda: _write(conn, sink, send, fragments), on_message)
     finally:
         broker.disconnect(conn)
 
@@ -128,6 +130,7 @@ async def _admit(state: RealtimeState) -> tuple[Connection, list[Subscribe | Pro
     refusal = too_many_connections(config, broker, user, address)
     if refusal is not None:
         raise RateLimited(refusal[0].upper() + refusal[1:] + ".", retry_after=5)
+    html = _html_format(request.args.get("format", "json"))
     since = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
     snapshot = request.args.get("snapshot") == "1"
     patterns = request.args.getlist("pattern")
@@ -140,6 +143,7 @@ async def _admit(state: RealtimeState) -> tuple[Connection, list[Subscribe | Pro
         max_queue=config.send_queue_size,
         max_queue_bytes=config.send_queue_bytes,
     )
+    conn.html = html
     if patterns:
         wait = rate_limit(state, conn, cost=len(patterns))
         if wait:
@@ -148,14 +152,25 @@ async def _admit(state: RealtimeState) -> tuple[Connection, list[Subscribe | Pro
     return conn, [_subscribe_command(item, i, since) for i, item in enumerate(items)]
 
 
-async def _write(conn: Connection, sink: DirectSocket | None, send: Send) -> None:
+def _html_format(text: str) -> bool:
+    if text not in ("json", "html"):
+        raise BadRequest("format is json (the default) or html.")
+    return text == "html"
+
+
+async def _write(
+    conn: Connection, sink: DirectSocket | None, send: Send, fragments: Fragments | None
+) -> None:
     while True:
         await conn.wait()
         closing = conn.closing  # then what is queued now is all there will be
         if sink is not None and conn.blocked:
             await sink.drain()
             conn.blocked = False
-        text = "".join(sse_message(frame) for frame in conn.drain())
+        if conn.html and fragments is not None:
+            text = fragments.messages(conn.drain())
+        else:
+            text = "".join(sse_message(frame) for frame in conn.drain())
         if conn.ping_due:  # a comment keeps proxies from timing the stream out
             conn.ping_due = False
             text += ": ping\n\n"

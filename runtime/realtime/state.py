@@ -18,6 +18,7 @@ from .access import Faults
 from .channels import Channel
 from .connection import Connection
 from .events import Event
+from .flusher import Flusher
 from .handlers import Handler
 from .message_limit import MessageLimit
 from .patterns import Pattern
@@ -37,6 +38,7 @@ class Hub(Protocol):
     stats: DeliveryStats
     faults: Faults
     registry: SubscriptionRegistry[Connection]
+    flusher: Flusher
 
     def connect(self, conn: Connection) -> None: ...
     def disconnect(self, conn: Connection) -> None: ...
