@@ -5,12 +5,21 @@ helpers that load the client."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
-from quart import Blueprint, Quart, Response, current_app, send_from_directory, url_for
+from quart import (
+    Blueprint,
+    Quart,
+    Response,
+    current_app,
+    request,
+    send_from_directory,
+    url_for,
+)
 
 from ..errors import Forbidden
 from ..proxies import request_client
@@ -49,10 +58,32 @@ class RealtimeASGI:
 _STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
+_CLIENT = "realtime-client.js"
+_YEAR = 365 * 24 * 3600
+_versions: dict[float, str] = {}  # the client's mtime -> its content hash
+
+
+def client_version() -> str:
+    """A hash of the client's content: a new one whenever the file changes."""
+    mtime = (_STATIC / _CLIENT).stat().st_mtime
+    version = _versions.get(mtime)
+    if version is None:
+        digest = hashlib.sha256((_STATIC / _CLIENT).read_bytes()).hexdigest()
+        _versions.clear()
+        version = _versions[mtime] = digest[:16]
+    return version
+
+
 @realtime_blueprint.get("/client.js")
 async def client_js() -> Response:
-    """The JavaScript client, served wherever Realtime is (any Quart app)."""
-    return await send_from_directory(_STATIC, "realtime-client.js", mimetype="text/javascript")
+    """The JavaScript client, served wherever Realtime is (any Quart app). Under its
+    versioned URL (`realtime_client_url()`) browsers keep it for a year; under any
+    other they check back each time (ETag)."""
+    response = await send_from_directory(_STATIC, _CLIENT, mimetype="text/javascript")
+    versioned = request.args.get("v") == client_version()
+    immutable = f"public, max-age={_YEAR}, immutable"
+    response.headers["Cache-Control"] = immutable if versioned else "no-cache"
+    return response
 
 
 @realtime_blueprint.get("/metrics")
@@ -67,8 +98,9 @@ async def metrics() -> Response:
 
 
 def realtime_client_url() -> str:
-    """Template helper: the URL of the JavaScript client, to import it from a module."""
-    return url_for("realtime.client_js")
+    """Template helper: the URL of the JavaScript client, to import it from a module;
+    versioned by its content, so that browsers may cache it for good."""
+    return url_for("realtime.client_js", v=client_version())
 
 
 def realtime_client_script() -> Markup:

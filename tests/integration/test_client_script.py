@@ -1,0 +1,51 @@
+"""The JavaScript client's URL: versioned by content, cached for good under it, checked
+back under any other."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from quart import render_template_string
+
+from runtime.realtime import transports
+from tests.support import TIMEOUT, LiveServer
+
+
+async def test_the_versioned_url_is_cached_for_a_year_and_others_revalidate(
+    server: LiveServer,
+) -> None:
+    async with server.app.test_request_context("/"):
+        url = await render_template_string("{{ realtime_client_url() }}")
+        tag = await render_template_string("{{ realtime_client_script() }}")
+    assert url.startswith("/realtime/client.js?v=") and len(url.split("v=")[1]) == 16
+    assert tag == f'<script type="module" src="{url.replace("&", "&amp;")}"></script>'
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        versioned = await http.get(url)
+        assert versioned.status_code == 200
+        assert versioned.headers["content-type"].startswith("text/javascript")
+        cache = {part.strip() for part in versioned.headers["cache-control"].split(",")}
+        assert cache == {"public", "max-age=31536000", "immutable"}
+        assert "export class RealtimeClient" in versioned.text
+
+        for other in ("/realtime/client.js", "/realtime/client.js?v=0123456789abcdef"):
+            plain = await http.get(other)
+            assert plain.text == versioned.text
+            assert plain.headers["cache-control"] == "no-cache"
+            again = await http.get(other, headers={"If-None-Match": plain.headers["etag"]})
+            assert again.status_code == 304
+
+
+def test_the_version_follows_the_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(transports._STATIC / "realtime-client.js", tmp_path / "realtime-client.js")
+    monkeypatch.setattr(transports, "_STATIC", tmp_path)
+    first = transports.client_version()
+    assert transports.client_version() == first
+    script = tmp_path / "realtime-client.js"
+    script.write_text(script.read_text() + "\n// changed\n")
+    stat = script.stat()
+    os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a new mtime
+    assert transports.client_version() != first
