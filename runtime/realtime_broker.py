@@ -360,7 +360,8 @@ class Broker:
                     faults=self.faults,
                 )
                 budget -= used
-                bodies[item.index] = {"records": records, "complete": complete}
+                key = item.model._meta.primary_key.name  # how records name their id
+                bodies[item.index] = {"records": records, "complete": complete, "key": key}
             mark = self.publisher.mark()
         position = await mark
         for item in wanted:

@@ -138,7 +138,7 @@ class Realtime:
         clash = set(self.channels) & set(models())
         if clash:
             raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
-        broker.flusher.fragments = Fragments(app, self.fragments, models)
+        broker.flusher.fragments = Fragments(app, self.fragments)
         message_limit = MessageLimit(config.message_rate_limit)
         state = RealtimeState(
             config, broker, identify, message_limit, self.handlers, self.channels, self

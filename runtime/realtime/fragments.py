@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jinja2
 from quart import Quart
 
-from ..base_model import BaseModel
 from .flusher import sse_message
 
 __all__ = ["Fragments", "html_message"]
@@ -36,15 +35,9 @@ log = logging.getLogger("runtime.realtime")
 class Fragments:
     """The templates of an app's collections, rendered without a request."""
 
-    def __init__(
-        self,
-        app: Quart,
-        templates: Mapping[str, str],
-        models: Callable[[], Mapping[str, type[BaseModel]]],
-    ) -> None:
+    def __init__(self, app: Quart, templates: Mapping[str, str]) -> None:
         self._app = app
         self._templates = templates  # collection -> template name (read live)
-        self._models = models
         self._env: jinja2.Environment | None = None
 
     def _environment(self) -> jinja2.Environment:
@@ -102,13 +95,11 @@ class Fragments:
             collection = reply["pattern"].partition("/")[0]
             snapshot = reply.get("snapshot")
             if snapshot is not None and collection in self._templates:
-                html = self._snapshot(collection, snapshot["records"])
+                html = self._snapshot(collection, snapshot["records"], snapshot["key"])
                 return sse_message(frame) + html_message(f"{collection}:snapshot", html)
         return sse_message(frame)
 
-    def _snapshot(self, collection: str, records: list[dict[str, Any]]) -> str:
-        model = self._models().get(collection)
-        key = model._meta.primary_key.name if model is not None else "id"
+    def _snapshot(self, collection: str, records: list[dict[str, Any]], key: str) -> str:
         return "".join(
             self._render(collection, record, str(record.get(key, "")), "snapshot")
             for record in records

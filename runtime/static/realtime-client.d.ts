@@ -98,6 +98,8 @@ export interface Snapshot<R = RecordData> {
   complete: boolean;
   /** The order of `records`: "-id" (newest first, the default) or another field. */
   sort: string;
+  /** The field holding each record's id (the id in its events' `topic`). */
+  key: string;
 }
 
 export type RequestId = string | number | null;
@@ -303,6 +305,32 @@ export interface Unsubscribe<R = RecordData> {
   readonly ready: Promise<SubscribedFrame<R>>;
 }
 
+export interface LiveListOptions<R = RecordData> {
+  /** The element whose children are the records' elements (a ul, ol, tbody, div…). */
+  list: Element;
+  /** One record's element; it gets `data-topic="collection/id"`. */
+  render: (record: R) => HTMLElement;
+  /** Patch an element in place on update (else it is replaced with a new render). */
+  update?: (element: HTMLElement, record: R) => void;
+  /** The list's order; default: the snapshot's (newest first). */
+  compare?: (a: R, b: R) => number;
+  /** Shown while the list is empty: text (in an `.empty` li or div) or an element. */
+  empty?: string | (() => HTMLElement);
+  /** After every change: the records in order, and the event (or {action: "snapshot"}). */
+  onChange?: (records: R[], change: EventFrame<R> | { action: "snapshot" }) => void;
+  onError?: (error: RealtimeError) => void;
+}
+
+export class LiveList<R = RecordData> {
+  readonly list: Element;
+  /** The records shown, in the list's order. */
+  readonly records: R[];
+  /** Resolves with the subscription's first reply. */
+  readonly ready: Promise<SubscribedFrame<R>>;
+  /** Stop following; the list keeps what it shows. */
+  close(): void;
+}
+
 export interface RealtimeClientEvents {
   state: ConnectionState;
   connected: ConnectedFrame;
@@ -319,6 +347,7 @@ export class RealtimeClient {
   constructor(options: RealtimeClientOptions);
 
   static readonly RealtimeError: typeof RealtimeError;
+  static readonly LiveList: typeof LiveList;
 
   readonly options: Readonly<Required<RealtimeClientOptions>>;
   /** The endpoint, as an http(s) URL. */
@@ -337,6 +366,12 @@ export class RealtimeClient {
     callback: (event: EventFrame<R, D>) => void,
     options?: SubscribeOptions<R>,
   ): Unsubscribe<R>;
+
+  /**
+   * Keep `options.list` showing the records of `pattern`, live: a snapshot, then each
+   * create, update and delete applied in place to that record's element alone.
+   */
+  liveList<R = RecordData>(pattern: string, options: LiveListOptions<R>): LiveList<R>;
 
   /**
    * Send a client event to the server's handler (`@realtime.on(name)`); resolves with

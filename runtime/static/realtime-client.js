@@ -352,6 +352,16 @@ export class RealtimeClient {
   }
 
   /**
+   * Keep the DOM element `list` showing the records of `pattern` (a collection or one
+   * record), live: a snapshot first (and again after every reconnect), then each
+   * create, update and delete applied in place to that record's element alone. See
+   * docs/client.md "Live lists". Returns a LiveList (`records`, `ready`, `close()`).
+   */
+  liveList(pattern, options = {}) {
+    return new LiveList(this, pattern, options);
+  }
+
+  /**
    * Send a client event to the server's handler (`@realtime.on(name)`). Resolves with
    * the handler's answer; rejects with a RealtimeError: the server's ("bad_request",
    * "forbidden", "internal_error", …), "timeout", or "connection_lost" when the
@@ -1004,6 +1014,180 @@ export class RealtimeClient {
   }
 }
 
+// -- live lists -------------------------------------------------------------------
+
+/** Compare two JSON values as the server's ORDER BY does: nulls first, numbers as
+ * numbers, text (and ISO dates and times) by code unit. */
+function compareValues(a, b) {
+  if (a === b) return 0;
+  if (a == null) return -1;
+  if (b == null) return 1;
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  const x = String(a);
+  const y = String(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** The order of a snapshot's `sort` ("-id", "text", …), the key breaking ties. */
+function orderOf(sort, key) {
+  const field = sort.replace(/^-/, "");
+  const direction = sort.startsWith("-") ? -1 : 1;
+  return (a, b) => direction * (compareValues(a[field], b[field]) || compareValues(a[key], b[key]));
+}
+
+const sameRecord = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * A DOM list kept in step with a subscription. Each record's element is made once by
+ * `render(record)` and marked `data-topic="collection/id"`; an update patches it with
+ * `update(element, record)` when given (so that an edit in progress survives), else
+ * replaces it; a delete removes it; a create is inserted where the order puts it.
+ * Elements of other records are never touched, and a snapshot after a reconnect keeps
+ * the elements of records that did not change.
+ */
+export class LiveList {
+  constructor(client, pattern, options) {
+    const { list, render, update = null, compare = null, empty = null } = options;
+    if (!list || typeof list.insertBefore !== "function") throw new TypeError("liveList: list must be a DOM element");
+    if (typeof render !== "function") throw new TypeError("liveList: render must be a function");
+    this.list = list;
+    this._render = render;
+    this._update = typeof update === "function" ? update : null;
+    this._compare = typeof compare === "function" ? compare : null;
+    this._empty = empty;
+    this._onChange = options.onChange;
+    this._recordId = client.options.recordId;
+    this._items = new Map(); // "collection/id" -> {record, element}, in the list's order
+    this._order = null; // from the snapshot's sort, when no compare is given
+    this._key = "id";
+    this._placeholder = null;
+    this._unsubscribe = client.subscribe(pattern, (event) => this._onEvent(event), {
+      snapshot: true,
+      onSnapshot: (snapshot) => this._onSnapshot(pattern, snapshot),
+      onError: options.onError,
+    });
+    this.ready = this._unsubscribe.ready;
+  }
+
+  /** The records shown, in the list's order. */
+  get records() {
+    return [...this._items.values()].map((item) => item.record);
+  }
+
+  /** Stop following; the list keeps what it shows. */
+  close() {
+    this._unsubscribe();
+  }
+
+  _onSnapshot(pattern, snapshot) {
+    this._key = snapshot.key || "id";
+    this._order = orderOf(snapshot.sort || `-${this._key}`, this._key);
+    const collection = pattern.split("/")[0];
+    const next = new Map();
+    for (const record of snapshot.records) {
+      const topic = `${collection}/${record[this._key]}`;
+      const item = this._items.get(topic);
+      if (item) this._patch(topic, item, record);
+      next.set(topic, item || this._make(topic, record));
+    }
+    for (const [topic, item] of this._items) if (!next.has(topic)) item.element.remove();
+    const ordered = this._compare ? [...next].sort(([, a], [, b]) => this._compare(a.record, b.record)) : [...next];
+    this._items = new Map(ordered);
+    // What the page rendered before the first snapshot goes: the snapshot is the truth.
+    const mine = new Set([...this._items.values()].map((item) => item.element));
+    for (const child of [...this.list.children]) if (!mine.has(child)) child.remove();
+    let previous = null;
+    for (const { element } of this._items.values()) {
+      const expected = previous ? previous.nextSibling : this.list.firstChild;
+      if (element !== expected) this.list.insertBefore(element, expected);
+      previous = element;
+    }
+    this._changed({ action: "snapshot" });
+  }
+
+  _onEvent(event) {
+    if (!("record" in event) || !event.collection) return; // custom events, presence
+    const id = this._recordId(event);
+    if (id == null) return;
+    const topic = `${event.collection}/${id}`;
+    const item = this._items.get(topic);
+    if (event.action === "delete") {
+      if (!item) return;
+      item.element.remove();
+      this._items.delete(topic);
+    } else if (item) {
+      this._patch(topic, item, event.record);
+      this._place(topic, item);
+    } else {
+      const fresh = this._make(topic, event.record);
+      this._items.set(topic, fresh);
+      this._place(topic, fresh);
+    }
+    this._changed(event);
+  }
+
+  _make(topic, record) {
+    const element = this._render(record);
+    element.dataset.topic = topic;
+    return { record, element };
+  }
+
+  _patch(topic, item, record) {
+    if (sameRecord(item.record, record)) return;
+    item.record = record;
+    if (this._update) {
+      this._update(item.element, record);
+      return;
+    }
+    const element = this._render(record);
+    element.dataset.topic = topic;
+    item.element.replaceWith(element);
+    item.element = element;
+  }
+
+  /** Move `item` where the order puts it (after equals: arrival order among them). */
+  _place(topic, item) {
+    const compare = this._compare || this._order;
+    const others = [...this._items].filter(([t]) => t !== topic);
+    let before = null;
+    if (compare) {
+      const next = others.find(([, other]) => compare(item.record, other.record) < 0);
+      before = next ? next[1] : null;
+    }
+    const anchor = before ? before.element : null;
+    if (item.element.nextSibling !== anchor || item.element.parentNode !== this.list) {
+      this.list.insertBefore(item.element, anchor);
+    }
+    const ordered = [];
+    for (const entry of others) {
+      if (entry[1] === before) ordered.push([topic, item]);
+      ordered.push(entry);
+    }
+    if (!before) ordered.push([topic, item]);
+    this._items = new Map(ordered);
+  }
+
+  _changed(change) {
+    this._showEmpty();
+    safeCall(this._onChange, this.records, change);
+  }
+
+  _showEmpty() {
+    if (this._items.size > 0 || this._empty == null) {
+      if (this._placeholder) this._placeholder.remove();
+      this._placeholder = null;
+      return;
+    }
+    if (!this._placeholder) {
+      const empty = this._empty;
+      const tag = this.list.tagName === "UL" || this.list.tagName === "OL" ? "li" : "div";
+      const element = typeof empty === "function" ? empty() : Object.assign(document.createElement(tag), { textContent: String(empty), className: "empty" });
+      this._placeholder = element;
+    }
+    if (this._placeholder.parentNode !== this.list) this.list.append(this._placeholder);
+  }
+}
+
 function errorFrom(frame, pattern) {
   return new RealtimeError(frame.code || "error", frame.message || frame.code, {
     pattern: frame.pattern ?? pattern,
@@ -1013,6 +1197,7 @@ function errorFrom(frame, pattern) {
 }
 
 RealtimeClient.RealtimeError = RealtimeError;
+RealtimeClient.LiveList = LiveList;
 
 // For pages that load this file with <script type="module"> and use a global.
 if (typeof window !== "undefined") window.RealtimeClient = RealtimeClient;

@@ -88,6 +88,7 @@ async def test_snapshot_then_live_with_no_gap(server: LiveServer, users: dict[st
         assert [r["text"] for r in snapshot["records"]] == ["old 2", "old 1", "old 0"]
         assert snapshot["complete"] is True and snapshot["position"]
         assert snapshot["sort"] == "-id"  # newest first unless the subscriber says
+        assert snapshot["key"] == "id"  # the field with each record's topic id
         Message.create(text="new", author=alice)
         event = await client.recv_type("event")
         assert event["record"]["text"] == "new"

@@ -1,0 +1,127 @@
+"""The JS client's live list in Chromium, over WebSocket and SSE: records keyed by
+their topic (a primary key not named id), changes applied in place, untouched elements
+left alone (an edit in progress survives), and a reconnect reconciled by snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.browser.test_client_record_ids import Tag
+from tests.support import LiveServer
+
+SETUP = """async (withUpdate) => {
+    const { RealtimeClient } = await import("/realtime/client.js");
+    const client = new RealtimeClient();
+    window.client = client;
+    const list = document.createElement("ul");
+    list.id = "tags";
+    document.body.append(list);
+    window.renders = 0;
+    window.changes = [];
+    const render = (tag) => {
+        window.renders += 1;
+        const li = document.createElement("li");
+        const input = document.createElement("input");
+        input.value = tag.title;
+        li.append(input);
+        return li;
+    };
+    const update = (li, tag) => { li.querySelector("input").value = tag.title; };
+    window.live = client.liveList("test_browser_tags", {
+        list,
+        render,
+        update: withUpdate ? update : undefined,
+        empty: "No tags.",
+        onChange: (records, change) => window.changes.push(change.action),
+    });
+    await window.live.ready;
+}"""
+
+SHOWN = """() => [...document.querySelectorAll("#tags > li")].map((li) =>
+    li.dataset.topic ? `${li.dataset.topic}=${li.querySelector("input").value}` : li.textContent)"""
+
+
+def shown(page: Page) -> list[str]:
+    result: list[str] = page.evaluate(SHOWN)
+    return result
+
+
+def wait_shown(page: Page, expected: list[str]) -> None:
+    script = f"(expected) => JSON.stringify(({SHOWN})()) === JSON.stringify(expected)"
+    try:
+        page.wait_for_function(script, arg=expected)
+    except Exception:
+        raise AssertionError(f"shown: {shown(page)}, expected {expected}") from None
+
+
+@pytest.mark.parametrize("without_websocket", [False, True], ids=["websocket", "sse"])
+def test_changes_apply_in_place(
+    server: LiveServer, new_page: Callable[..., Page], without_websocket: bool
+) -> None:
+    Tag.create(slug="b", title="bee")
+    Tag.create(slug="a", title="ay")
+    page = new_page(without_websocket=without_websocket)
+    page.goto(f"{server.url}/login")
+    page.evaluate(SETUP, False)
+    transport = page.evaluate("window.client.transport")
+    assert transport == ("sse" if without_websocket else "websocket")
+    # The snapshot's order: newest first by the key (here a slug, descending).
+    assert shown(page) == ["test_browser_tags/b=bee", "test_browser_tags/a=ay"]
+    # An edit in progress in b's element.
+    page.evaluate("""() => {
+        const input = document.querySelector('[data-topic="test_browser_tags/b"] input');
+        input.value = "bee, being edited";
+        input.focus();
+        window.bElement = input.parentNode;
+    }""")
+
+    Tag.create(slug="c", title="sea")
+    a = Tag.get_by_id("a")
+    a.title = "ay again"
+    a.save()
+    wait_shown(
+        page,
+        [
+            "test_browser_tags/c=sea",  # created: placed by the order, at the top
+            "test_browser_tags/b=bee, being edited",  # untouched, edit and all
+            "test_browser_tags/a=ay again",  # updated: re-rendered in its place
+        ],
+    )
+    assert page.evaluate("""() => window.bElement.isConnected
+        && document.activeElement === window.bElement.querySelector("input")""")
+    assert page.evaluate("window.renders") == 4  # b, a, c, and a again: nothing redrawn
+
+    Tag.get_by_id("c").delete_instance()
+    wait_shown(page, ["test_browser_tags/b=bee, being edited", "test_browser_tags/a=ay again"])
+    records = page.evaluate("window.live.records.map((tag) => tag.slug)")
+    assert records == ["b", "a"]
+
+    # Away while things change: the snapshot on reconnect reconciles, keeping b's element.
+    page.evaluate("window.client.close()")
+    Tag.get_by_id("a").delete_instance()
+    Tag.create(slug="d", title="dee")
+    page.evaluate("window.client.connect()")
+    wait_shown(page, ["test_browser_tags/d=dee", "test_browser_tags/b=bee, being edited"])
+    assert page.evaluate("window.bElement.isConnected")
+
+    Tag.delete().execute()  # one statement, two deletes: two events, then the empty list
+    wait_shown(page, ["No tags."])
+    assert page.evaluate("window.changes.filter((c) => c === 'snapshot').length") == 2
+
+
+def test_an_update_function_patches_the_element(
+    server: LiveServer, new_page: Callable[..., Page]
+) -> None:
+    Tag.create(slug="a", title="ay")
+    page = new_page()
+    page.goto(f"{server.url}/login")
+    page.evaluate(SETUP, True)
+    page.evaluate("window.aElement = document.querySelector('[data-topic]')")
+    a = Tag.get_by_id("a")
+    a.title = "patched"
+    a.save()
+    wait_shown(page, ["test_browser_tags/a=patched"])
+    assert page.evaluate("window.aElement.isConnected && window.renders === 1")
