@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import os
 import secrets
@@ -97,7 +96,7 @@ def _ensure_demo_user(config: Config) -> str:
 
 def _serve(config: Config, host: str, port: int) -> int:
     from .app import create_app
-    from .server import serve
+    from .server import run
 
     app = create_app(config)
     demo_login = _ensure_demo_user(config) if config.app.demo else ""
@@ -107,7 +106,7 @@ def _serve(config: Config, host: str, port: int) -> int:
         if demo_login:
             print(f"  Log in at http://{host}:{bound_port}/login  ({demo_login})\n", flush=True)
 
-    asyncio.run(serve(app, host, port, ready=ready))
+    run(app, host, port, ready=ready)
     return 0
 
 
