@@ -95,10 +95,12 @@ def _ensure_demo_user(config: Config) -> str:
 
 
 def _serve(config: Config, host: str, port: int) -> int:
+    """The runtime's own app: the demo while app.demo is true."""
     from .app import create_app
+    from .demo import create_demo_app
     from .server import run
 
-    app = create_app(config)
+    app = create_demo_app(config) if config.app.demo else create_app(config)
     demo_login = _ensure_demo_user(config) if config.app.demo else ""
 
     def ready(bound_port: int) -> None:
