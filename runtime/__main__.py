@@ -1,9 +1,8 @@
-"""Command line: `python -m runtime serve | create-user NAME [--admin]`."""
+"""Command line: `python -m runtime serve [--app module:attribute] | create-user NAME [--admin]`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import os
 import secrets
@@ -30,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the app (what `make run` does)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument(
+        "--app",
+        metavar="MODULE:ATTRIBUTE",
+        help="serve an app of your own: a Quart app or a factory of one, from a module "
+        "imported from the current directory (default: the runtime's own, the demo "
+        "while app.demo is true)",
+    )
     create = commands.add_parser(
         "create-user", help="create a user; the password comes from RUNTIME_PASSWORD or a prompt"
     )
@@ -52,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "create-user":
         return _create_user(config, args.name, admin=args.admin)
+    if args.app is not None:
+        return _serve_app_of_your_own(args.config, args.app, args.host, args.port)
     return _serve(config, args.host, args.port)
 
 
@@ -96,10 +104,16 @@ def _ensure_demo_user(config: Config) -> str:
 
 
 def _serve(config: Config, host: str, port: int) -> int:
+    """The runtime's own app: the demo while app.demo is true."""
     from .app import create_app
-    from .server import serve
+    from .demo import create_demo_app
+    from .server import run
 
-    app = create_app(config)
+    try:
+        app = create_demo_app(config) if config.app.demo else create_app(config)
+    except RuntimeError as exc:  # the demo's pages are not there (an installed wheel)
+        print(f"error: {exc}; or set app.demo = false", file=sys.stderr)
+        return 2
     demo_login = _ensure_demo_user(config) if config.app.demo else ""
 
     def ready(bound_port: int) -> None:
@@ -107,7 +121,30 @@ def _serve(config: Config, host: str, port: int) -> int:
         if demo_login:
             print(f"  Log in at http://{host}:{bound_port}/login  ({demo_login})\n", flush=True)
 
-    asyncio.run(serve(app, host, port, ready=ready))
+    run(app, host, port, ready=ready)
+    return 0
+
+
+def _serve_app_of_your_own(config_path: str, spec: str, host: str, port: int) -> int:
+    """`--app`: never the demo. The app's `create_app()` reads the same configuration:
+    CONFIG names the file for the module imported here."""
+    from .app_loader import AppNotFound, load_app
+    from .server import run
+
+    if Path(config_path).is_file():
+        os.environ["CONFIG"] = os.path.abspath(config_path)
+    else:  # only the default may be absent (checked in main): the defaults, then
+        os.environ.pop("CONFIG", None)
+    try:
+        app = load_app(spec)
+    except AppNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def ready(bound_port: int) -> None:
+        print(f"\n  Serving on http://{host}:{bound_port}/  ({spec})\n", flush=True)
+
+    run(app, host, port, ready=ready)
     return 0
 
 

@@ -1,25 +1,30 @@
-"""The application factory: configuration, database, auth, records API, demo pages."""
+"""The application factory: configuration, database, auth, login pages, records API,
+realtime. The demo is not part of it (see `runtime.demo`)."""
 
 from __future__ import annotations
 
 import datetime
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from quart import Quart, Response, request
+from quart import Quart, Response, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from .api import api_blueprint
 from .auth import LoginLimits, auth_blueprint, current_user
 from .base_model import BaseModel, collections
-from .config import Config, load_config
+from .config import Config, ConfigError, load_config
+from .csrf import csrf_token
 from .db import database, open_database
 from .errors import ApiError, error_body, error_response
+from .pages import login_pages
 from .realtime_extension import Realtime
 from .users import Session, User
 
-__all__ = ["RuntimeState", "create_app"]
+__all__ = ["RuntimeState", "create_app", "default_config"]
 
 log = logging.getLogger("runtime")
 
@@ -47,18 +52,28 @@ class RuntimeState:
         return model in self.models
 
 
+_STATIC = Path(__file__).resolve().parent / "static"
+
+
 def create_app(
     config: Config | None = None,
     *,
     models: Iterable[type[BaseModel]] | None = None,
     realtime: Realtime | None = None,
+    root_path: str | os.PathLike[str] | None = None,
+    login_page: bool = True,
 ) -> Quart:
-    """A runtime app. `models` defaults to every registered collection (and the demo's);
-    `realtime` is the extension with the app's channels and client-event handlers
-    (a new one by default; `Realtime.of(app)` gives it back)."""
-    config = config or load_config()
+    """A runtime app: users and sessions, the records API, realtime, a login page.
+
+    `models` defaults to every registered collection. `realtime` is the extension with
+    the app's channels, client-event handlers and fragments (a new one by default;
+    `Realtime.of(app)` gives it back). `root_path` is the app's folder, where its
+    `templates/` and `static/` are (Quart's defaults); by default the current
+    directory. `login_page=False` leaves `/login` and `/logout` to the app.
+    """
+    config = config or default_config()
     configure_logging(config.app.log_level)
-    app = Quart(__name__)
+    app = Quart(__name__, root_path=os.fspath(root_path or os.getcwd()))
     app.config.update(
         SECRET_KEY=config.app.secret_key,
         SESSION_COOKIE_NAME=config.auth.cookie_name,
@@ -71,10 +86,6 @@ def create_app(
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    if config.app.demo:
-        from . import demo  # registers the demo collections
-
-        app.register_blueprint(demo.pages_blueprint)
     served = set(models) if models is not None else set(collections().values())
     served.add(User)
     state = RuntimeState(config=config, login_limits=LoginLimits(config), models=served)
@@ -85,12 +96,32 @@ def create_app(
 
     app.register_blueprint(auth_blueprint)
     app.register_blueprint(api_blueprint)
+    if login_page:
+        app.register_blueprint(login_pages)
     (realtime or Realtime()).init_app(app)
     app.before_request(_read_whole_body)
     _register_error_handlers(app)
     app.context_processor(lambda: {"current_user": current_user()})
+    app.add_template_global(csrf_token)
+    # Where the client was before apps had static folders of their own (also
+    # /realtime/client.js, as in any app with Realtime).
+    app.add_url_rule("/static/realtime-client.js", "runtime_client_js", _client_js)
     log.debug("app created: env=%s database=%s", config.app.env, config.database.path)
     return app
+
+
+def default_config() -> Config:
+    """The configuration `create_app()` reads when given none, as the command line does:
+    the file the CONFIG environment variable names (which must exist), else
+    `config.toml` in the current directory if there is one, and `RUNTIME_*` variables."""
+    path = os.environ.get("CONFIG")
+    if path and not Path(path).is_file():
+        raise ConfigError(f"CONFIG: no file {path!r}")
+    return load_config(path or "config.toml")
+
+
+async def _client_js() -> Response:
+    return await send_from_directory(_STATIC, "realtime-client.js", mimetype="text/javascript")
 
 
 def configure_logging(level: str) -> None:

@@ -76,8 +76,27 @@ class _CollectionMeta(peewee.ModelBase):
         unknown = set(cls.hidden) - set(cls._meta.fields)
         if unknown:
             raise TypeError(f"{name}.hidden names unknown fields: {sorted(unknown)}")
+        _refuse_name_clash(cls, table)
         _registry[table] = cls
         return cls
+
+
+def _refuse_name_clash(cls: type, table: str) -> None:
+    """One class per collection name: a second one would silently replace the first.
+
+    The same class defined again (a module reloaded) replaces itself.
+    """
+    existing = _registry.get(table)
+    if existing is None:
+        return
+    if (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__):
+        return
+    first = f"{existing.__module__}.{existing.__qualname__}"
+    second = f"{cls.__module__}.{cls.__qualname__}"
+    raise TypeError(
+        f"{second}: table name {table!r} is already the collection of {first}; "
+        "give one of them another Meta.table_name"
+    )
 
 
 class BaseModel(peewee.Model, metaclass=_CollectionMeta):

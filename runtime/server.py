@@ -1,4 +1,8 @@
-"""Serving an app with Hypercorn, stopping cleanly on SIGINT and SIGTERM."""
+"""Serving an app with Hypercorn, stopping cleanly on SIGINT and SIGTERM.
+
+`run(app)` from synchronous code (a script's `if __name__ == "__main__":`, the command
+line); `await serve(app)` from a coroutine already on an event loop.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from quart import Quart
 from . import websocket_limits
 from .access_log import SafeAccessLogger
 
-__all__ = ["serve"]
+__all__ = ["run", "serve"]
 
 log = logging.getLogger("runtime.server")
 
@@ -85,3 +89,23 @@ async def serve(
     finally:
         if own_socket:
             sock.close()
+
+
+def run(
+    app: Quart,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    sock: socket.socket | None = None,
+    ready: Callable[[int], None] | None = None,
+) -> None:
+    """Serve `app` until SIGINT or SIGTERM: `serve()` on an event loop of its own.
+
+    `ready(port)` runs once serving; without it the address is logged (`runtime.server`).
+    """
+
+    def announce(bound_port: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        log.info("serving on http://%s:%d/", shown, bound_port)
+
+    asyncio.run(serve(app, host, port, sock=sock, ready=ready or announce))

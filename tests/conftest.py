@@ -8,9 +8,9 @@ import pytest
 from quart import Quart
 from werkzeug.security import generate_password_hash
 
-from runtime import create_app
 from runtime.config import Config, load_config
 from runtime.db import database
+from runtime.demo import create_demo_app
 from runtime.users import User
 from tests.support import LiveServer
 
@@ -34,7 +34,8 @@ def config(tmp_path: Path, realtime_settings: dict[str, object]) -> Config:
 
 @pytest.fixture
 def app(config: Config) -> Iterator[Quart]:
-    app = create_app(config)
+    """The runtime's own app, as `make run` serves it: the demo and every collection."""
+    app = create_demo_app(config)
     yield app
     database.close()
 

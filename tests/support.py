@@ -122,16 +122,18 @@ class LiveServer:
 class ServerProcess:
     """`python -m runtime serve` in a process of its own (to measure it, or signal it),
     on 127.0.0.1 and a free port, configured by `config` and `RUNTIME_*` variables, run
-    in the config's folder."""
+    in the config's folder; `app` ("module:attribute") serves an app of your own."""
 
-    def __init__(self, config: Path, settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, settings: dict[str, str] | None = None, *, app: str | None = None
+    ) -> None:
         if not config.exists():
             config.write_text("# defaults; RUNTIME_* variables set the rest\n")
         environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
         environ.update(settings or {})
         command = [sys.executable, "-m", "runtime", "--config", str(config)]
         self.process = subprocess.Popen(
-            [*command, "serve", "--port", "0"],
+            [*command, "serve", "--port", "0", *(["--app", app] if app else [])],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

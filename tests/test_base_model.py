@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import peewee
 import pytest
@@ -79,6 +81,42 @@ def test_invalid_declarations_are_refused() -> None:
 
         class BadHidden(BaseModel):
             hidden = ("nope",)
+
+
+def test_a_second_collection_with_the_same_name_is_refused() -> None:
+    """A model of your own never loses silently to another with its table name."""
+    with pytest.raises(TypeError) as refused:
+
+        class Impostor(BaseModel):
+            title = peewee.CharField()
+
+            class Meta:
+                table_name = "test_articles"
+
+    message = str(refused.value)
+    assert "'test_articles'" in message
+    assert "tests.test_base_model.Article" in message and ".Impostor" in message
+    assert collection("test_articles") is Article
+
+
+def test_the_same_class_defined_again_replaces_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reloading a module (a development server's reloader does) defines its classes again."""
+    (tmp_path / "reloaded_collection.py").write_text(
+        "import peewee\n"
+        "from runtime import BaseModel\n\n"
+        "class Reloaded(BaseModel):\n"
+        "    title = peewee.CharField()\n\n"
+        "    class Meta:\n"
+        "        table_name = 'test_reloaded'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("reloaded_collection")
+    first = module.Reloaded
+    importlib.reload(module)
+    assert module.Reloaded is not first
+    assert collection("test_reloaded") is module.Reloaded
 
 
 def test_write_rule_is_a_shorthand_for_the_actions_not_given() -> None:

@@ -4,6 +4,7 @@ over SSE (WebSocket removed from the page)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +28,8 @@ def shout(data: Any, sender: Sender) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(config: Config) -> Iterator[Quart]:
-    app = create_app(config, realtime=realtime)
+def app(config: Config, tmp_path: Path) -> Iterator[Quart]:
+    app = create_app(config, realtime=realtime, root_path=tmp_path)  # no pages of its own
     yield app
     database.close()
 
@@ -62,7 +63,7 @@ def test_emit_publish_and_presence(
     server: LiveServer, new_page: Callable[..., Page], transport: str
 ) -> None:
     page = new_page(without_websocket=transport == "sse")
-    log_in(page, server.url, "alice")
+    log_in(page, server.url, "alice", next_path="/")
     result = page.evaluate(SCRIPT, transport)
     assert result == {
         "transport": transport,

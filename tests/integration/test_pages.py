@@ -10,6 +10,13 @@ import pytest
 from tests.conftest import PASSWORD
 from tests.support import TIMEOUT, LiveServer
 
+# What a browser sends when it loads a page or posts a form.
+PAGE = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def page_client(server: LiveServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=TIMEOUT, headers=PAGE)
+
 
 def csrf(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
@@ -18,7 +25,7 @@ def csrf(html: str) -> str:
 
 
 def test_log_in_and_post_a_message(server: LiveServer) -> None:
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as browser:
+    with page_client(server) as browser:
         page = browser.get("/", follow_redirects=True)
         assert page.status_code == 200 and "No messages yet" in page.text
         assert browser.get("/notes").headers["location"].startswith("/login")
@@ -42,8 +49,8 @@ def test_log_in_and_post_a_message(server: LiveServer) -> None:
 
 def test_notes_page_shows_only_the_owners_notes(server: LiveServer) -> None:
     with (
-        httpx.Client(base_url=server.url, timeout=TIMEOUT) as alice,
-        httpx.Client(base_url=server.url, timeout=TIMEOUT) as bob,
+        page_client(server) as alice,
+        page_client(server) as bob,
     ):
         alice.post("/login", data={"username": "alice", "password": PASSWORD})
         bob.post("/login", data={"username": "bob", "password": PASSWORD})
@@ -72,21 +79,21 @@ HOSTILE_NEXT = [
 
 @pytest.mark.parametrize("next_param", HOSTILE_NEXT)
 def test_next_never_leaves_the_site(server: LiveServer, next_param: str) -> None:
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as browser:
+    with page_client(server) as browser:
         form = browser.get(f"/login?next={next_param}")
         assert form.status_code == 200
-        assert 'action="/login?next=/messages"' in form.text
+        assert 'action="/login?next=/"' in form.text
         login = browser.post(
             f"/login?next={next_param}", data={"username": "alice", "password": PASSWORD}
         )
         assert login.status_code == 302, login.text
-        assert login.headers["location"] == "/messages"
+        assert login.headers["location"] == "/"
         assert browser.get("/auth/me").json()["user"]["username"] == "alice"
 
 
 @pytest.mark.parametrize("next_param", ["/notes", "/notes?view=all#top", "/messages/"])
 def test_next_keeps_a_path_on_the_site(server: LiveServer, next_param: str) -> None:
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as browser:
+    with page_client(server) as browser:
         login = browser.post(
             "/login", params={"next": next_param}, data={"username": "alice", "password": PASSWORD}
         )

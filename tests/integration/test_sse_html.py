@@ -34,7 +34,7 @@ def app(config: Config, tmp_path: Path) -> Iterator[Quart]:
     folder.mkdir()
     for name, text in TEMPLATES.items():
         (folder / name).write_text(text)
-    app = create_app(config)
+    app = create_app(config, root_path=tmp_path)
     app.register_blueprint(Blueprint("fragments", __name__, template_folder=str(folder)))
     realtime = Realtime.of(app)
     realtime.fragment("messages", "message.html")

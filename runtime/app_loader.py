@@ -1,0 +1,61 @@
+"""`--app module:attribute`: finding an app of your own to serve.
+
+The module is imported with the current directory on `sys.path` (as `python -m` and
+Flask's `--app` do); the attribute is a Quart app, or a function that takes no
+arguments and returns one (an application factory). A value that names nothing of the
+kind is an `AppNotFound` with one line saying what is wrong; an exception raised by
+the app's own code while it is imported or built is left as it is, traceback and all.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import sys
+
+from quart import Quart
+
+__all__ = ["AppNotFound", "load_app"]
+
+
+class AppNotFound(Exception):
+    """`--app` names no app: the message is one line for the operator."""
+
+
+def load_app(spec: str) -> Quart:
+    """The Quart app that `spec` (`module:attribute`) names."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise AppNotFound(f"--app {spec!r}: expected module:attribute, e.g. myapp:app")
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise AppNotFound(f"--app {spec!r}: no module named {missing!r} in {here}") from None
+        raise  # the app's own import of something missing: its traceback says where
+    target: object = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise AppNotFound(f"--app {spec!r}: {module_name} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    if isinstance(target, Quart):
+        return target
+    if not inspect.isfunction(target) and not inspect.ismethod(target):
+        kind = type(target).__name__
+        raise AppNotFound(f"--app {spec!r}: {attribute} is a {kind}, not a Quart app or factory")
+    try:
+        inspect.signature(target).bind()
+    except TypeError:
+        raise AppNotFound(
+            f"--app {spec!r}: {attribute}() needs arguments; a factory takes none"
+        ) from None
+    app = target()
+    if not isinstance(app, Quart):
+        kind = type(app).__name__
+        raise AppNotFound(f"--app {spec!r}: {attribute}() returned a {kind}, not a Quart app")
+    return app

@@ -1,0 +1,78 @@
+"""The apps the docs describe, laid out as a reader would lay them out: README's
+`myapp.py` with the views of docs/pages.md, client.md's live page and pages.md's form
+as its templates, and the plain Quart app of docs/events.md."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PASSWORD
+from tests.support import TIMEOUT
+
+__all__ = ["ROOT", "blocks", "commands", "events_app", "my_app"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def blocks(document: str, language: str, *, section: str | None = None) -> list[str]:
+    """The ```language blocks of `document` (a path from the repository's root), only
+    those under the heading `section` when it is given."""
+    text = (ROOT / document).read_text()
+    if section is not None:
+        start = re.search(rf"^#+ {re.escape(section)}$", text, flags=re.MULTILINE)
+        assert start, f"{document}: no section {section!r}"
+        following = re.search(r"^#+ ", text[start.end() :], flags=re.MULTILINE)
+        text = text[start.end() : start.end() + following.start() if following else None]
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def commands(document: str, *, section: str | None = None) -> list[list[str]]:
+    """The commands of the first ```sh block, without their comments."""
+    block = blocks(document, "sh", section=section)[0]
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+
+
+def my_app(folder: Path) -> Path:
+    """README's app, with the views of docs/pages.md, and a user "ann" made as README
+    says; returns its configuration."""
+    (readme_app,) = blocks("README.md", "python", section="Your own app")
+    views = blocks("docs/pages.md", "python")
+    (folder / "myapp.py").write_text("\n\n".join([readme_app, *views]))
+    (folder / "templates").mkdir()
+    (live_page,) = blocks("docs/client.md", "html", section="A server-rendered page")
+    (folder / "templates" / "posts.html").write_text(live_page)
+    (form,) = blocks("docs/pages.md", "html", section="CSRF tokens")
+    (folder / "templates" / "shout.html").write_text(form)
+    config = folder / "config.toml"
+    config.write_text('[app]\nlog_level = "warning"\n')
+    create_user, serve = commands("README.md", section="Your own app")
+    assert create_user == ["python", "-m", "runtime", "create-user", "ann"]
+    assert serve == ["python", "-m", "runtime", "serve", "--app", "myapp:app"]
+    assert commands("docs/pages.md") == [create_user, serve]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    created = subprocess.run(
+        [sys.executable, *create_user[1:]],
+        cwd=folder,
+        env={**environ, "RUNTIME_PASSWORD": PASSWORD},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=TIMEOUT * 6,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    return config
+
+
+def events_app(folder: Path) -> Path:
+    """docs/events.md's plain Quart app as `plain.py`; returns its configuration."""
+    (plain,) = blocks("docs/events.md", "python", section="Realtime in any Quart app")
+    (folder / "plain.py").write_text(plain)
+    config = folder / "config.toml"
+    config.write_text("# the command line's defaults; plain.py configures itself\n")
+    return config
