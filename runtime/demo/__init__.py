@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def create_demo_app(config: Config | None = None) -> Quart:
     """The runtime's own app with the demo's collections and pages."""
     from ..app import create_app
+    from ..realtime_extension import Realtime
     from . import models
     from .views import demo_blueprint
 
@@ -38,7 +39,9 @@ def create_demo_app(config: Config | None = None) -> Quart:
             f"the demo's pages are not in {ROOT / 'templates'}: the demo runs from a "
             "checkout of the repository (serve your own app with --app)"
         )
-    app = create_app(config, root_path=ROOT)
+    realtime = Realtime()
+    realtime.fragment("messages", "fragments/message.html")  # the htmx page's
+    app = create_app(config, root_path=ROOT, realtime=realtime)
     app.register_blueprint(demo_blueprint)
     return app
 

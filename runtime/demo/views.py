@@ -42,6 +42,12 @@ async def messages_page() -> ResponseReturnValue:
     return await render_template("messages.html", messages=list(reversed(list(messages))))
 
 
+@demo_blueprint.get("/htmx")
+async def htmx_page() -> ResponseReturnValue:
+    """The messages live with htmx: fragments rendered by the server, no JS of its own."""
+    return await render_template("htmx.html")
+
+
 @demo_blueprint.post("/messages")
 @csrf_protect
 @login_required
@@ -50,6 +56,8 @@ async def post_message() -> ResponseReturnValue:
     text = form.get("text", "").strip()[:TEXT_LIMIT]
     if text:
         _create(Message(text=text, author=current_user()), current_user())
+    if request.headers.get("HX-Request") == "true":
+        return "", 204  # htmx posted it: the page hears of it as an event, like any other
     return redirect(url_for("demo.messages_page"))
 
 

@@ -1,0 +1,48 @@
+"""The demo's htmx page in a real browser: no JavaScript of its own, the server's HTML
+fragments swapped in by htmx's SSE extension (vendored, no CDN)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from playwright.sync_api import Page, expect
+
+from runtime.demo import Message
+from runtime.users import User
+from tests.browser.conftest import log_in
+from tests.support import LiveServer
+
+
+def test_the_htmx_page_follows_every_change(
+    server: LiveServer, users: dict[str, User], new_page: Callable[..., Page]
+) -> None:
+    old = Message.create(text="already here", author=users["bob"])
+    requests: list[str] = []
+    alice, visitor = new_page(), new_page()
+    for page in (alice, visitor):
+        page.on("request", lambda request: requests.append(request.url))
+    log_in(alice, server.url, "alice", next_path="/htmx")
+    visitor.goto(f"{server.url}/htmx")
+    for page in (alice, visitor):
+        expect(page.locator("#live-state")).to_have_attribute("data-state", "connected")
+        expect(page.locator("#htmx-messages li .text")).to_have_text(["already here"])
+
+    alice.fill("#htmx-post-form input[name=text]", "<b>hello</b> from htmx")
+    alice.press("#htmx-post-form input[name=text]", "Enter")
+    for page in (alice, visitor):  # newest first, the markup shown as text
+        expect(page.locator("#htmx-messages li .text")).to_have_text(
+            ["<b>hello</b> from htmx", "already here"]
+        )
+    expect(alice.locator("#htmx-post-form input[name=text]")).to_have_value("")
+    visitor.evaluate(f"document.getElementById('message-{old.id}').dataset.mark = 'kept'")
+
+    posted = Message.get(Message.text == "<b>hello</b> from htmx")
+    posted.text = "edited in place"
+    posted.save()
+    expect(visitor.locator(f"#message-{posted.id} .text")).to_have_text("edited in place")
+    # Only that record's element was swapped: the other is the same element still.
+    expect(visitor.locator(f"#message-{old.id}")).to_have_attribute("data-mark", "kept")
+
+    old.delete_instance()
+    expect(visitor.locator("#htmx-messages li .text")).to_have_text(["edited in place"])
+    assert all(url.startswith(server.url) for url in requests)  # htmx from us, no CDN
