@@ -14,7 +14,8 @@ from .api import api_blueprint
 from .auth import LoginLimits, auth_blueprint, current_user
 from .base_model import BaseModel, collections
 from .config import Config, load_config
-from .db import database, open_database
+from .database_url import redacted
+from .db import DatabaseUnavailable, database, open_database
 from .errors import ApiError, error_body, error_response
 from .realtime_extension import Realtime
 from .users import Session, User
@@ -75,7 +76,7 @@ def create_app(
     state = RuntimeState(config=config, login_limits=LoginLimits(config), models=served)
     app.extensions["runtime"] = state
 
-    open_database(config.database.path)
+    _open_database(app, config)
     database.create_tables([User, Session, *sorted(served, key=lambda m: m.__name__)])
 
     app.register_blueprint(auth_blueprint)
@@ -84,8 +85,24 @@ def create_app(
     app.before_request(_read_whole_body)
     _register_error_handlers(app)
     app.context_processor(lambda: {"current_user": current_user()})
-    log.debug("app created: env=%s database=%s", config.app.env, config.database.path)
+    log.debug("app created: env=%s database=%s", config.app.env, redacted(config.database.target))
     return app
+
+
+def _open_database(app: Quart, config: Config) -> None:
+    """Open `[database]` (one line naming the key if it cannot be), and close the serving
+    thread's connection when serving stops (PostgreSQL connections are not left to the
+    garbage collector)."""
+    key = "database.url" if config.database.url else "database.path"
+    try:
+        open_database(config.database.target)
+    except DatabaseUnavailable as exc:
+        raise DatabaseUnavailable(f"{key}: {exc}") from None
+
+    @app.after_serving
+    async def _close_database() -> None:
+        if database.obj is not None and not database.in_transaction():
+            database.close()
 
 
 def configure_logging(level: str) -> None:
