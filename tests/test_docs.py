@@ -48,7 +48,10 @@ def run_python_blocks(document: str) -> dict[str, Any]:
     return namespace
 
 
-def test_the_rules_per_action_example_in_models_md(config: Config, own_registry: None) -> None:
+def test_the_rules_per_action_example_in_models_md(
+    config: Config, own_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the examples' SQLite files would go
     post = run_python_blocks("models.md")["Post"]
     app = create_app(config, models=[post])
     try:
