@@ -56,11 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "create-user":
-        return _create_user(config, args.name, admin=args.admin)
-    if args.app is not None:
-        return _serve_app_of_your_own(args.config, args.app, args.host, args.port)
-    return _serve(config, args.host, args.port)
+    from .db import DatabaseUnavailable
+
+    try:
+        if args.command == "create-user":
+            return _create_user(config, args.name, admin=args.admin)
+        if args.app is not None:
+            return _serve_app_of_your_own(args.config, args.app, args.host, args.port)
+        return _serve(config, args.host, args.port)
+    except DatabaseUnavailable as exc:  # one line that names the key and what to do
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _create_user(config: Config, name: str, *, admin: bool) -> int:
@@ -96,6 +102,7 @@ def _ensure_demo_user(config: Config) -> str:
     if User.select().count() == 0:
         password = secrets.token_urlsafe(9)
         create_user("demo", password)
+        credentials.parent.mkdir(parents=True, exist_ok=True)  # var/, also beside PostgreSQL
         credentials.write_text(f"username: demo\npassword: {password}\n")
         credentials.chmod(0o600)
     if credentials.is_file():

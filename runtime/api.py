@@ -15,7 +15,6 @@ from quart import Blueprint, Response, current_app, jsonify, request
 
 from .auth import current_user
 from .base_model import BaseModel, collection
-from .db import database
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from .fields import coerce_field_value, missing_required, parse_record_id
 from .requests import read_body
@@ -162,12 +161,14 @@ async def delete_record(name: str, record_id: str) -> Response:
 
 def _save(record: BaseModel, *, force_insert: bool = False) -> None:
     try:
-        with database.atomic():
+        with record._meta.database.atomic():  # the model's own database, whichever it is
             record.save(force_insert=force_insert)
     except peewee.IntegrityError as exc:
         text = str(exc).lower()
         if "unique" in text:
             raise Conflict("A record with that value already exists.") from None
-        if "not null" in text:
+        if "not null" in text or "not-null" in text:  # SQLite, PostgreSQL
             raise BadRequest("A required field is missing.") from None
         raise BadRequest("The record violates a constraint.") from None
+    except peewee.DataError:  # PostgreSQL: an INTEGER past 32 bits, a NUL in text
+        raise BadRequest("A value does not fit its field in the database.") from None

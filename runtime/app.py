@@ -18,7 +18,8 @@ from .auth import LoginLimits, auth_blueprint, current_user
 from .base_model import BaseModel, collections
 from .config import Config, ConfigError, load_config
 from .csrf import csrf_token
-from .db import database, open_database
+from .database_url import redacted
+from .db import DatabaseUnavailable, database, open_database
 from .errors import ApiError, error_body, error_response
 from .pages import login_pages
 from .realtime_extension import Realtime
@@ -91,7 +92,7 @@ def create_app(
     state = RuntimeState(config=config, login_limits=LoginLimits(config), models=served)
     app.extensions["runtime"] = state
 
-    open_database(config.database.path)
+    _open_database(app, config)
     database.create_tables([User, Session, *sorted(served, key=lambda m: m.__name__)])
 
     app.register_blueprint(auth_blueprint)
@@ -106,7 +107,7 @@ def create_app(
     # Where the client was before apps had static folders of their own (also
     # /realtime/client.js, as in any app with Realtime).
     app.add_url_rule("/static/realtime-client.js", "runtime_client_js", _client_js)
-    log.debug("app created: env=%s database=%s", config.app.env, config.database.path)
+    log.debug("app created: env=%s database=%s", config.app.env, redacted(config.database.target))
     return app
 
 
@@ -122,6 +123,22 @@ def default_config() -> Config:
 
 async def _client_js() -> Response:
     return await send_from_directory(_STATIC, "realtime-client.js", mimetype="text/javascript")
+
+
+def _open_database(app: Quart, config: Config) -> None:
+    """Open `[database]` (one line naming the key if it cannot be), and close the serving
+    thread's connection when serving stops (PostgreSQL connections are not left to the
+    garbage collector)."""
+    key = "database.url" if config.database.url else "database.path"
+    try:
+        open_database(config.database.target)
+    except DatabaseUnavailable as exc:
+        raise DatabaseUnavailable(f"{key}: {exc}") from None
+
+    @app.after_serving
+    async def _close_database() -> None:
+        if database.obj is not None and not database.in_transaction():
+            database.close()
 
 
 def configure_logging(level: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import peewee
 
-from .db import RecordChange, database
+from .db import ChangeTracking, RecordChange, database, tracking_of
 from .json_values import json_value
 from .rules import RULE_NAMES, Rule, UserLike, check_rule, rule_could_pass
 
@@ -230,7 +230,7 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         changed.discard(self._meta.primary_key.name)
         # One transaction even for a lone save: its commit is where its place in the
         # order of events is decided (see runtime.db).
-        with database.write_transaction():
+        with _tracking(type(self)).write_transaction():
             with _rows_returned_to_caller(type(self)) as written:
                 rows = super().save(force_insert=force_insert, only=only)
             if written:
@@ -247,7 +247,7 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         return int(rows or 0)
 
     def delete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
-        with database.write_transaction():
+        with _tracking(type(self)).write_transaction():
             if recursive:  # as Peewee does; the dependants' changes are announced as bulk ones
                 for query, fk in self.dependencies(exclude_null_children=not delete_nullable):
                     if fk.null and not delete_nullable:
@@ -262,7 +262,11 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     def _record(self, action: str, row: dict[str, Any], changed: tuple[str, ...]) -> None:
         change = RecordChange(type(self), action, self.record_id, row, changed)
-        database.record_change(change)
+        _tracking(type(self)).record_change(change)
+
+
+def _tracking(model: type[peewee.Model]) -> ChangeTracking:
+    return tracking_of(model._meta.database, model.__name__)
 
 
 _local = threading.local()
@@ -305,12 +309,13 @@ class _TrackedWrite:
         if self._returning_set_by_caller():
             return super()._execute(database)  # type: ignore[misc]
         model = self.model  # type: ignore[attr-defined]
+        tracking = tracking_of(database, model.__name__)
         # Peewee's own returning() (not ModelInsert's, which picks model rows); it copies.
         query = peewee._WriteQuery.returning(self, *model._meta.sorted_fields)
         query._row_type = peewee.ROW.DICT
         pk = model._meta.primary_key.name
         collector: _Collector | None = getattr(_local, "collector", None)
-        with database.write_transaction():
+        with tracking.write_transaction():
             rows = [dict(row) for row in peewee._WriteQuery._execute(query, database)]
             if collector is not None and collector.model is model and collector.rows is None:
                 collector.rows = rows  # the statement of a save() or delete_instance()
@@ -318,8 +323,8 @@ class _TrackedWrite:
                 changed = self._changed_fields()
                 for row in rows:
                     change = RecordChange(model, self.action, str(row.get(pk)), row, changed)
-                    database.record_change(change)
-        return self._result(rows, pk)
+                    tracking.record_change(change)
+        return self._result(rows, pk, query, database)
 
     def _returning_set_by_caller(self) -> bool:
         return bool(self._returning)  # type: ignore[attr-defined]
@@ -327,7 +332,7 @@ class _TrackedWrite:
     def _changed_fields(self) -> tuple[str, ...]:
         return ()
 
-    def _result(self, rows: list[dict[str, Any]], pk: str) -> Any:
+    def _result(self, rows: list[dict[str, Any]], pk: str, query: Any, database: Any) -> Any:
         return len(rows)  # what UPDATE and DELETE return: the rows affected
 
 
@@ -350,7 +355,16 @@ class _TrackedInsert(_TrackedWrite, peewee.ModelInsert):
         # ModelInsert sets a primary-key RETURNING itself on databases that have it.
         return bool(self._returning) and self._returning != self._pk_returning()
 
-    def _result(self, rows: list[dict[str, Any]], pk: str) -> Any:
+    def _result(self, rows: list[dict[str, Any]], pk: str, query: Any, database: Any) -> Any:
+        # What Peewee's own insert returns (Database.last_insert_id), from the rows.
         if self._as_rowcount:
             return len(rows)
-        return rows[-1].get(pk) if rows else None  # SQLite's last insert id
+        if not database.returning_clause:  # SQLite: the cursor's last row id
+            return rows[-1].get(pk) if rows else None
+        keys = [field.name for field in self.model._meta.get_primary_keys()]
+        if query._query_type == peewee.Insert.SIMPLE:  # one row: its key
+            if not rows:
+                return None  # nothing inserted (a conflict was ignored)
+            return rows[0].get(pk) if len(keys) == 1 else tuple(rows[0].get(k) for k in keys)
+        # several rows: their keys as tuples (what bulk_create reads back)
+        return [tuple(row.get(k) for k in keys) for row in rows]

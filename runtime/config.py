@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from .database_url import postgresql_url
+
 __all__ = [
     "DEFAULT_SECRET_KEY",
     "ApiConfig",
@@ -65,11 +67,22 @@ class AppConfig:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseConfig:
-    path: str = "var/runtime.sqlite3"
+    path: str = "var/runtime.sqlite3"  # SQLite, the default
+    url: str = ""  # postgresql://…: PostgreSQL instead of the SQLite file
 
     def check(self) -> None:
         if not self.path:
             raise ConfigError("database.path: must not be empty")
+        if self.url:
+            try:
+                postgresql_url(self.url)
+            except ValueError as exc:
+                raise ConfigError(f"database.url: {exc}") from None
+
+    @property
+    def target(self) -> str:
+        """What `runtime.db.open_database()` opens: the URL when one is set, else the path."""
+        return self.url or self.path
 
 
 @dataclass(frozen=True, slots=True)

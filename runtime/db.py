@@ -1,191 +1,190 @@
-"""The database, and record changes that are announced only once they commit.
+"""The databases: SQLite by default, PostgreSQL by URL, each announcing committed
+record changes (`runtime.change_tracking`), and the one models use unless they name
+their own.
 
-Models record their changes with `database.record_change()`. Changes made inside a
-transaction wait in a buffer per transaction and savepoint: a savepoint that is released
-hands its changes to the enclosing level, one rolled back drops them, and the outermost
-commit hands them, in order, to every receiver connected with `on_commit.connect()`.
-Outside a transaction a change is committed at once and announced at once.
-
-Peewee keeps connection and transaction state per thread, so the buffers are per thread
-too. One lock spans "commit, then announce": receivers are called under it, so the order
-in which they hear of changes is the order in which the changes committed, whatever
-thread committed them. A receiver must therefore be quick and must never wait for
-another thread (realtime only queues the changes). The same lock lets a reader take a
-snapshot that no commit can slip into (`commits_held()`).
+Models bind to `database` unless they name their own: a proxy that `open_database()`
+points at an SQLite file or a PostgreSQL server at start-up. A collection may instead
+use any tracking database, or a `DatabaseProxy` of one; a plain Peewee database, or a
+proxy never initialized, is refused with one clear line (`DatabaseUnavailable`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import peewee
 
-__all__ = ["RecordChange", "TrackingDatabase", "database", "on_commit", "open_database"]
+from .change_tracking import ChangeTracking, RecordChange, on_commit
+from .database_url import is_database_url, postgresql_url, redacted
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordChange:
-    """One committed create, update or delete of one record."""
-
-    model: type[peewee.Model]
-    action: str  # "create" | "update" | "delete"
-    record_id: str
-    data: dict[str, Any]  # every field's stored value at that moment (hidden ones included)
-    changed: tuple[str, ...] = ()  # for "update": the fields that were written
-
-
-Receiver = Callable[[list[RecordChange]], None]
-
-
-class CommitSignal:
-    """Receivers of committed changes, in Peewee's `connect(receiver)` shape."""
-
-    def __init__(self) -> None:
-        self._receivers: list[Receiver] = []
-
-    def connect(self, receiver: Receiver) -> Receiver:
-        if receiver not in self._receivers:
-            self._receivers.append(receiver)
-        return receiver
-
-    def disconnect(self, receiver: Receiver) -> None:
-        if receiver in self._receivers:
-            self._receivers.remove(receiver)
-
-    def send(self, changes: list[RecordChange]) -> None:
-        for receiver in list(self._receivers):
-            try:
-                receiver(changes)
-            except Exception:
-                # The data is committed whatever a receiver does; never undo the caller's save.
-                log.exception("commit receiver %r failed", receiver)
+__all__ = [
+    "ChangeTracking",
+    "DatabaseUnavailable",
+    "RecordChange",
+    "TrackingDatabase",
+    "TrackingPostgresqlDatabase",
+    "TrackingSqliteDatabase",
+    "bound_to",
+    "database",
+    "on_commit",
+    "open_database",
+    "require_databases",
+    "tracking_database",
+    "tracking_of",
+]
 
 
-on_commit = CommitSignal()
+class DatabaseUnavailable(Exception):
+    """A database cannot be used: not opened, not tracking changes, or not reachable.
+
+    Its message is one line that says which database and what to do.
+    """
 
 
-class _TrackedSavepoint(peewee._savepoint):
-    def _begin(self) -> None:
-        super()._begin()
-        self.db._frames().append([])
-
-    def commit(self, begin: bool = True) -> None:
-        self.db.execute_sql(f"RELEASE SAVEPOINT {self.quoted_sid};")
-        self.db._release_frame()
-        if begin:
-            self._begin()
-
-    def rollback(self, begin: bool = True) -> None:
-        self.db.execute_sql(f"ROLLBACK TO SAVEPOINT {self.quoted_sid};")
-        frames = self.db._frames()
-        if frames:
-            frames.pop()
-        if begin:
-            self._begin()
+class TrackingSqliteDatabase(ChangeTracking, peewee.SqliteDatabase):
+    """SQLite (3.35 or newer, for RETURNING) that announces committed changes."""
 
 
-class TrackingDatabase(peewee.SqliteDatabase):
-    """SQLite with commit-aware change buffers (see the module docstring)."""
+class TrackingPostgresqlDatabase(ChangeTracking, peewee.PostgresqlDatabase):
+    """PostgreSQL that announces committed changes (psycopg 3 preferred, see pyproject)."""
 
-    _commit_lock = threading.RLock()
+    def init(self, database: Any, **kwargs: Any) -> None:
+        # psycopg 3 reads BYTEA as bytes, as SQLite does (psycopg2: memoryview), so rules
+        # see the same types on either database.
+        kwargs.setdefault("prefer_psycopg3", True)
+        super().init(database, **kwargs)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._buffers = threading.local()
-        super().__init__(*args, **kwargs)
-
-    def _frames(self) -> list[list[RecordChange]]:
-        frames: list[list[RecordChange]] | None = getattr(self._buffers, "frames", None)
-        if frames is None:
-            frames = self._buffers.frames = []
-        return frames
-
-    def record_change(self, change: RecordChange) -> None:
-        frames = self._frames()
-        if frames:
-            frames[-1].append(change)
-        else:
-            with self._commit_lock:
-                on_commit.send([change])
-
-    def write_transaction(self) -> contextlib.AbstractContextManager[Any]:
-        """A transaction around one write made outside any, else nothing.
-
-        A write in autocommit mode would commit before its change could be announced,
-        and another thread's commit could be announced in between: inside a
-        transaction, its commit and its announcement are one step under the lock.
-        """
-        if self._frames() or self.in_transaction():
-            return contextlib.nullcontext()
-        atomic: contextlib.AbstractContextManager[Any] = self.atomic()
-        return atomic
-
-    def commits_held(self) -> contextlib.AbstractContextManager[Any]:
-        """No commit of this process completes (nor is announced) while this is held.
-
-        What is read under it is exactly what the changes announced so far made.
-        """
-        return self._commit_lock
-
-    def begin(self, *args: Any, **kwargs: Any) -> None:
-        super().begin(*args, **kwargs)
-        frames = self._frames()
-        frames.clear()  # leftovers of a connection that died mid-transaction
-        frames.append([])
-
-    def commit(self) -> None:
-        with self._commit_lock:
-            super().commit()
-            frames = self._frames()
-            changes = [change for frame in frames for change in frame]
-            frames.clear()
-            if changes:
-                on_commit.send(changes)
-
-    def rollback(self) -> None:
-        super().rollback()
-        self._frames().clear()
-
-    def savepoint(self) -> _TrackedSavepoint:
-        return _TrackedSavepoint(self)
-
-    def _release_frame(self) -> None:
-        frames = self._frames()
-        if not frames:
-            return
-        released = frames.pop()
-        if frames:
-            frames[-1].extend(released)
-        elif released:  # a savepoint outside a transaction commits on release
-            with self._commit_lock:
-                on_commit.send(released)
+    def _commit_is_rollback(self) -> bool:
+        # After an error the transaction is aborted, and PostgreSQL answers COMMIT by
+        # rolling back without an error: its changes must not be announced.
+        conn = self._state.conn
+        adapter = self._adapter
+        return conn is not None and bool(adapter.txn_status(conn) == adapter.txn_inerror)
 
 
-# Models bind to this object; `open_database()` points it at a file at start-up.
-database = TrackingDatabase(None)
+# The name of the SQLite class before PostgreSQL came.
+TrackingDatabase = TrackingSqliteDatabase
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+    "synchronous": "normal",
+}
+
+_NOT_OPEN = (
+    "no database is open: call runtime.db.open_database(path or postgresql:// URL) "
+    "first (create_app() does)"
+)
 
 
-def open_database(path: str) -> TrackingDatabase:
-    """Open (creating its folder) the SQLite file at `path`; ':memory:' is allowed."""
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if not database.is_closed():
-        database.close()
-    database.init(
-        path,
-        pragmas={
-            "journal_mode": "wal",
-            "foreign_keys": 1,
-            "busy_timeout": 5000,
-            "synchronous": "normal",
-        },
+class _DefaultDatabase(peewee.DatabaseProxy):
+    """`database`: a proxy that says what to do when it is used before it is opened."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if self.obj is None:
+            raise AttributeError(f"runtime.db.database: {_NOT_OPEN}")
+        return getattr(self.obj, attr)
+
+
+# Models bind to this proxy unless they name a database of their own; `open_database()`
+# points it at a tracking database at start-up.
+database: peewee.DatabaseProxy = _DefaultDatabase()
+
+
+def tracking_database(target: str) -> ChangeTracking:
+    """A tracking database, not yet connected, for `target`: an SQLite file path
+    (its folder is created; ':memory:' too) or a `postgresql://` URL."""
+    if is_database_url(target):
+        try:
+            url = postgresql_url(target)
+        except ValueError as exc:
+            raise DatabaseUnavailable(str(exc)) from None
+        return TrackingPostgresqlDatabase(url)
+    if target != ":memory:":
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    return TrackingSqliteDatabase(target, pragmas=SQLITE_PRAGMAS)
+
+
+def open_database(target: str) -> ChangeTracking:
+    """Point `database` at `target` (see `tracking_database`) and connect, or raise
+    `DatabaseUnavailable` with one line that says why not."""
+    previous = database.obj
+    if previous is not None and not previous.is_closed():
+        previous.close()
+    opened = tracking_database(target)
+    database.initialize(opened)
+    _connect(opened, f"database {redacted(target)!r}", keep=True)
+    return opened
+
+
+def bound_to(model: type[peewee.Model], db: Any) -> bool:
+    """Whether `model` uses `db` (either of them may be a proxy)."""
+    mine = model._meta.database
+    if mine is db:
+        return True
+    real = db.obj if isinstance(db, peewee.Proxy) else db
+    return real is not None and real is (mine.obj if isinstance(mine, peewee.Proxy) else mine)
+
+
+def tracking_of(db: Any, what: str) -> ChangeTracking:
+    """The tracking database `db` is or points at (a proxy), else `DatabaseUnavailable`
+    with one line, about `what`, that says what to do."""
+    real = db.obj if isinstance(db, peewee.Proxy) else db
+    if isinstance(real, ChangeTracking):
+        return real
+    if real is None and db is database:
+        raise DatabaseUnavailable(f"{what}: {_NOT_OPEN}")
+    if real is None:
+        raise DatabaseUnavailable(
+            f"{what}: its DatabaseProxy was never initialized: call proxy.initialize("
+            "TrackingSqliteDatabase(…) or TrackingPostgresqlDatabase(…)) first"
+        )
+    raise DatabaseUnavailable(
+        f"{what}: a {type(real).__name__} announces no changes: use "
+        "runtime.db.TrackingSqliteDatabase or TrackingPostgresqlDatabase"
     )
-    database.connect(reuse_if_open=True)
-    return database
+
+
+def require_databases(
+    models: Iterable[type[peewee.Model]], given: Any = None, *, who: str = "realtime"
+) -> None:
+    """Each database of `models` (or `given`) tracks changes, was given its name and
+    connects; else `DatabaseUnavailable` names the first that does not, for `who`."""
+    checked: list[ChangeTracking] = []
+    for db, what in _databases(models, given, who):
+        real = tracking_of(db, what)
+        if any(real is seen for seen in checked):
+            continue
+        checked.append(real)
+        if real.deferred:  # type: ignore[attr-defined]
+            raise DatabaseUnavailable(f"{what}: the database was never given a name (init())")
+        _connect(real, what, keep=False)
+
+
+def _databases(
+    models: Iterable[type[peewee.Model]], given: Any, who: str
+) -> Iterable[tuple[Any, str]]:
+    if given is not None:
+        yield given, f"{who}: the database given"
+        return
+    for model in models:
+        yield model._meta.database, f"{who}: collection {model._meta.table_name!r}"
+
+
+def _connect(db: Any, what: str, *, keep: bool) -> None:
+    """Connect on this thread (a connection opened only to try it is closed again)."""
+    opened_here = db.is_closed()
+    try:
+        db.connect(reuse_if_open=True)
+    except peewee.ImproperlyConfigured:
+        raise DatabaseUnavailable(
+            f"{what}: PostgreSQL needs the psycopg driver: pip install 'runtime[postgresql]'"
+        ) from None
+    except peewee.DatabaseError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"{what}: cannot connect: {reason}") from None
+    if opened_here and not keep:
+        db.close()

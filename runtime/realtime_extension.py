@@ -2,7 +2,9 @@
 
 State lives in `app.extensions["realtime"]`; the broker starts and stops with the
 app's serving hooks. Committed record changes and `app.realtime_broadcast()` become
-events; a session that ends closes its connections with 4401.
+events; a session that ends closes its connections with 4401. Serving does not start
+unless the database of the served collections (or the one given) is open and tracks
+changes: one clear line says what is missing, rather than the first subscribe failing.
 
 Change capture: `runtime.db` calls `_on_commit` with each transaction's changes, on the
 committing thread and under the commit lock, so queueing the events there puts them in
@@ -19,7 +21,7 @@ from quart import Quart
 
 from .base_model import BaseModel, collections
 from .config import RealtimeConfig
-from .db import RecordChange, on_commit
+from .db import RecordChange, bound_to, on_commit, require_databases
 from .realtime.backends import backend_from_url
 from .realtime.channels import Channel, ChannelRule
 from .realtime.events import Event, custom_event, record_event
@@ -61,10 +63,15 @@ class Realtime:
         config: RealtimeConfig | None = None,
         models: Iterable[type[BaseModel]] | None = None,
         identify: Identify | None = None,
+        database: Any = None,
     ) -> None:
+        """`models`: the collections served (default: the runtime's, or every one, or
+        those bound to `database` when it is given). `database`: a tracking database or
+        a `DatabaseProxy` of one, checked when serving starts."""
         self._config = config
         self._models = models
         self._identify = identify
+        self._database = database
         # Declared on the extension, for every app it serves (read live by each).
         self.handlers: dict[str, Handler] = {}
         self.channels: dict[str, Channel] = {}
@@ -121,7 +128,7 @@ class Realtime:
     def init_app(self, app: Quart) -> None:
         runtime = app.extensions.get("runtime")
         config = self._config or (runtime.config.realtime if runtime else RealtimeConfig())
-        models = _served_models(self._models, runtime)
+        models = _served_models(self._models, runtime, self._database)
         identify = self._identify or (_runtime_identify if runtime else _anonymous)
         broker = Broker(
             backend_from_url(config.broker, history_size=config.history_size),
@@ -170,6 +177,7 @@ class Realtime:
         @app.before_serving
         async def _start() -> None:
             state.shutting_down = False  # an app may be served again after a shutdown
+            require_databases(models().values(), self._database)
             await broker.start()
             on_commit.connect(on_changes)
             on_session_end.append(on_session_ended)
@@ -189,11 +197,17 @@ class Realtime:
 
 
 def _served_models(
-    models: Iterable[type[BaseModel]] | None, runtime: Any
+    models: Iterable[type[BaseModel]] | None, runtime: Any, database: Any
 ) -> Callable[[], Mapping[str, type[BaseModel]]]:
+    if models is None and runtime is None and database is not None:
+        # The collections of that database, including ones defined later.
+        return lambda: {n: m for n, m in collections().items() if bound_to(m, database)}
     if models is None and runtime is None:
         return collections  # every collection, including ones defined later
-    chosen = models if models is not None else runtime.models
+    chosen = list(models if models is not None else runtime.models)
+    for model in chosen if database is not None else ():
+        if not bound_to(model, database):
+            raise ValueError(f"Realtime: {model.__name__} is bound to another database")
     by_name = {model.collection_name(): model for model in chosen}
     return lambda: by_name
 

@@ -12,6 +12,7 @@ from runtime.config import Config, load_config
 from runtime.db import database
 from runtime.demo import create_demo_app
 from runtime.users import User
+from tests.databases import PostgresServer, start_postgres
 from tests.support import LiveServer
 
 PASSWORD = "correct horse battery"
@@ -24,10 +25,44 @@ def realtime_settings() -> dict[str, object]:
 
 
 @pytest.fixture
-def config(tmp_path: Path, realtime_settings: dict[str, object]) -> Config:
+def backend() -> str:
+    """The database the app runs on: `@both_databases` (tests/databases.py) runs a test
+    on each."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster for the session, started when a test first needs it."""
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_settings(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[dict[str, str]]:
+    """[database] for the test's app: an SQLite file, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        yield {"path": str(tmp_path / "test.sqlite3")}
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    url = server.database()
+    yield {"path": str(tmp_path / "unused.sqlite3"), "url": url}
+    left_open = server.connections(url)
+    server.drop(url)
+    # Each is a ResourceWarning waiting for the garbage collector, in some later test.
+    assert left_open == 0, f"{left_open} PostgreSQL connections left open"
+
+
+@pytest.fixture
+def config(
+    tmp_path: Path, realtime_settings: dict[str, object], database_settings: dict[str, str]
+) -> Config:
     return load_config(None, environ={}).replace(
         app={"env": "test", "secret_key": "test-secret-key-0123456789", "log_level": "warning"},
-        database={"path": str(tmp_path / "test.sqlite3")},
+        database=database_settings,
         realtime=realtime_settings,
     )
 

@@ -26,8 +26,11 @@ def blocks(document: str, language: str, *, section: str | None = None) -> list[
     if section is not None:
         start = re.search(rf"^#+ {re.escape(section)}$", text, flags=re.MULTILINE)
         assert start, f"{document}: no section {section!r}"
-        following = re.search(r"^#+ ", text[start.end() :], flags=re.MULTILINE)
-        text = text[start.end() : start.end() + following.start() if following else None]
+        rest = text[start.end() :]
+        # The next heading outside code (a "# comment" in a block is no heading).
+        fenced = re.sub(r"^```.*?^```", lambda m: " " * len(m[0]), rest, flags=re.M | re.S)
+        following = re.search(r"^#+ ", fenced, flags=re.MULTILINE)
+        text = rest[: following.start() if following else None]
     return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
 
 

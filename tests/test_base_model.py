@@ -10,10 +10,17 @@ import peewee
 import pytest
 from quart import Quart
 
-from runtime import BaseModel
+from runtime import BaseModel, base_model
 from runtime.base_model import collection, collections
-from runtime.db import RecordChange, database, on_commit
+from runtime.db import (
+    DatabaseUnavailable,
+    RecordChange,
+    database,
+    on_commit,
+    tracking_database,
+)
 from runtime.users import User
+from tests.databases import both_databases
 
 
 class Article(BaseModel):
@@ -170,6 +177,7 @@ def test_invalid_action_rules_name_the_class_and_attribute() -> None:
             write_rule = "owner"  # needs an owner_field, as the rules it sets do
 
 
+@both_databases
 def test_rules_and_visibility(users: dict[str, User]) -> None:
     alice, bob, root = users["alice"], users["bob"], users["root"]
     article = Article.create(title="t", writer=alice)
@@ -190,6 +198,7 @@ def test_rules_and_visibility(users: dict[str, User]) -> None:
     assert "password_hash" not in (alice.visible_to(root) or {})
 
 
+@both_databases
 def test_create_update_delete_are_announced(users: dict[str, User], changes: list) -> None:
     article = Article.create(title="one", writer=users["alice"])
     article.title = "two"
@@ -204,6 +213,7 @@ def test_create_update_delete_are_announced(users: dict[str, User], changes: lis
     assert changes[2].data["title"] == "two"  # a delete carries the last state
 
 
+@both_databases
 def test_nothing_for_a_save_that_changes_nothing(app: Quart, changes: list) -> None:
     article = Article.create(title="one")
     changes.clear()
@@ -212,6 +222,7 @@ def test_nothing_for_a_save_that_changes_nothing(app: Quart, changes: list) -> N
     assert changes == []
 
 
+@both_databases
 def test_a_preset_primary_key_is_still_a_create(app: Quart, changes: list) -> None:
     Tagged.create(slug="preset")
     Tagged(slug="other").save(force_insert=True)
@@ -221,6 +232,7 @@ def test_a_preset_primary_key_is_still_a_create(app: Quart, changes: list) -> No
     ]
 
 
+@both_databases
 def test_only_after_commit_and_in_commit_order(app: Quart, changes: list) -> None:
     with database.atomic():
         Article.create(title="a")
@@ -229,6 +241,7 @@ def test_only_after_commit_and_in_commit_order(app: Quart, changes: list) -> Non
     assert summary(changes) == [("test_articles", "create", "a"), ("test_articles", "create", "b")]
 
 
+@both_databases
 def test_rolled_back_transaction_emits_nothing(app: Quart, changes: list) -> None:
     with pytest.raises(RuntimeError), database.atomic():
         Article.create(title="lost")
@@ -241,6 +254,7 @@ def test_rolled_back_transaction_emits_nothing(app: Quart, changes: list) -> Non
     assert [a.title for a in Article.select()] == ["kept"]
 
 
+@both_databases
 def test_savepoints(app: Quart, changes: list) -> None:
     with database.atomic():
         Article.create(title="outer")
@@ -265,6 +279,7 @@ def test_savepoints(app: Quart, changes: list) -> None:
     assert changes == []
 
 
+@both_databases
 def test_manual_commit_mid_transaction(app: Quart, changes: list) -> None:
     with database.atomic() as txn:
         Article.create(title="first")
@@ -274,6 +289,7 @@ def test_manual_commit_mid_transaction(app: Quart, changes: list) -> None:
     assert len(changes) == 2
 
 
+@both_databases
 def test_a_failing_receiver_does_not_undo_the_save(app: Quart, changes: list) -> None:
     def broken(batch: list[RecordChange]) -> None:
         raise RuntimeError("receiver bug")
@@ -286,6 +302,7 @@ def test_a_failing_receiver_does_not_undo_the_save(app: Quart, changes: list) ->
     assert Article.select().count() == 1 and len(changes) == 1
 
 
+@both_databases
 def test_bulk_queries_announce_each_row(users: dict[str, User], changes: list) -> None:
     alice = users["alice"]
     Article.insert_many([{"title": "a"}, {"title": "b"}]).execute()
@@ -311,6 +328,7 @@ def test_bulk_queries_announce_each_row(users: dict[str, User], changes: list) -
     assert [c.data["title"] for c in changes] == ["x", "y"]
 
 
+@both_databases
 def test_bulk_queries_in_a_rolled_back_transaction(app: Quart, changes: list) -> None:
     with database.atomic() as txn:
         Article.insert_many([{"title": "a"}, {"title": "b"}]).execute()
@@ -319,6 +337,7 @@ def test_bulk_queries_in_a_rolled_back_transaction(app: Quart, changes: list) ->
     assert changes == []
 
 
+@both_databases
 def test_save_and_delete_are_announced_once(users: dict[str, User], changes: list) -> None:
     article = Article.create(title="once")
     article.title = "twice?"
@@ -327,6 +346,7 @@ def test_save_and_delete_are_announced_once(users: dict[str, User], changes: lis
     assert [c.action for c in changes] == ["create", "update", "delete"]
 
 
+@both_databases
 def test_recursive_delete_announces_the_dependants(users: dict[str, User], changes: list) -> None:
     alice = users["alice"]
     Article.create(title="mine", writer=alice)
@@ -337,3 +357,102 @@ def test_recursive_delete_announces_the_dependants(users: dict[str, User], chang
         ("users", "delete"),
     ]
     assert changes[0].changed == ("writer",) and changes[0].data["writer"] is None
+
+
+@both_databases
+def test_what_is_announced_is_what_an_aborted_transaction_kept(app: Quart, changes: list) -> None:
+    """After an error, SQLite keeps the transaction's other statements, while
+    PostgreSQL aborts the transaction and answers COMMIT by rolling it all back: either
+    way the events are exactly the rows that are there afterwards."""
+    Tagged.create(slug="taken")
+    changes.clear()
+    with database.atomic():
+        Article.create(title="before the error")
+        with pytest.raises(peewee.IntegrityError):
+            Tagged.create(slug="taken")
+    assert [c.data["title"] for c in changes] == [a.title for a in Article.select()]
+
+
+@both_databases
+def test_savepoints_however_they_are_opened(app: Quart, changes: list) -> None:
+    """Through a DatabaseProxy (whose savepoints are Peewee's own), and in raw SQL."""
+    proxy = peewee.DatabaseProxy()
+    proxy.initialize(database.obj)
+    with proxy.atomic():
+        Article.create(title="outer")
+        with proxy.atomic() as savepoint:
+            Article.create(title="rolled back")
+            savepoint.rollback()
+            Article.create(title="after the rollback")
+        database.execute_sql('SAVEPOINT "raw"')
+        Article.create(title="raw, rolled back")
+        database.execute_sql("rollback to savepoint raw")  # unquoted names fold
+        Article.create(title="raw, kept")
+        database.execute_sql('RELEASE SAVEPOINT "raw"')
+    kept = ["outer", "after the rollback", "raw, kept"]
+    assert [c.data["title"] for c in changes] == kept
+    assert sorted(a.title for a in Article.select()) == sorted(kept)
+
+
+@both_databases
+def test_bulk_create_gets_its_keys_back_where_the_database_returns_them(
+    app: Quart, changes: list
+) -> None:
+    articles = [Article(title="x"), Article(title="y")]
+    Article.bulk_create(articles)
+    ids = [c.data["id"] for c in changes]
+    assert ids == [a.id for a in Article.select().order_by(Article.id)]
+    if database.returning_clause:  # PostgreSQL: Peewee sets them, as without capture
+        assert [a.id for a in articles] == ids
+    assert Article.insert_many([{"title": "z"}]).on_conflict_ignore().execute() is not None
+
+
+@both_databases
+def test_a_model_on_a_database_of_its_own(
+    app: Quart,
+    changes: list,
+    database_settings: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(base_model, "_registry", collections())  # the next apps serve it not
+    own = peewee.DatabaseProxy()
+
+    class OwnThing(BaseModel):
+        name = peewee.CharField()
+
+        class Meta:
+            database = own
+            table_name = "test_own_things"
+
+    with pytest.raises(DatabaseUnavailable, match=r"OwnThing: its DatabaseProxy was never"):
+        OwnThing.create(name="too early")
+    tracked = tracking_database(database_settings.get("url") or database_settings["path"])
+    own.initialize(tracked)
+    try:
+        own.create_tables([OwnThing])
+        with own.atomic():
+            thing = OwnThing.create(name="a")
+            thing.name = "b"
+            thing.save()
+        assert [(c.model, c.action, c.data["name"]) for c in changes] == [
+            (OwnThing, "create", "a"),
+            (OwnThing, "update", "b"),
+        ]
+        own.initialize(peewee.SqliteDatabase(":memory:"))
+        with pytest.raises(DatabaseUnavailable, match=r"a SqliteDatabase announces no changes"):
+            OwnThing.create(name="not tracked")
+    finally:
+        tracked.close()
+        own.initialize(None)
+
+
+def test_the_default_database_says_how_to_open_it() -> None:
+    previous = database.obj
+    database.initialize(None)
+    try:
+        with pytest.raises(DatabaseUnavailable, match=r"call runtime.db.open_database"):
+            Article.create(title="nowhere")
+        with pytest.raises(AttributeError, match=r"no database is open"):
+            database.atomic().__enter__()
+    finally:
+        database.initialize(previous)

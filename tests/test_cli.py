@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import TIMEOUT
+import httpx
+
+from tests.databases import PostgresServer
+from tests.support import TIMEOUT, ServerProcess
 
 
 def run(
@@ -80,3 +83,25 @@ def test_a_config_file_that_is_not_there_is_an_error(tmp_path: Path) -> None:
         result.stderr.strip()
         == f"configuration error: --config: no file {str(tmp_path / 'nope.toml')!r}"
     )
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    url = "postgresql://app:hunter2-secret@127.0.0.1:1/nothing_here"  # nothing listens
+    for args in (("serve",), ("create-user", "erin")):
+        result = run(tmp_path, *args, RUNTIME_DATABASE_URL=url, RUNTIME_PASSWORD="pw")
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: database.url"), lines
+        assert "hunter2-secret" not in result.stderr  # the password is never shown
+
+
+def test_the_demo_on_postgresql_starts_in_a_fresh_folder(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    url = postgres.database()
+    try:
+        with ServerProcess(tmp_path / "config.toml", {"RUNTIME_DATABASE_URL": url}) as server:
+            assert httpx.get(f"{server.url}/login", timeout=TIMEOUT).status_code == 200
+        assert "username: demo" in (tmp_path / "var" / "demo-credentials.txt").read_text()
+    finally:
+        postgres.drop(url)

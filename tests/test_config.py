@@ -115,3 +115,27 @@ def test_replace_validates() -> None:
     assert config.replace(api={"page_size": 5}).api.page_size == 5
     with pytest.raises(ConfigError, match=r"api\.page_size"):
         config.replace(api={"page_size": -1})
+
+
+def test_a_postgresql_url_replaces_the_sqlite_file() -> None:
+    assert load_config(None, environ={}).database.target == "var/runtime.sqlite3"
+    url = "postgres://app:s3cret@db.internal:5432/app?sslmode=require"
+    config = load_config(None, environ={"RUNTIME_DATABASE_URL": url})
+    assert config.database.url == url and config.database.target == url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://app:s3cret@db/app", "expected a URL like postgresql://"),
+        ("sqlite:///var/app.sqlite3", "SQLite is database.path"),
+        ("postgresql://app:s3cret@db:port/app", "expected a URL like postgresql://"),
+        ("postgresql://app:s3cret@db:5432/", "no database name"),
+    ],
+)
+def test_a_bad_database_url_is_one_line_without_its_password(url: str, message: str) -> None:
+    with pytest.raises(ConfigError) as failure:
+        load_config(None, environ={"RUNTIME_DATABASE_URL": url})
+    text = str(failure.value)
+    assert text.startswith("database.url: ") and message in text
+    assert "s3cret" not in text and "\n" not in text

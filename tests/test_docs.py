@@ -14,6 +14,8 @@ from runtime.config import Config, load_config
 from runtime.db import database
 from runtime.users import User
 from tests.conftest import PASSWORD, PASSWORD_HASH
+from tests.docs_apps import blocks
+from tests.realtime_client import Client
 from tests.support import TIMEOUT, LiveServer, assert_error
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -53,7 +55,10 @@ def run_python_blocks(document: str) -> dict[str, Any]:
     return namespace
 
 
-def test_the_rules_per_action_example_in_models_md(config: Config, own_registry: None) -> None:
+def test_the_rules_per_action_example_in_models_md(
+    config: Config, own_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the examples' SQLite files would go
     post = run_python_blocks("models.md")["Post"]
     app = create_app(config, models=[post])
     try:
@@ -82,3 +87,29 @@ def log_in(server: LiveServer, username: str) -> httpx.Client:
     c = httpx.Client(base_url=server.url, timeout=TIMEOUT)
     assert c.post("/auth/login", json={"username": username, "password": PASSWORD}).is_success
     return c
+
+
+async def test_the_realtime_in_any_quart_app_example_in_events_md(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_registry: None
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where the example's SQLite file goes
+    (block,) = blocks("docs/events.md", "python", section="Realtime in any Quart app")
+    example: dict[str, Any] = {"__name__": "docs_events_md"}
+    exec(compile(block, "docs/events.md", "exec"), example)
+    app, db = example["app"], example["db"]
+    try:
+        with LiveServer(app) as server:
+            origin = {"Origin": "https://example.com"}
+            async with await Client.connect(server, headers=origin) as client:
+                reply = await client.ok_subscribe("posts", snapshot=True)
+                assert reply["snapshot"]["records"] == []
+                async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+                    created = (await http.post("/posts", json={"title": "hello"})).json()
+                event = await client.recv_type("event")
+                assert event["topic"] == f"posts/{created['id']}"
+                assert event["record"] == {"id": created["id"], "title": "hello"}
+                # Only the collections of that database are served.
+                refused = await client.subscribe("messages")
+                assert refused["type"] == "error" and refused["code"] == "forbidden"
+    finally:
+        db.close()

@@ -62,4 +62,4 @@ async def test_the_plain_quart_app_of_events_md(tmp_path: Path) -> None:
             event = await visitor.recv_type("event")
             assert event["topic"] == f"posts/{added.json()['id']}"
             assert event["record"]["title"] == "hello"
-    assert (tmp_path / "var" / "plain.sqlite3").is_file()
+    assert (tmp_path / "board.sqlite3").is_file()  # its own database, where it said

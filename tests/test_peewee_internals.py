@@ -23,12 +23,26 @@ class _Thing(BaseModel):
         table_name = "test_internal_things"
 
 
-def test_savepoints_can_be_subclassed_as_runtime_db_does() -> None:
-    assert inspect.isclass(peewee._savepoint), "peewee._savepoint is gone"
-    for name in ("_begin", "commit", "rollback"):
-        assert callable(getattr(peewee._savepoint, name, None)), f"_savepoint.{name} is gone"
+def test_savepoints_are_statements_through_execute_sql() -> None:
+    """runtime/db.py follows savepoints by the statements that open, release and roll
+    them back, which Peewee sends through `execute_sql` (also for a DatabaseProxy)."""
     source = inspect.getsource(peewee._savepoint)
-    assert "quoted_sid" in source and "self.db" in source, "_savepoint changed shape"
+    for statement in ("SAVEPOINT %s", "RELEASE SAVEPOINT %s", "ROLLBACK TO SAVEPOINT %s"):
+        assert f"self.db.execute_sql('{statement};'" in source, f"{statement} is sent otherwise"
+    assert "self.execute_sql(" in inspect.getsource(peewee.Database.execute)
+    for name in ("begin", "commit", "rollback", "execute_sql", "in_transaction", "atomic"):
+        assert callable(getattr(peewee.Database, name, None)), f"Database.{name} is gone"
+    assert "obj" in peewee.Proxy.__slots__, "a proxy no longer keeps its database in .obj"
+
+
+def test_postgresql_has_what_tracking_uses() -> None:
+    """Which driver, and whether COMMIT will roll back (an aborted transaction)."""
+    assert "prefer_psycopg3" in inspect.getsource(peewee.PostgresqlDatabase.init)
+    for adapter in (peewee.Psycopg2Adapter, peewee.Psycopg3Adapter):
+        assert callable(getattr(adapter, "txn_status", None)), f"{adapter.__name__}.txn_status"
+    assert hasattr(peewee.Psycopg3Adapter, "txn_inerror"), "Psycopg3Adapter.txn_inerror is gone"
+    db = peewee.PostgresqlDatabase(None)
+    assert hasattr(db, "_adapter") and hasattr(db._state, "conn")
 
 
 def test_write_queries_have_what_tracked_writes_use() -> None:
@@ -42,6 +56,10 @@ def test_write_queries_have_what_tracked_writes_use() -> None:
     for name in ("_returning", "_row_type", "_as_rowcount"):
         assert hasattr(insert, name), f"ModelInsert.{name} is gone"
     assert callable(getattr(insert, "_pk_returning", None)), "ModelInsert._pk_returning is gone"
+    # What an insert returns where the database has RETURNING (bulk_create reads it).
+    assert insert._query_type == peewee.Insert.SIMPLE
+    assert _Thing.insert_many([{"name": "x"}])._query_type == peewee.Insert.MULTI
+    assert "zip(res, batch)" in inspect.getsource(peewee.Model.bulk_create)
 
 
 def test_a_model_built_without_defaults_holds_only_what_it_was_given() -> None:

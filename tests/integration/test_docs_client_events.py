@@ -48,12 +48,12 @@ async def test_the_client_events_example_runs(
                 await visitor.send({"type": "emit", "id": "v", "name": "roll", "data": {}})
                 refused = await visitor.recv_type("error")
                 assert (refused["id"], refused["code"]) == ("v", "forbidden")
-                messages = await alice.ok_subscribe("messages")  # presence on a collection
-                assert messages["presence"] == []  # her own arrival comes next, as an event
+                cards = await alice.ok_subscribe("cards")  # presence on a collection
+                assert cards["presence"] == []  # her own arrival comes next, as an event
                 join = await alice.recv_type("event")
                 assert (join["action"], join["topic"], join["user"]["username"]) == (
                     "join",
-                    "messages",
+                    "cards",
                     "alice",
                 )
     finally:

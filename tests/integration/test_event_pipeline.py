@@ -5,11 +5,13 @@ stay with one reader, and the record's topic in every event."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import decimal
 import logging
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -20,8 +22,37 @@ from runtime import BaseModel
 from runtime.db import database
 from runtime.demo import Message
 from runtime.users import User
+from tests.databases import both_databases
 from tests.realtime_client import Client, api_session
 from tests.support import TIMEOUT, LiveServer
+
+
+@contextlib.contextmanager
+def statements_on_the_loop(server: LiveServer, trace: Callable[[str], None]) -> Iterator[None]:
+    """`trace(sql)` for each statement the server's loop thread sends, as it starts (on
+    either database: the tracking database's own execute_sql, wrapped)."""
+    loop_thread = server.call(threading.current_thread)
+    real = database.obj
+    execute_sql = real.execute_sql
+
+    def traced(sql: str, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is loop_thread:
+            trace(sql)
+        return execute_sql(sql, *args, **kwargs)
+
+    real.execute_sql = traced
+    try:
+        yield
+    finally:
+        del real.execute_sql
+
+
+def locked_transaction(backend: str, counter: Counter) -> tuple[Any, Callable[[], Counter]]:
+    """A transaction that holds the counter from its first read, and that read."""
+    if backend == "sqlite":  # the database's write lock, taken at BEGIN
+        return database.atomic("IMMEDIATE"), lambda: Counter.get_by_id(counter.id)
+    query = Counter.select().where(Counter.id == counter.id).for_update()  # the row's lock
+    return database.atomic(), query.get
 
 
 class Counter(BaseModel):
@@ -139,6 +170,7 @@ class Slugged(BaseModel):
         table_name = "test_slugged"
 
 
+@both_databases
 async def test_a_worker_commit_before_the_apis_is_published_before_it(
     server: LiveServer, users: dict[str, User]
 ) -> None:
@@ -149,7 +181,7 @@ async def test_a_worker_commit_before_the_apis_is_published_before_it(
     api_waits = threading.Event()
     worker_wrote = threading.Event()
 
-    def trace(sql: str) -> None:  # the loop thread's statements, as they start
+    def trace(sql: str) -> None:
         if sql.startswith("UPDATE") and '"messages"' in sql:
             api_waits.set()
 
@@ -159,12 +191,12 @@ async def test_a_worker_commit_before_the_apis_is_published_before_it(
             mine.text = "worker"
             mine.save()
             worker_wrote.set()
-            # Hold the write lock until the API's UPDATE is waiting for it.
+            # Hold the write lock (SQLite) or the row's (PostgreSQL) until the API's
+            # UPDATE is waiting for it.
             assert api_waits.wait(TIMEOUT)
         database.close()
 
-    server.call(lambda: database.connection().set_trace_callback(trace))
-    try:
+    with statements_on_the_loop(server, trace):
         async with await Client.connect(server) as watcher, api_session(server, "alice") as alice:
             await watcher.ok_subscribe(f"messages/{message.id}")
             thread = threading.Thread(target=worker)
@@ -178,11 +210,12 @@ async def test_a_worker_commit_before_the_apis_is_published_before_it(
             events = await watcher.events(2)
             assert [e["record"]["text"] for e in events] == ["worker", "api"]
             assert Message.get_by_id(message.id).text == "api"  # what the row ended with
-    finally:
-        server.call(lambda: database.connection().set_trace_callback(None))
 
 
-async def test_events_of_many_threads_leave_in_commit_order(server: LiveServer) -> None:
+@both_databases
+async def test_events_of_many_threads_leave_in_commit_order(
+    server: LiveServer, backend: str
+) -> None:
     """Threads increment one counter, each commit one step: the values the events carry
     must be 1, 2, 3 … in the order they arrive."""
     counter = Counter.create()
@@ -195,8 +228,9 @@ async def test_events_of_many_threads_leave_in_commit_order(server: LiveServer) 
 
     def read_modify_write() -> None:  # save() in a transaction that locks at once
         for _ in range(rounds):
-            with database.atomic("IMMEDIATE"):
-                row = Counter.get_by_id(counter.id)
+            transaction, read = locked_transaction(backend, counter)
+            with transaction:
+                row = read()
                 row.value += 1
                 row.save()
         database.close()
@@ -240,8 +274,9 @@ def _typed(label: str, owner: User, *, published: datetime.datetime) -> Typed:
     return typed
 
 
+@both_databases
 async def test_rules_see_real_field_values_on_both_paths(
-    server: LiveServer, users: dict[str, User]
+    server: LiveServer, users: dict[str, User], backend: str
 ) -> None:
     alice = users["alice"]
     past = datetime.datetime.now() - datetime.timedelta(days=1)
@@ -290,7 +325,8 @@ async def test_rules_see_real_field_values_on_both_paths(
     async with api_session(server, "alice") as http:
         response = await http.get(f"/api/collections/test_typed/records/{visible_one.id}")
     assert response.json() == sent
-    assert sent["price"] == "12.5" and sent["blob"] == "AAFiaW5hcnk=" and sent["flag"] is True
+    kept = "12.5" if backend == "sqlite" else "12.50"  # NUMERIC(10, 2) keeps the scale
+    assert sent["price"] == kept and sent["blob"] == "AAFiaW5hcnk=" and sent["flag"] is True
     assert visible_one.price == decimal.Decimal("12.5") and visible_one.flag is True
 
 
@@ -356,6 +392,7 @@ async def test_snapshot_order_and_limit(server: LiveServer, users: dict[str, Use
             assert reply["type"] == "error" and reply["code"] == "bad_request", reply
 
 
+@both_databases
 async def test_snapshots_and_live_events_meet_without_gap_or_duplicate(
     server: LiveServer, users: dict[str, User]
 ) -> None:
@@ -426,6 +463,7 @@ async def test_custom_data_is_copied_when_broadcast(server: LiveServer) -> None:
         app.realtime_broadcast("deep", deep)
 
 
+@both_databases
 async def test_no_commit_completes_while_a_snapshot_is_read(
     server: LiveServer, users: dict[str, User]
 ) -> None:
@@ -439,7 +477,7 @@ async def test_no_commit_completes_while_a_snapshot_is_read(
         Message.create(text="during", author=alice)
         database.close()
 
-    def trace(sql: str) -> None:  # the loop thread's statements, as they start
+    def trace(sql: str) -> None:
         if sql.startswith("SELECT") and '"messages"' in sql and "worker" not in outcome:
             worker = outcome["worker"] = threading.Thread(target=commit_during_the_snapshot)
             worker.start()
@@ -447,17 +485,16 @@ async def test_no_commit_completes_while_a_snapshot_is_read(
             worker.join(0.5)
             outcome["waited"] = worker.is_alive()
 
-    server.call(lambda: database.connection().set_trace_callback(trace))
     try:
-        async with await Client.connect(server) as client:
-            reply = await client.ok_subscribe("messages", snapshot=True)
-            assert [r["text"] for r in reply["snapshot"]["records"]] == ["before"]
-            event = await client.recv_type("event")
-            assert event["record"]["text"] == "during"
-            position = reply["snapshot"]["position"]
-            assert int(event["id"].rsplit("-", 1)[1]) == int(position.rsplit("-", 1)[1]) + 1
+        with statements_on_the_loop(server, trace):
+            async with await Client.connect(server) as client:
+                reply = await client.ok_subscribe("messages", snapshot=True)
+                assert [r["text"] for r in reply["snapshot"]["records"]] == ["before"]
+                event = await client.recv_type("event")
+                assert event["record"]["text"] == "during"
+                position = reply["snapshot"]["position"]
+                assert int(event["id"].rsplit("-", 1)[1]) == int(position.rsplit("-", 1)[1]) + 1
     finally:
-        server.call(lambda: database.connection().set_trace_callback(None))
         await asyncio.to_thread(outcome["worker"].join, TIMEOUT)
     assert outcome["waited"] is True
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD
+from tests.databases import both_databases
 from tests.support import TIMEOUT, LiveServer, assert_error
 
 
@@ -125,6 +126,7 @@ def test_tampered_cookie_is_ignored(server: LiveServer) -> None:
         assert_error(c.get("/auth/me"), 401, "unauthorized")
 
 
+@both_databases
 def test_messages_crud(server: LiveServer) -> None:
     records = "/api/collections/messages/records"
     with logged_in(server, "alice") as alice, client(server) as visitor:
@@ -145,6 +147,7 @@ def test_messages_crud(server: LiveServer) -> None:
         assert_error(alice.delete(url), 404, "not_found")
 
 
+@both_databases
 def test_paging(server: LiveServer) -> None:
     records = "/api/collections/messages/records"
     with logged_in(server, "alice") as alice:
@@ -164,6 +167,7 @@ def test_paging(server: LiveServer) -> None:
             assert_error(alice.get(records, params=params), 400, "bad_request")
 
 
+@both_databases
 def test_notes_are_owner_only(server: LiveServer) -> None:
     records = "/api/collections/notes/records"
     with logged_in(server, "alice") as alice, logged_in(server, "bob") as bob:
@@ -179,6 +183,7 @@ def test_notes_are_owner_only(server: LiveServer) -> None:
         assert_error(visitor.get(records), 401, "unauthorized")
 
 
+@both_databases
 def test_hidden_fields_never_leave_the_server(server: LiveServer) -> None:
     with logged_in(server, "alice") as alice, logged_in(server, "root") as root:
         me = alice.get("/api/collections/users/records/1")
@@ -215,6 +220,7 @@ def test_record_validation(server: LiveServer, body: dict[str, object], code: st
         assert_error(alice.post("/api/collections/messages/records", json=body), 400, code)
 
 
+@both_databases
 def test_errors_are_json_everywhere(server: LiveServer) -> None:
     with logged_in(server, "alice") as c:
         assert_error(c.get("/api/collections/nope/records"), 404, "not_found")
@@ -236,3 +242,15 @@ def test_errors_are_json_everywhere(server: LiveServer) -> None:
         assert_error(
             c.post("/api/collections/messages/records", data={"text": "form"}), 400, "bad_request"
         )
+
+
+@both_databases
+def test_values_the_database_cannot_keep_are_bad_requests(server: LiveServer, backend: str) -> None:
+    records = "/api/collections/messages/records"
+    with logged_in(server, "alice") as alice:
+        nul = alice.post(records, json={"text": "a\u0000b"})
+        if backend == "postgresql":  # its text has no NUL character
+            assert_error(nul, 400, "bad_request")
+        else:
+            assert nul.status_code == 201 and nul.json()["text"] == "a\x00b"
+        assert_error(alice.get(f"{records}/{2**40}"), 404, "not_found")  # past a 32-bit id

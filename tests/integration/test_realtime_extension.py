@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import peewee
 import pytest
+from hypercorn.utils import LifespanFailureError
 from quart import Quart, request
 
 from runtime import BaseModel, Realtime
 from runtime.config import RealtimeConfig
-from runtime.db import database, open_database
+from runtime.db import (
+    DatabaseUnavailable,
+    TrackingPostgresqlDatabase,
+    TrackingSqliteDatabase,
+    database,
+    open_database,
+)
 from tests.realtime_client import Client
 from tests.support import LiveServer
 
@@ -87,3 +96,36 @@ async def test_events_and_broadcasts_in_a_plain_quart_app(plain_app: Quart) -> N
             )
             assert (await ann.recv_type("event"))["id"] == event_id
             await anonymous.expect_silence()
+
+
+def test_serving_does_not_start_on_a_database_never_initialized(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The observed case: no database open, and the browser only saw closes. Now start-up
+    fails, with one line that says what to do."""
+    app = Quart("unopened")
+    Realtime(app, database=peewee.DatabaseProxy())
+    server = LiveServer(app)
+    try:
+        with caplog.at_level(logging.CRITICAL), pytest.raises(LifespanFailureError) as failure:
+            server.start()
+    finally:
+        server.stop()
+    assert "realtime: the database given: its DatabaseProxy was never initialized" in str(
+        failure.value
+    )
+
+
+async def test_start_up_fails_on_a_database_that_cannot_be_reached() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once it is closed
+    app = Quart("unreachable")
+    Realtime(app, database=TrackingPostgresqlDatabase(f"postgresql://app@127.0.0.1:{port}/app"))
+    with pytest.raises(DatabaseUnavailable, match=r"^realtime: the database given: cannot connect"):
+        await app.startup()
+
+
+def test_served_models_must_be_on_the_database_given() -> None:
+    with pytest.raises(ValueError, match="Board is bound to another database"):
+        Realtime(Quart("mixed"), models=[Board], database=TrackingSqliteDatabase(":memory:"))

@@ -31,6 +31,7 @@ from runtime.db import database, open_database
 from runtime.realtime.connection import Connection
 from runtime.realtime.patterns import parse_pattern
 from runtime.realtime.protocol import Subscribe
+from tests.databases import PostgresServer
 from tests.support import TIMEOUT
 
 
@@ -165,16 +166,23 @@ class Watcher:
 class World:
     """Runs the commits and keeps the truth: what each committed transaction did."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
         self.stamps = itertools.count(1)
         self.lock = threading.Lock()
         self.truth: list[tuple[int, list[Change]]] = []  # (version, changes) per commit
         self.threads: list[threading.Thread] = []
 
     def commit(self, plan: list[Any], rollback: bool) -> None:
+        # Each transaction holds the clock from its first read: SQLite's write lock, taken
+        # at BEGIN, or PostgreSQL's lock on the clock's row.
+        if self.backend == "sqlite":
+            transaction, read = database.atomic("IMMEDIATE"), lambda: Clock.get_by_id(1)
+        else:
+            transaction, read = database.atomic(), Clock.select().for_update().get
         try:
-            with database.atomic("IMMEDIATE") as txn:
-                clock = Clock.get_by_id(1)
+            with transaction as txn:
+                clock = read()
                 clock.version += 1
                 clock.save()
                 changes = self._ops(plan, clock.version)
@@ -269,9 +277,10 @@ def _prefix(got: list[Any], wanted: list[Any], whole: bool) -> bool:
     return got == wanted if whole else got == wanted[: len(got)]
 
 
-async def _run(plan: list[Any]) -> None:
+async def _run(plan: list[Any], postgres: PostgresServer | None = None) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        open_database(str(Path(folder) / "prop.sqlite3"))
+        url = postgres.database() if postgres is not None else None
+        open_database(url or str(Path(folder) / "prop.sqlite3"))
         database.create_tables([Prop, Clock])
         Clock.create(version=0)
         app = Quart("property")
@@ -279,7 +288,7 @@ async def _run(plan: list[Any]) -> None:
         Realtime(app, config=config, models=[Prop])
         broker = app.extensions["realtime"].broker
         await app.startup()
-        world = World()
+        world = World("postgresql" if url else "sqlite")
         live: dict[int, Watcher] = {}
         done: list[Watcher] = []
         try:
@@ -300,6 +309,8 @@ async def _run(plan: list[Any]) -> None:
             world.join()
             await app.shutdown()
             database.close()
+            if postgres is not None and url is not None:
+                postgres.drop(url)
 
 
 async def _step(
@@ -358,3 +369,14 @@ async def _step(
 @given(steps)
 def test_each_subscriber_gets_exactly_what_committed_and_it_may_read(plan: list[Any]) -> None:
     asyncio.run(_run(plan))
+
+
+@settings(
+    max_examples=40,  # each on a database of its own: fewer, to keep the suite quick
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(steps)
+def test_the_same_on_postgresql(postgres: PostgresServer, plan: list[Any]) -> None:
+    asyncio.run(_run(plan, postgres))

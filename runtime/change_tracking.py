@@ -1,0 +1,236 @@
+"""Record changes announced only once they commit: the buffers behind every tracking
+database (the capture stage of the event pipeline).
+
+Models record their changes with `record_change()` on their database. Changes made
+inside a transaction wait in a buffer per transaction and savepoint: a savepoint that is
+released hands its changes to the enclosing level, one rolled back drops them, and the
+outermost commit hands them, in order, to every receiver connected with
+`on_commit.connect()`. Outside a transaction a change is committed at once and announced
+at once.
+
+`ChangeTracking` does this for any Peewee database it is mixed into (`runtime.db` has
+the SQLite and PostgreSQL ones). Savepoints are followed by the statements that open,
+release and roll them back, whoever issues them (Peewee's `atomic()` on the database or
+on a `DatabaseProxy` of it, or raw SQL), so that the buffers match what the database
+keeps.
+
+Peewee keeps connection and transaction state per thread, so the buffers are per thread
+too. One lock spans "commit, then announce": receivers are called under it, so the order
+in which they hear of changes is the order in which the changes committed, whatever
+thread committed them. A receiver must therefore be quick and must never wait for
+another thread (realtime only queues the changes). The same lock lets a reader take a
+snapshot that no commit of this process can slip into (`commits_held()`). The changes of
+a transaction are all known, in order, inside `commit()` before the COMMIT: where a
+transactional outbox would write them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import peewee
+
+__all__ = ["ChangeTracking", "CommitSignal", "RecordChange", "on_commit"]
+
+log = logging.getLogger("runtime.db")  # the name it had when this lived in runtime.db
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    """One committed create, update or delete of one record."""
+
+    model: type[peewee.Model]
+    action: str  # "create" | "update" | "delete"
+    record_id: str
+    data: dict[str, Any]  # every field's stored value at that moment (hidden ones included)
+    changed: tuple[str, ...] = ()  # for "update": the fields that were written
+
+
+Receiver = Callable[[list[RecordChange]], None]
+
+
+class CommitSignal:
+    """Receivers of committed changes, in Peewee's `connect(receiver)` shape."""
+
+    def __init__(self) -> None:
+        self._receivers: list[Receiver] = []
+
+    def connect(self, receiver: Receiver) -> Receiver:
+        if receiver not in self._receivers:
+            self._receivers.append(receiver)
+        return receiver
+
+    def disconnect(self, receiver: Receiver) -> None:
+        if receiver in self._receivers:
+            self._receivers.remove(receiver)
+
+    def send(self, changes: list[RecordChange]) -> None:
+        for receiver in list(self._receivers):
+            try:
+                receiver(changes)
+            except Exception:
+                # The data is committed whatever a receiver does; never undo the caller's save.
+                log.exception("commit receiver %r failed", receiver)
+
+
+# One signal for every tracking database: one stream of changes, in commit order.
+on_commit = CommitSignal()
+
+
+# SAVEPOINT x, RELEASE [SAVEPOINT] x, ROLLBACK [TRANSACTION|WORK] TO [SAVEPOINT] x: the
+# same words in SQLite and PostgreSQL. Peewee quotes the name; raw SQL may not.
+_SAVEPOINT_SQL = re.compile(
+    r"\s*(?:(SAVEPOINT)|(RELEASE)(?:\s+SAVEPOINT)?|(ROLLBACK)(?:\s+(?:TRANSACTION|WORK))?"
+    r"\s+TO(?:\s+SAVEPOINT)?)\s+(\"(?:[^\"]|\"\")+\"|\w+)\s*;?\s*\Z",
+    re.IGNORECASE,
+)
+
+
+def _savepoint_name(token: str) -> str:
+    if token.startswith('"'):
+        return token[1:-1].replace('""', '"')
+    return token.lower()  # unquoted names fold, as the databases fold them
+
+
+@dataclass(slots=True)
+class _Level:
+    """The changes of the transaction (savepoint None) or of one open savepoint."""
+
+    savepoint: str | None
+    changes: list[RecordChange] = field(default_factory=list)
+
+
+class ChangeTracking:
+    """Commit-aware change buffers for a Peewee database (see the module docstring).
+
+    Mix it in before the Peewee class: `class X(ChangeTracking, peewee.SqliteDatabase)`.
+    """
+
+    # One lock for every tracking database of the process: receivers hear of all commits
+    # in one order, and a snapshot of models on several databases holds them all.
+    _commit_lock: ClassVar[threading.RLock] = threading.RLock()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._buffers = threading.local()
+        super().__init__(*args, **kwargs)
+
+    def _levels(self) -> list[_Level]:
+        levels: list[_Level] | None = getattr(self._buffers, "levels", None)
+        if levels is None:
+            levels = self._buffers.levels = []
+        return levels
+
+    # -- what models call ------------------------------------------------------------
+
+    def record_change(self, change: RecordChange) -> None:
+        levels = self._levels()
+        if levels:
+            levels[-1].changes.append(change)
+        else:
+            with self._commit_lock:
+                on_commit.send([change])
+
+    def write_transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A transaction around one write made outside any, else nothing.
+
+        A write in autocommit mode would commit before its change could be announced,
+        and another thread's commit could be announced in between: inside a
+        transaction, its commit and its announcement are one step under the lock.
+        """
+        if self._levels() or self.in_transaction():  # type: ignore[attr-defined]
+            return contextlib.nullcontext()
+        atomic: contextlib.AbstractContextManager[Any] = self.atomic()  # type: ignore[attr-defined]
+        return atomic
+
+    def commits_held(self) -> contextlib.AbstractContextManager[Any]:
+        """No commit of this process completes (nor is announced) while this is held.
+
+        What is read under it is exactly what the changes announced so far made.
+        """
+        return self._commit_lock
+
+    # -- transactions ----------------------------------------------------------------
+
+    def begin(self, *args: Any, **kwargs: Any) -> None:
+        super().begin(*args, **kwargs)  # type: ignore[misc]
+        levels = self._levels()
+        levels.clear()  # leftovers of a connection that died mid-transaction
+        levels.append(_Level(None))
+
+    def commit(self) -> None:
+        with self._commit_lock:
+            discarded = self._commit_is_rollback()
+            super().commit()  # type: ignore[misc]
+            levels = self._levels()
+            changes = [change for level in levels for change in level.changes]
+            levels.clear()
+            if changes and not discarded:
+                on_commit.send(changes)
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()  # type: ignore[misc]
+        finally:
+            self._levels().clear()
+
+    def _commit_is_rollback(self) -> bool:
+        """Whether COMMIT will in fact roll back (a transaction an error aborted)."""
+        return False
+
+    # -- savepoints, followed by their statements --------------------------------------
+
+    def execute_sql(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        match = _SAVEPOINT_SQL.match(sql) if isinstance(sql, str) else None
+        if match is None:
+            return super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[misc]
+        opening, releasing, _ = match.group(1, 2, 3)
+        name = _savepoint_name(match.group(4))
+        levels = self._levels()
+        if releasing and self._find(levels, name) == 0:
+            # A savepoint opened outside any transaction (SQLite) commits when released:
+            # commit and announcement are one step under the lock, as in commit().
+            with self._commit_lock:
+                cursor = super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[misc]
+                self._release(levels, name)
+            return cursor
+        cursor = super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[misc]
+        if opening:
+            levels.append(_Level(name))
+        elif releasing:
+            self._release(levels, name)
+        else:
+            self._roll_back_to(levels, name)
+        return cursor
+
+    @staticmethod
+    def _find(levels: list[_Level], name: str) -> int | None:
+        """The newest open savepoint of that name, as the databases resolve it."""
+        for index in range(len(levels) - 1, -1, -1):
+            if levels[index].savepoint == name:
+                return index
+        return None
+
+    def _release(self, levels: list[_Level], name: str) -> None:
+        # RELEASE ends that savepoint and every one opened after it, keeping their changes.
+        index = self._find(levels, name)
+        if index is None:
+            return
+        released = [change for level in levels[index:] for change in level.changes]
+        del levels[index:]
+        if levels:
+            levels[-1].changes.extend(released)
+        elif released:  # it was the outermost: that was a commit
+            on_commit.send(released)
+
+    def _roll_back_to(self, levels: list[_Level], name: str) -> None:
+        # ROLLBACK TO undoes everything since that savepoint, which stays open.
+        index = self._find(levels, name)
+        if index is not None:
+            del levels[index + 1 :]
+            levels[index].changes.clear()
