@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quart import Quart, Response, request, send_from_directory
+from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .api import api_blueprint
@@ -22,6 +22,7 @@ from .database_url import redacted
 from .db import DatabaseUnavailable, database, open_database
 from .errors import ApiError, error_body, error_response
 from .pages import login_pages
+from .realtime.transports import client_script_response
 from .realtime_extension import Realtime
 from .users import Session, User
 
@@ -51,9 +52,6 @@ class RuntimeState:
 
     def serves(self, model: type[BaseModel]) -> bool:
         return model in self.models
-
-
-_STATIC = Path(__file__).resolve().parent / "static"
 
 
 def create_app(
@@ -106,7 +104,7 @@ def create_app(
     app.add_template_global(csrf_token)
     # Where the client was before apps had static folders of their own (also
     # /realtime/client.js, as in any app with Realtime).
-    app.add_url_rule("/static/realtime-client.js", "runtime_client_js", _client_js)
+    app.add_url_rule("/static/realtime-client.js", "runtime_client_js", client_script_response)
     log.debug("app created: env=%s database=%s", config.app.env, redacted(config.database.target))
     return app
 
@@ -119,10 +117,6 @@ def default_config() -> Config:
     if path and not Path(path).is_file():
         raise ConfigError(f"CONFIG: no file {path!r}")
     return load_config(path or "config.toml")
-
-
-async def _client_js() -> Response:
-    return await send_from_directory(_STATIC, "realtime-client.js", mimetype="text/javascript")
 
 
 def _open_database(app: Quart, config: Config) -> None:

@@ -17,7 +17,6 @@ from quart import (
     Response,
     current_app,
     request,
-    send_from_directory,
     url_for,
 )
 
@@ -29,7 +28,13 @@ from .metrics import render_metrics
 from .sse import sse_update
 from .state import current_realtime
 
-__all__ = ["RealtimeASGI", "realtime_blueprint", "realtime_client_script", "realtime_client_url"]
+__all__ = [
+    "RealtimeASGI",
+    "client_script_response",
+    "realtime_blueprint",
+    "realtime_client_script",
+    "realtime_client_url",
+]
 
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
 realtime_blueprint.post("/subscribe")(sse_update)
@@ -60,30 +65,44 @@ _STATIC = Path(__file__).resolve().parent.parent / "static"
 
 _CLIENT = "realtime-client.js"
 _YEAR = 365 * 24 * 3600
-_versions: dict[float, str] = {}  # the client's mtime -> its content hash
+_client: dict[float, tuple[bytes, str]] = {}  # the client's mtime -> its bytes, their hash
+
+
+def _client_source() -> tuple[bytes, str]:
+    """The client's bytes and a hash of them, read again whenever the file changes.
+    Served from memory: a file body (send_file) leaks its open file when the browser
+    hangs up while Quart is still closing it."""
+    mtime = (_STATIC / _CLIENT).stat().st_mtime
+    source = _client.get(mtime)
+    if source is None:
+        content = (_STATIC / _CLIENT).read_bytes()
+        _client.clear()
+        source = _client[mtime] = (content, hashlib.sha256(content).hexdigest()[:16])
+    return source
 
 
 def client_version() -> str:
     """A hash of the client's content: a new one whenever the file changes."""
-    mtime = (_STATIC / _CLIENT).stat().st_mtime
-    version = _versions.get(mtime)
-    if version is None:
-        digest = hashlib.sha256((_STATIC / _CLIENT).read_bytes()).hexdigest()
-        _versions.clear()
-        version = _versions[mtime] = digest[:16]
-    return version
+    return _client_source()[1]
+
+
+async def client_script_response() -> Response:
+    """The JavaScript client. Under its versioned URL (`realtime_client_url()`) browsers
+    keep it for a year; under any other they check back each time (ETag)."""
+    content, version = _client_source()
+    response = Response(content, mimetype="text/javascript")
+    response.set_etag(version)
+    versioned = request.args.get("v") == version
+    response.headers["Cache-Control"] = (
+        f"public, max-age={_YEAR}, immutable" if versioned else "no-cache"
+    )
+    return await response.make_conditional(request)
 
 
 @realtime_blueprint.get("/client.js")
 async def client_js() -> Response:
-    """The JavaScript client, served wherever Realtime is (any Quart app). Under its
-    versioned URL (`realtime_client_url()`) browsers keep it for a year; under any
-    other they check back each time (ETag)."""
-    response = await send_from_directory(_STATIC, _CLIENT, mimetype="text/javascript")
-    versioned = request.args.get("v") == client_version()
-    immutable = f"public, max-age={_YEAR}, immutable"
-    response.headers["Cache-Control"] = immutable if versioned else "no-cache"
-    return response
+    """The JavaScript client, served wherever Realtime is (any Quart app)."""
+    return await client_script_response()
 
 
 @realtime_blueprint.get("/metrics")
