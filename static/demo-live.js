@@ -1,6 +1,6 @@
-// The demo pages' live behaviour, built on the realtime client: a list that loads its
-// records and its subscription in one step (snapshot), then applies every event, and
-// a connection-state indicator. Rendering is the page's; this only keeps the records.
+// The demo pages' live behaviour, built on the realtime client (whose liveList keeps
+// the lists): a connection-state indicator, forms that follow it and show refusals,
+// and JSON calls to the records API.
 
 export function showConnectionState(client, element) {
   const labels = { connecting: "connecting…", connected: "live", disconnected: "offline" };
@@ -14,38 +14,30 @@ export function showConnectionState(client, element) {
   update(client.state);
 }
 
-export function liveList(client, pattern, { list, render, empty = "Nothing yet." }) {
-  const records = new Map();
-  const draw = () => {
-    const sorted = [...records.values()].sort((a, b) => a.id - b.id);
-    if (sorted.length === 0) {
-      const li = document.createElement("li");
-      li.className = "empty";
-      li.textContent = empty;
-      list.replaceChildren(li);
-    } else {
-      list.replaceChildren(...sorted.map(render));
-    }
+// A form that posts with `submit(form)`: off while the page is not live (what it posts
+// would not show until it is), and a refusal shown beside it, not only in the console.
+export function liveForm(client, form, submit) {
+  const error = element("p", { className: "error", role: "alert", hidden: true });
+  form.after(error);
+  const fields = [...form.elements];
+  const follow = (state) => {
+    for (const field of fields) field.disabled = state !== "connected";
+    form.dataset.state = state;
   };
-  const unsubscribe = client.subscribe(
-    pattern,
-    (event) => {
-      if (event.action === "delete") records.delete(event.record.id);
-      else if (event.action !== "custom") records.set(event.record.id, event.record);
-      draw();
-    },
-    {
-      snapshot: true,
-      // Called on the first reply and again after every reconnect: the records as
-      // they are now, so nothing missed while away is lost.
-      onSnapshot: (snapshot) => {
-        records.clear();
-        for (const record of snapshot.records) records.set(record.id, record);
-        draw();
-      },
-    },
-  );
-  return unsubscribe;
+  client.on("state", follow);
+  follow(client.state);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    try {
+      await submit(form);
+      form.reset();
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    }
+  });
+  return error;
 }
 
 // JSON calls to the records API with the session cookie.

@@ -54,3 +54,10 @@ def test_the_htmx_page_of_the_docs(
         expect(page.locator(f"#post-{first['id']}")).to_have_text("first, edited")
         ann.delete(f"{records}/{second['id']}")
         expect(posts).to_have_text(["first, edited"])
+        # Created and changed at once: the new element listens before the next message.
+        for _ in range(3):
+            third = ann.post(records, json={"title": "third"}).json()
+            ann.patch(f"{records}/{third['id']}", json={"title": "third, edited"})
+            ann.delete(f"{records}/{third['id']}")
+        ann.post(records, json={"title": "last"})
+        expect(posts).to_have_text(["last", "first, edited"])

@@ -154,3 +154,51 @@ def test_a_dropped_connection_resumes_from_history(
     Message.create(text="three", author=alice)
     wait_live(page)
     expect(page.locator("#messages li .text")).to_have_text(["one", "two", "three"])
+
+
+def test_an_edit_in_progress_survives_other_changes(
+    server: LiveServer, new_page: NewPage, users: dict[str, User]
+) -> None:
+    mine = Message.create(text="mine", author=users["alice"])
+    alice = new_page()
+    log_in(alice, server.url, "alice")
+    wait_live(alice)
+    alice.locator("#messages li", has_text="mine").get_by_text("edit").click()
+    alice.fill("#messages input.edit", "half-typed")
+    with api_client(server, "bob") as bob:
+        theirs = bob.post("/api/collections/messages/records", json={"text": "bob's"}).json()
+        expect(alice.locator("#messages li .text")).to_have_text(["bob's"])  # mine is an input
+        bob.patch(f"/api/collections/messages/records/{theirs['id']}", json={"text": "bob's!"})
+        expect(alice.locator("#messages li .text")).to_have_text(["bob's!"])
+    # Someone else's changes touched only their own element: the edit is as it was.
+    expect(alice.locator("#messages input.edit")).to_have_value("half-typed")
+    expect(alice.locator("#messages input.edit")).to_be_focused()
+    alice.press("#messages input.edit", "Enter")
+    expect(alice.locator("#messages li .text")).to_have_text(["half-typed", "bob's!"])
+    assert Message.get_by_id(mine.id).text == "half-typed"
+
+
+def test_a_refused_post_is_shown_and_the_form_is_off_while_offline(
+    server: LiveServer, new_page: NewPage
+) -> None:
+    alice = new_page()
+    log_in(alice, server.url, "alice")
+    wait_live(alice)
+    text = alice.locator("#post-form input[name=text]")
+    text.evaluate("(input) => input.removeAttribute('maxlength')")  # past the page's limit
+    text.fill("x" * 600)
+    text.press("Enter")
+    error = alice.locator("#post-form + p.error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("text")  # the API's message names the field
+    expect(text).to_have_value("x" * 600)  # kept, to be fixed
+    text.fill("short enough")
+    text.press("Enter")
+    expect(alice.locator("#messages li .text")).to_have_text(["short enough"])
+    expect(error).to_be_hidden()
+
+    alice.evaluate("window.demoClient.close()")  # offline: what it posts would not show
+    expect(text).to_be_disabled()
+    expect(alice.locator("#post-form button[type=submit]")).to_be_disabled()
+    alice.evaluate("window.demoClient.connect()")
+    expect(text).to_be_enabled()
