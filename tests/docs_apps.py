@@ -37,7 +37,8 @@ def blocks(document: str, language: str, *, section: str | None = None) -> list[
 def commands(document: str, *, section: str | None = None) -> list[list[str]]:
     """The commands of the first ```sh block, without their comments."""
     block = blocks(document, "sh", section=section)[0]
-    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+    lines = [shlex.split(line, comments=True) for line in block.splitlines()]
+    return [line for line in lines if line]
 
 
 def my_app(folder: Path) -> Path:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from quart import Quart
 
 from runtime import base_model, create_app
 from runtime.config import Config, load_config
 from runtime.db import database
+from runtime.demo.models import Message
 from runtime.users import User
 from tests.conftest import PASSWORD, PASSWORD_HASH
 from tests.docs_apps import blocks
@@ -27,7 +30,7 @@ def code_blocks(document: str, language: str) -> list[str]:
 
 
 def test_the_production_configuration_in_security_md_loads(tmp_path: Path) -> None:
-    (block,) = code_blocks("security.md", "toml")
+    (block,) = blocks("docs/security.md", "toml", section="Production behind a proxy")
     path = tmp_path / "config.toml"
     path.write_text(block)
     config = load_config(path, environ={"RUNTIME_APP_SECRET_KEY": "a-production-secret-key"})
@@ -48,10 +51,10 @@ def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(base_model, "_registry", own)
 
 
-def run_python_blocks(document: str) -> dict[str, Any]:
-    namespace: dict[str, Any] = {"__name__": f"docs_{document.replace('.', '_')}"}
-    for block in code_blocks(document, "python"):
-        exec(compile(block, f"docs/{document}", "exec"), namespace)
+def run_python_blocks(document: str, python_blocks: list[str]) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": f"docs_{Path(document).stem}_md"}
+    for block in python_blocks:
+        exec(compile(block, document, "exec"), namespace)
     return namespace
 
 
@@ -59,7 +62,7 @@ def test_the_rules_per_action_example_in_models_md(
     config: Config, own_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # where the examples' SQLite files would go
-    post = run_python_blocks("models.md")["Post"]
+    post = run_python_blocks("docs/models.md", blocks("docs/models.md", "python"))["Post"]
     app = create_app(config, models=[post])
     try:
         for name in ("alice", "bob", "root"):
@@ -113,3 +116,52 @@ async def test_the_realtime_in_any_quart_app_example_in_events_md(
                 assert refused["type"] == "error" and refused["code"] == "forbidden"
     finally:
         db.close()
+
+
+async def test_the_record_and_custom_event_examples_in_events_md(
+    app: Quart, server: LiveServer, users: dict[str, User]
+) -> None:
+    (record_events,) = blocks("docs/events.md", "python", section="Record events")
+    (custom_events,) = blocks("docs/events.md", "python", section="Custom events")
+    alice = users["alice"]
+    async with (
+        await Client.connect(server, user="alice") as first,
+        await Client.connect(server, user="alice") as second,
+        await Client.connect(server, user="bob") as other,
+    ):
+        await first.ok_subscribe("messages")
+        await other.ok_subscribe("messages")
+        namespace = {
+            "Message": Message,
+            "user": alice,
+            "app": app,
+            "data": {"text": "for the first tab"},
+            "connection_id": first.connected["connection_id"],
+        }
+        # As the docs say it may be: sync code on a thread that is not the server's loop.
+        await asyncio.to_thread(exec, compile(record_events, "docs/events.md", "exec"), namespace)
+        created, updated, deleted = await first.events(3)
+        assert [e["action"] for e in (created, updated, deleted)] == ["create", "update", "delete"]
+        assert created["record"]["text"] == "hi" and created["record"]["author"] == alice.id
+        assert updated["changed"] == ["text"] and updated["record"]["text"] == "edited"
+        assert deleted["record"]["text"] == "edited"
+        assert [e["action"] for e in await other.events(3)] == ["create", "update", "delete"]
+
+        await asyncio.to_thread(exec, compile(custom_events, "docs/events.md", "exec"), namespace)
+        typing = await first.recv_type("event")
+        assert typing["id"] == namespace["event_id"]
+        assert (typing["name"], typing["collection"], typing["data"]) == (
+            "typing",
+            "messages",
+            {"who": "alice"},
+        )
+        names = ["maintenance", "ping", "reply"]  # every connection, alice's, the first tab
+        assert [(e["name"], e["data"]) for e in await first.events(3)] == [
+            ("maintenance", {"in": 300}),
+            ("ping", {}),
+            ("reply", {"text": "for the first tab"}),
+        ]
+        assert [e["name"] for e in await second.events(2)] == names[:2]
+        assert [e["name"] for e in await other.events(2)] == ["typing", "maintenance"]
+        for client in (first, second, other):
+            await client.expect_silence()

@@ -13,15 +13,15 @@ from runtime import base_model
 from runtime.db import database
 from runtime.users import User
 from tests.conftest import PASSWORD_HASH
+from tests.docs_apps import blocks
 from tests.realtime_client import Client
 from tests.support import LiveServer
-from tests.test_docs import code_blocks
 
 
 async def test_the_client_events_example_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (block,) = [b for b in code_blocks("events.md", "python") if "@realtime.on(" in b]
+    (block,) = blocks("docs/events.md", "python", section="Client events, channels and presence")
     monkeypatch.chdir(tmp_path)  # create_app() makes var/ here, with its defaults
     for name in list(os.environ):
         if name.startswith("RUNTIME_"):
