@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Request, expect
 
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
@@ -72,13 +72,13 @@ def chat_server(tmp_path: Path) -> Iterator[ServerProcess]:
 def transports_used(page: Page) -> dict[str, list[str]]:
     """The page's realtime connections, by kind, as they open."""
     used: dict[str, list[str]] = {"websocket": [], "sse": []}
+
+    def on_request(request: Request) -> None:
+        if request.method == "GET" and "/realtime/subscribe" in request.url:
+            used["sse"].append(request.url)  # WebSocket upgrades are not requests here
+
     page.on("websocket", lambda ws: used["websocket"].append(ws.url))
-    page.on(
-        "request",
-        lambda request: used["sse"].append(request.url)
-        if request.method == "GET" and "/realtime/subscribe" in request.url
-        else None,
-    )
+    page.on("request", on_request)
     return used
 
 
