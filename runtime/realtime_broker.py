@@ -71,7 +71,9 @@ class Broker:
         self.heartbeat_timeout = heartbeat_timeout
         # The app's (the Realtime extension's), read live: declared later, still seen.
         self.channels: Mapping[str, Channel] = channels if channels is not None else {}
-        self.presence_topics: Collection[str] = presence_topics or set()
+        self.presence_topics: Collection[str] = (
+            presence_topics if presence_topics is not None else set()
+        )
         self.presence = Presence()
         self.registry: SubscriptionRegistry[Connection] = SubscriptionRegistry()
         self.connections = ConnectionIndex()

@@ -18,6 +18,7 @@ from runtime.db import database
 from runtime.errors import Forbidden
 from runtime.realtime.handlers import Sender
 from runtime.users import User
+from tests.conftest import PASSWORD_HASH
 from tests.realtime_client import Client, login_cookie
 from tests.sse_client import SSEStream
 from tests.support import TIMEOUT, LiveServer
@@ -226,3 +227,20 @@ async def test_presence_lists_joins_and_leaves_per_user(
         assert reply["recovered"] is True and who(reply) == ["bob"]
         assert (await alice_1.recv_type("event"))["user"]["username"] == "alice"  # back
     await alice_1.ws.close()
+
+
+async def test_presence_on_a_channel_declared_after_the_app(config: Config) -> None:
+    # The tutorial's order: create_app() first (no presence anywhere yet), then
+    # Realtime.of(app).channel(..., presence=True). The broker reads the set live.
+    late = Realtime()
+    app = create_app(config, realtime=late)
+    try:
+        late.channel("board", read_rule="authenticated", presence=True)
+        User.create(username="alice", password_hash=PASSWORD_HASH)
+        with LiveServer(app) as server:
+            async with await Client.connect(server, user="alice") as alice:
+                assert (await alice.ok_subscribe("board"))["presence"] == []
+                join = await alice.recv_type("event")
+                assert (join["action"], join["user"]["username"]) == ("join", "alice")
+    finally:
+        database.close()

@@ -1,0 +1,252 @@
+"""docs/tutorial.md's task board, built from the page's blocks alone, served with
+`--app` and followed in Chromium: a model with an owner rule and a hidden field, a page
+live over htmx and one over the JavaScript client (WebSocket, then the SSE fallback), a
+route that broadcasts, a background writer, a channel with presence and a client event
+with an answer."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.browser.conftest import log_in
+from tests.conftest import PASSWORD
+from tests.docs_apps import ROOT, commands
+from tests.support import TIMEOUT, ServerProcess, assert_error
+
+DOC = "docs/tutorial.md"
+RECORDS = "/api/collections/tasks/records"
+
+# The pages are the doc's own, with no hook for tests: record what their WebSocket and
+# EventSource connections receive, and the answers to their fetch() calls (over SSE,
+# subscription replies and their snapshots come that way).
+RECORD_FRAMES = """
+window.framesReceived = [];
+const record = (event) => window.framesReceived.push(String(event.data));
+const originalFetch = window.fetch;
+window.fetch = async (...args) => {
+  const response = await originalFetch(...args);
+  response.clone().text().then((text) => window.framesReceived.push(text));
+  return response;
+};
+if (window.WebSocket) {
+  window.WebSocket = class extends window.WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", record);
+    }
+  };
+}
+window.EventSource = class extends window.EventSource {
+  addEventListener(type, listener, options) {
+    super.addEventListener(type, record);
+    super.addEventListener(type, listener, options);
+  }
+};
+"""
+
+# A fenced block whose first line names its file: "# board.py", "// static/board.js",
+# "{# templates/board.html -#}".
+FILE_NAME = re.compile(r"^(?:# |// |\{# )(?P<name>[\w./-]+\.(?:py|js|html))(?: -#\})?$")
+
+
+def tutorial_files() -> dict[str, str]:
+    """The files of docs/tutorial.md: each block that names a file, in order; a file
+    named by several blocks is those blocks one after the other."""
+    text = (ROOT / DOC).read_text()
+    files: dict[str, list[str]] = {}
+    for block in re.findall(r"^```\w+\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
+        match = FILE_NAME.match(block.partition("\n")[0])
+        if match:
+            files.setdefault(match["name"], []).append(block)
+    return {name: "\n\n".join(parts) for name, parts in files.items()}
+
+
+def build_board(folder: Path) -> Path:
+    """The app as the tutorial lays it out, with its users ann and bob made as it says;
+    returns its configuration."""
+    files = tutorial_files()
+    assert sorted(files) == [
+        "board.py",
+        "static/board.js",
+        "templates/board.html",
+        "templates/fragments/task.html",
+        "templates/htmx.html",
+    ]
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(content)
+    mkdir, *copies = commands(DOC, section="2. A page live over htmx")
+    assert mkdir == ["mkdir", "-p", "static"]
+    for command in copies:  # the repository, cloned at ~/runtime
+        assert command[0] == "cp" and command[1].startswith("~/runtime/"), command
+        shutil.copy(ROOT / command[1].removeprefix("~/runtime/"), folder / command[2])
+    config = folder / "config.toml"
+    config.write_text('[app]\nlog_level = "warning"\n')
+    *create_users, serve = commands(DOC, section="1. The model and the app")
+    assert create_users == [
+        ["python", "-m", "runtime", "create-user", name] for name in ("ann", "bob")
+    ]
+    assert serve == ["python", "-m", "runtime", "serve", "--app", "board:app"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    for create_user in create_users:
+        created = subprocess.run(
+            [sys.executable, *create_user[1:]],
+            cwd=folder,
+            env={**environ, "RUNTIME_PASSWORD": PASSWORD},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT * 6,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+    return config
+
+
+@pytest.fixture
+def board(tmp_path: Path) -> Iterator[ServerProcess]:
+    config = build_board(tmp_path)
+    with ServerProcess(config, {"RUNTIME_APP_DEMO": "false"}, app="board:app") as server:
+        yield server
+
+
+def secrets_in(folder: Path) -> list[str]:
+    """Every task's hidden `secret`, as the database keeps it."""
+    with sqlite3.connect(folder / "var" / "runtime.sqlite3") as db:
+        return [secret for (secret,) in db.execute("SELECT secret FROM tasks")]
+
+
+def open_page(
+    new_page: Callable[..., Page], url: str, user: str, path: str, *, without_websocket: bool
+) -> Page:
+    page = new_page(without_websocket=without_websocket)
+    page.add_init_script(RECORD_FRAMES)
+    log_in(page, url, user, next_path=path)
+    return page
+
+
+def row(page: Page, task: dict[str, Any]) -> Locator:
+    """The task's element: the client's list marks it with its topic; htmx's has its id."""
+    return page.locator(f'#tasks li[data-topic="tasks/{task["id"]}"], #tasks #task-{task["id"]}')
+
+
+@pytest.mark.parametrize("transport", ["websocket", "sse"])
+def test_the_task_board_of_the_tutorial(
+    board: ServerProcess, new_page: Callable[..., Page], tmp_path: Path, transport: str
+) -> None:
+    sse = transport == "sse"
+    with (
+        httpx.Client(base_url=board.url, timeout=TIMEOUT) as ann_api,
+        httpx.Client(base_url=board.url, timeout=TIMEOUT) as bob_api,
+    ):
+        for name, api in (("ann", ann_api), ("bob", bob_api)):
+            login = api.post("/auth/login", json={"username": name, "password": PASSWORD})
+            assert login.is_success, login.text
+        # 1. The model: an owner rule, a hidden field, a read-only one.
+        created = ann_api.post(RECORDS, json={"title": "Water the plants"})
+        assert created.status_code == 201, created.text
+        first = created.json()
+        assert set(first) == {"id", "title", "done", "owner", "claimed_by"}
+        assert_error(
+            ann_api.post(RECORDS, json={"title": "x", "secret": "mine"}), 400, "bad_request"
+        )
+        assert_error(
+            ann_api.patch(f"{RECORDS}/{first['id']}", json={"claimed_by": "ann"}),
+            400,
+            "bad_request",
+        )
+
+        # 2 and 3. The htmx page (SSE anyway) and the client's page, Ann's and Bob's.
+        wall = open_page(new_page, board.url, "ann", "/htmx", without_websocket=False)
+        ann = open_page(new_page, board.url, "ann", "/", without_websocket=sse)
+        bob = open_page(new_page, board.url, "bob", "/", without_websocket=sse)
+        pages = (wall, ann, bob)
+        for page in (ann, bob):
+            expect(page.locator("#state")).to_have_text(f"live ({transport})")
+        for page in pages:
+            expect(page.locator("#tasks li .title")).to_have_text(["Water the plants"])
+
+        # 6. Presence: both are on the board (Ann's htmx page is not).
+        for page in (ann, bob):
+            expect(page.locator("#here")).to_have_text("ann, bob")
+
+        # Live: creates, updates and deletes through the API.
+        second = ann_api.post(RECORDS, json={"title": "Buy milk"}).json()
+        for page in (ann, bob):
+            expect(page.locator("#tasks li .title")).to_have_text(["Water the plants", "Buy milk"])
+        expect(wall.locator("#tasks li .title")).to_have_text(["Buy milk", "Water the plants"])
+        secrets = secrets_in(tmp_path)
+        edited = ann_api.patch(f"{RECORDS}/{first['id']}", json={"done": True, "title": "Plants"})
+        assert edited.is_success, edited.text
+        for page in pages:
+            expect(row(page, first).locator(".title")).to_have_text("Plants")
+            expect(row(page, first).locator(".done")).to_have_text("done")
+        # Bob may read Ann's tasks, not change or delete them.
+        assert_error(
+            bob_api.patch(f"{RECORDS}/{first['id']}", json={"title": "x"}), 403, "forbidden"
+        )
+        assert_error(bob_api.delete(f"{RECORDS}/{second['id']}"), 403, "forbidden")
+        assert ann_api.delete(f"{RECORDS}/{second['id']}").status_code == 204
+        for page in pages:
+            expect(page.locator("#tasks li .title")).to_have_text(["Plants"])
+        assert [t["title"] for t in bob_api.get(RECORDS).json()["items"]] == ["Plants"]
+
+        # The client's page posts too: Bob's task reaches every page.
+        bob.fill("#new-task input[name=title]", "Bob's task")
+        bob.click("#new-task button")
+        for page in (ann, bob):
+            expect(page.locator("#tasks li .title")).to_have_text(["Plants", "Bob's task"])
+        expect(wall.locator("#tasks li .title")).to_have_text(["Bob's task", "Plants"])
+
+        # 4. The route that broadcasts (with the page's CSRF token; without it, 403).
+        assert_error(ann_api.post("/nudge", json={}), 403, "forbidden")
+        bob.click("#nudge")
+        for page in (ann, bob):
+            expect(page.locator("#nudged")).to_have_text("bob nudged everyone.")
+
+        # 5. The background writer: the page queues, the app's thread writes.
+        ann.fill("#import textarea", "One\nTwo\n\nThree")
+        ann.click("#import button")
+        expect(ann.locator("#answer")).to_have_text("Importing 3 tasks.")
+        imported = ["Plants", "Bob's task", "One", "Two", "Three"]
+        for page in (ann, bob):
+            expect(page.locator("#tasks li .title")).to_have_text(imported)
+        expect(wall.locator("#tasks li .title")).to_have_text(imported[::-1])
+        secrets += secrets_in(tmp_path)
+        owners = {t["title"]: t["owner"] for t in ann_api.get(RECORDS).json()["items"]}
+        assert owners["One"] == owners["Plants"] == first["owner"] != owners["Bob's task"]
+
+        # 7. The client event and its answer; a second claim is refused.
+        row(bob, first).locator("button").click()
+        expect(bob.locator("#answer")).to_have_text('You claimed "Plants".')
+        for page in pages:
+            expect(row(page, first).locator(".claimed")).to_have_text("claimed by bob")
+        row(ann, first).locator("button").click()
+        expect(ann.locator("#answer")).to_have_text("Refused: bob has claimed it already.")
+
+        # 6. Bob leaves the board.
+        seen = {page: [page.content(), *page.evaluate("window.framesReceived")] for page in pages}
+        bob.close()
+        expect(ann.locator("#here")).to_have_text("ann")
+
+        # The hidden field never left the server: API, pages, frames.
+        assert len(set(secrets)) == 6 and all(secrets)
+        texts = [ann_api.get(RECORDS).text, bob_api.get(RECORDS).text]
+        for received in seen.values():
+            assert "Plants" in received[0] and any("Plants" in frame for frame in received[1:])
+            texts += received
+        for secret in secrets:
+            assert not any(secret in text for text in texts), secret
+        assert not any('"secret"' in text for text in texts)
