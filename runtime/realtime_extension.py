@@ -35,6 +35,7 @@ from .realtime.transports import (
     realtime_blueprint,
     realtime_client_script,
     realtime_client_url,
+    realtime_htmx_scripts,
 )
 from .realtime_broker import Broker
 from .users import on_session_end
@@ -157,6 +158,7 @@ class Realtime:
         app.realtime_broadcast_async = _async_broadcaster(broker)  # type: ignore[attr-defined]
         app.add_template_global(realtime_client_url)
         app.add_template_global(realtime_client_script)
+        app.add_template_global(realtime_htmx_scripts)
 
         def on_changes(changes: list[RecordChange]) -> None:
             served = broker.served()

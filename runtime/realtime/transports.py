@@ -20,7 +20,7 @@ from quart import (
     url_for,
 )
 
-from ..errors import Forbidden
+from ..errors import Forbidden, NotFound
 from ..proxies import request_client
 from . import sse, websocket
 from .asgi import PATH, route_path
@@ -34,6 +34,7 @@ __all__ = [
     "realtime_blueprint",
     "realtime_client_script",
     "realtime_client_url",
+    "realtime_htmx_scripts",
 ]
 
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
@@ -64,45 +65,61 @@ _STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
 _CLIENT = "realtime-client.js"
+# htmx and its SSE extension from npm (static/vendor/README.md), in load order; their
+# names carry their versions.
+HTMX = ("htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.min.js")
 _YEAR = 365 * 24 * 3600
-_client: dict[float, tuple[bytes, str]] = {}  # the client's mtime -> its bytes, their hash
+_IMMUTABLE = f"public, max-age={_YEAR}, immutable"
+_files: dict[tuple[str, float], tuple[bytes, str]] = {}  # (name, mtime) -> bytes, hash
 
 
-def _client_source() -> tuple[bytes, str]:
-    """The client's bytes and a hash of them, read again whenever the file changes.
+def _static_file(name: str) -> tuple[bytes, str]:
+    """A shipped file's bytes and a hash of them, read again whenever it changes.
     Served from memory: a file body (send_file) leaks its open file when the browser
     hangs up while Quart is still closing it."""
-    mtime = (_STATIC / _CLIENT).stat().st_mtime
-    source = _client.get(mtime)
+    path = _STATIC / name
+    key = (name, path.stat().st_mtime)
+    source = _files.get(key)
     if source is None:
-        content = (_STATIC / _CLIENT).read_bytes()
-        _client.clear()
-        source = _client[mtime] = (content, hashlib.sha256(content).hexdigest()[:16])
+        content = path.read_bytes()
+        for old in [k for k in _files if k[0] == name]:
+            del _files[old]
+        source = _files[key] = (content, hashlib.sha256(content).hexdigest()[:16])
     return source
 
 
 def client_version() -> str:
     """A hash of the client's content: a new one whenever the file changes."""
-    return _client_source()[1]
+    return _static_file(_CLIENT)[1]
+
+
+async def _script_response(name: str, immutable: bool) -> Response:
+    content, version = _static_file(name)
+    response = Response(content, mimetype="text/javascript")
+    response.set_etag(version)
+    response.headers["Cache-Control"] = _IMMUTABLE if immutable else "no-cache"
+    return await response.make_conditional(request)
 
 
 async def client_script_response() -> Response:
     """The JavaScript client. Under its versioned URL (`realtime_client_url()`) browsers
     keep it for a year; under any other they check back each time (ETag)."""
-    content, version = _client_source()
-    response = Response(content, mimetype="text/javascript")
-    response.set_etag(version)
-    versioned = request.args.get("v") == version
-    response.headers["Cache-Control"] = (
-        f"public, max-age={_YEAR}, immutable" if versioned else "no-cache"
-    )
-    return await response.make_conditional(request)
+    return await _script_response(_CLIENT, request.args.get("v") == client_version())
 
 
 @realtime_blueprint.get("/client.js")
 async def client_js() -> Response:
     """The JavaScript client, served wherever Realtime is (any Quart app)."""
     return await client_script_response()
+
+
+@realtime_blueprint.get("/vendor/<name>")
+async def vendor_script(name: str) -> Response:
+    """htmx and its SSE extension, for pages that follow a stream with htmx: no CDN
+    needed. Their names carry their versions, so browsers keep them for good."""
+    if name not in HTMX:
+        raise NotFound(f"no vendored script named {name!r}")
+    return await _script_response(f"vendor/{name}", immutable=True)
 
 
 @realtime_blueprint.get("/metrics")
@@ -120,6 +137,14 @@ def realtime_client_url() -> str:
     """Template helper: the URL of the JavaScript client, to import it from a module;
     versioned by its content, so that browsers may cache it for good."""
     return url_for("realtime.client_js", v=client_version())
+
+
+def realtime_htmx_scripts() -> Markup:
+    """Template helper: script tags that load htmx and its SSE extension, as shipped."""
+    return Markup("\n").join(
+        Markup('<script src="{}"></script>').format(url_for("realtime.vendor_script", name=name))
+        for name in HTMX
+    )
 
 
 def realtime_client_script() -> Markup:

@@ -3,7 +3,6 @@ with `--app` and followed in Chromium: snapshot, create, update, delete, escapin
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
-from tests.docs_apps import ROOT, blocks, my_app
+from tests.docs_apps import blocks, my_app
 from tests.support import TIMEOUT, ServerProcess
 
 
@@ -28,10 +27,6 @@ def htmx_server(tmp_path: Path) -> Iterator[ServerProcess]:
     (tmp_path / "templates" / "fragments" / "post.html").write_text(fragment)
     (page,) = blocks("docs/htmx.md", "html", section="The page")
     (tmp_path / "templates" / "live.html").write_text(page)
-    (tmp_path / "static").mkdir()
-    vendor = ROOT / "static" / "vendor"
-    shutil.copy(vendor / "htmx-2.0.11.min.js", tmp_path / "static" / "htmx.min.js")
-    shutil.copy(vendor / "htmx-ext-sse-2.2.4.min.js", tmp_path / "static" / "sse.min.js")
     with ServerProcess(config, {"RUNTIME_APP_DEMO": "false"}, app="myapp:app") as server:
         yield server
 

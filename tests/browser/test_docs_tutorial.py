@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -87,11 +86,6 @@ def build_board(folder: Path) -> Path:
     for name, content in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(content)
-    mkdir, *copies = commands(DOC, section="2. A page live over htmx")
-    assert mkdir == ["mkdir", "-p", "static"]
-    for command in copies:  # the repository, cloned at ~/runtime
-        assert command[0] == "cp" and command[1].startswith("~/runtime/"), command
-        shutil.copy(ROOT / command[1].removeprefix("~/runtime/"), folder / command[2])
     config = folder / "config.toml"
     config.write_text('[app]\nlog_level = "warning"\n')
     *create_users, serve = commands(DOC, section="1. The model and the app")

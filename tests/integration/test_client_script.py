@@ -4,6 +4,7 @@ back under any other."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -49,3 +50,22 @@ def test_the_version_follows_the_content(tmp_path: Path, monkeypatch: pytest.Mon
     stat = script.stat()
     os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a new mtime
     assert transports.client_version() != first
+
+
+async def test_htmx_is_served_with_the_runtime_for_good(server: LiveServer) -> None:
+    async with server.app.test_request_context("/"):
+        tags = await render_template_string("{{ realtime_htmx_scripts() }}")
+    urls = re.findall(r'<script src="([^"]+)"></script>', tags)
+    assert urls == [f"/realtime/vendor/{name}" for name in transports.HTMX]
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        for url, name in zip(urls, transports.HTMX, strict=True):
+            response = await http.get(url)
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/javascript")
+            cache = {part.strip() for part in response.headers["cache-control"].split(",")}
+            assert cache == {"public", "max-age=31536000", "immutable"}
+            assert response.content == (transports._STATIC / "vendor" / name).read_bytes()
+        for other in ("README.md", "htmx-LICENSE.txt", "..%2Fclient.js", "nope.js"):
+            missing = await http.get(f"/realtime/vendor/{other}")
+            assert missing.status_code == 404
+            assert missing.json()["error"]["code"] == "not_found"
