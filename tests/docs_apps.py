@@ -1,6 +1,7 @@
 """The apps the docs describe, laid out as a reader would lay them out: README's
-`myapp.py` with the views of docs/pages.md, client.md's live page and pages.md's form
-as its templates, and the plain Quart app of docs/events.md."""
+`myapp.py` with the views of docs/pages.md and client.md's "typing" route, client.md's
+live page and pages.md's form as its templates, and the plain Quart app of
+docs/events.md."""
 
 from __future__ import annotations
 
@@ -42,11 +43,12 @@ def commands(document: str, *, section: str | None = None) -> list[list[str]]:
 
 
 def my_app(folder: Path) -> Path:
-    """README's app, with the views of docs/pages.md, and a user "ann" made as README
-    says; returns its configuration."""
+    """README's app, with the views of docs/pages.md and client.md's "typing" route, and a
+    user "ann" made as README says; returns its configuration."""
     (readme_app,) = blocks("README.md", "python", section="Your own app")
     views = blocks("docs/pages.md", "python")
-    (folder / "myapp.py").write_text("\n\n".join([readme_app, *views]))
+    (typing,) = blocks("docs/client.md", "python", section='Custom events: "typing…"')
+    (folder / "myapp.py").write_text("\n\n".join([readme_app, *views, typing]))
     (folder / "templates").mkdir()
     (live_page,) = blocks("docs/client.md", "html", section="A server-rendered page")
     (folder / "templates" / "posts.html").write_text(live_page)

@@ -9,14 +9,16 @@ from playwright.sync_api import Page
 
 from runtime.demo import Message
 from runtime.users import User
+from tests.docs_apps import blocks
 from tests.support import LiveServer
-from tests.test_docs import code_blocks
 
 
 def test_the_live_list_example_runs(
     server: LiveServer, users: dict[str, User], new_page: Callable[..., Page]
 ) -> None:
-    (block,) = [b for b in code_blocks("client.md", "html") if "client.liveList(" in b]
+    (block,) = blocks(
+        "docs/client.md", "html", section="A live list: `client.liveList(pattern, options)`"
+    )
     markup, script = re.fullmatch(
         r'(.*?)<script type="module">\n(.*)</script>\n', block, flags=re.DOTALL
     ).groups()  # type: ignore[union-attr]
