@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ from tests.conftest import PASSWORD, PASSWORD_HASH
 from tests.docs_apps import blocks
 from tests.realtime_client import Client
 from tests.support import TIMEOUT, LiveServer, assert_error
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-
-
-def code_blocks(document: str, language: str) -> list[str]:
-    text = (DOCS / document).read_text()
-    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
 
 
 def test_the_production_configuration_in_security_md_loads(tmp_path: Path) -> None:

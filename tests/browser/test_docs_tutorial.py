@@ -21,7 +21,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
-from tests.docs_apps import ROOT, commands
+from tests.docs_apps import blocks, commands
 from tests.support import TIMEOUT, ServerProcess, assert_error
 
 DOC = "docs/tutorial.md"
@@ -63,12 +63,11 @@ FILE_NAME = re.compile(r"^(?:# |// |\{# )(?P<name>[\w./-]+\.(?:py|js|html))(?: -
 def tutorial_files() -> dict[str, str]:
     """The files of docs/tutorial.md: each block that names a file, in order; a file
     named by several blocks is those blocks one after the other."""
-    text = (ROOT / DOC).read_text()
     files: dict[str, list[str]] = {}
-    for block in re.findall(r"^```\w+\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
+    for block in [*blocks(DOC, "python"), *blocks(DOC, "html"), *blocks(DOC, "js")]:
         match = FILE_NAME.match(block.partition("\n")[0])
-        if match:
-            files.setdefault(match["name"], []).append(block)
+        assert match, f"a block of {DOC} that names no file: {block[:60]!r}"
+        files.setdefault(match["name"], []).append(block)
     return {name: "\n\n".join(parts) for name, parts in files.items()}
 
 
