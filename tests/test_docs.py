@@ -157,3 +157,32 @@ async def test_the_record_and_custom_event_examples_in_events_md(
         assert [e["name"] for e in await other.events(2)] == ["typing", "maintenance"]
         for client in (first, second, other):
             await client.expect_silence()
+
+
+async def test_the_related_fields_example_in_models_md(
+    config: Config, own_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    python_blocks = blocks("docs/models.md", "python", section="Related fields")
+    comment = run_python_blocks("docs/models.md", python_blocks)["Comment"]
+    app = create_app(config, models=[comment])
+    try:
+        alice = User.create(username="alice", password_hash=PASSWORD_HASH)
+        with LiveServer(app) as server:
+            async with await Client.connect(server) as visitor:
+                await visitor.ok_subscribe("comments")
+                async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+                    login = {"username": "alice", "password": PASSWORD}
+                    assert (await http.post("/auth/login", json=login)).is_success
+                    records = "/api/collections/comments/records"
+                    forged = {"text": "hi", "author_name": "root"}
+                    assert_error(await http.post(records, json=forged), 400, "bad_request")
+                    created = (await http.post(records, json={"text": "hi"})).json()
+                    assert created["author"] == alice.id
+                    assert created["author_name"] == "alice"
+                event = await visitor.recv_type("event")
+                assert event["record"] == created  # what a visitor may see: the copy
+                refused = await visitor.subscribe("users")
+                assert refused["type"] == "error" and refused["code"] == "forbidden"
+    finally:
+        database.close()
