@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..rules import check_rule
 from .patterns import is_valid_collection_name
 
 __all__ = ["CHANNEL_RULE_NAMES", "Channel", "ChannelRule", "check_channel_rule"]
@@ -55,15 +56,6 @@ class Channel:
 
 
 def check_channel_rule(rule: ChannelRule, user: Any) -> bool:
-    if rule == "public":
-        return True
-    if user is None:
-        return False  # visitors only ever pass "public"
-    if rule == "authenticated":
-        return True
-    if rule == "admin":
-        return bool(user.is_admin)
-    if rule == "nobody":
-        return False
-    assert callable(rule)
-    return bool(rule(user))
+    if callable(rule):
+        return user is not None and bool(rule(user))  # visitors only ever pass "public"
+    return check_rule(rule, user, None, None)  # a channel has no records, so no "owner"
