@@ -15,7 +15,7 @@ from pathlib import Path
 from tests.conftest import PASSWORD
 from tests.support import TIMEOUT
 
-__all__ = ["ROOT", "blocks", "commands", "events_app", "my_app"]
+__all__ = ["ROOT", "blocks", "commands", "create_users", "events_app", "my_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,19 +60,27 @@ def my_app(folder: Path) -> Path:
     assert create_user == ["python", "-m", "runtime", "create-user", "ann"]
     assert serve == ["python", "-m", "runtime", "serve", "--app", "myapp:app"]
     assert commands("docs/pages.md") == [create_user, serve]
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
-    created = subprocess.run(
-        [sys.executable, *create_user[1:]],
-        cwd=folder,
-        env={**environ, "RUNTIME_PASSWORD": PASSWORD},
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=TIMEOUT * 6,
-        check=False,
-    )
-    assert created.returncode == 0, created.stderr
+    create_users(folder, [create_user])
     return config
+
+
+def create_users(folder: Path, create_user_commands: list[list[str]]) -> None:
+    """Run a doc's `python -m runtime create-user NAME` commands in the app's folder, with
+    the tests' password in RUNTIME_PASSWORD."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    for command in create_user_commands:
+        assert command[:4] == ["python", "-m", "runtime", "create-user"], command
+        created = subprocess.run(
+            [sys.executable, *command[1:]],
+            cwd=folder,
+            env={**environ, "RUNTIME_PASSWORD": PASSWORD},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT * 6,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
 
 
 def events_app(folder: Path) -> Path:

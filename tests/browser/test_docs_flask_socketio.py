@@ -4,9 +4,6 @@ again over SSE (WebSocket removed from the pages)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,9 +11,8 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from tests.browser.conftest import log_in
-from tests.conftest import PASSWORD
-from tests.docs_apps import blocks, commands
-from tests.support import TIMEOUT, ServerProcess
+from tests.docs_apps import blocks, commands, create_users
+from tests.support import ServerProcess
 
 DOC = "docs/flask-socketio.md"
 SECTION = "The chat, converted"
@@ -32,25 +28,13 @@ def chat_app(folder: Path) -> Path:
     (folder / "templates" / "chat.html").write_text(page)
     config = folder / "config.toml"
     config.write_text('[app]\nlog_level = "warning"\n')
-    *create_users, serve = commands(DOC, section=SECTION)
-    assert create_users == [
+    *user_commands, serve = commands(DOC, section=SECTION)
+    assert user_commands == [
         ["python", "-m", "runtime", "create-user", "ann"],
         ["python", "-m", "runtime", "create-user", "bob"],
     ]
     assert serve == ["python", "-m", "runtime", "serve", "--app", "chat:app"]
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
-    for create_user in create_users:
-        created = subprocess.run(
-            [sys.executable, *create_user[1:]],
-            cwd=folder,
-            env={**environ, "RUNTIME_PASSWORD": PASSWORD},
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=TIMEOUT * 6,
-            check=False,
-        )
-        assert created.returncode == 0, created.stderr
+    create_users(folder, user_commands)
     return config
 
 

@@ -6,11 +6,8 @@ with an answer."""
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
-from tests.docs_apps import blocks, commands
+from tests.docs_apps import blocks, commands, create_users
 from tests.support import TIMEOUT, ServerProcess, assert_error
 
 DOC = "docs/tutorial.md"
@@ -87,24 +84,12 @@ def build_board(folder: Path) -> Path:
         (folder / name).write_text(content)
     config = folder / "config.toml"
     config.write_text('[app]\nlog_level = "warning"\n')
-    *create_users, serve = commands(DOC, section="1. The model and the app")
-    assert create_users == [
+    *user_commands, serve = commands(DOC, section="1. The model and the app")
+    assert user_commands == [
         ["python", "-m", "runtime", "create-user", name] for name in ("ann", "bob")
     ]
     assert serve == ["python", "-m", "runtime", "serve", "--app", "board:app"]
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
-    for create_user in create_users:
-        created = subprocess.run(
-            [sys.executable, *create_user[1:]],
-            cwd=folder,
-            env={**environ, "RUNTIME_PASSWORD": PASSWORD},
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=TIMEOUT * 6,
-            check=False,
-        )
-        assert created.returncode == 0, created.stderr
+    create_users(folder, user_commands)
     return config
 
 
