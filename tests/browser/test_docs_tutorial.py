@@ -6,6 +6,7 @@ with an answer."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from websockets.sync.client import connect
 
 from tests.browser.conftest import log_in
 from tests.conftest import PASSWORD
@@ -228,3 +230,52 @@ def test_the_task_board_of_the_tutorial(
         for secret in secrets:
             assert not any(secret in text for text in texts), secret
         assert not any('"secret"' in text for text in texts)
+
+
+def test_the_import_queue_is_bounded(
+    board: ServerProcess, tmp_path: Path
+) -> None:
+    """While another process holds the database's write lock the writer is stuck on one
+    job: the queue fills, /import answers 429, and once the lock goes every accepted
+    import is written and announced."""
+    with httpx.Client(base_url=board.url, timeout=TIMEOUT) as bob:
+        assert bob.post("/auth/login", json={"username": "bob", "password": PASSWORD}).is_success
+        token = re.search(r'name="csrf-token" content="([^"]+)"', bob.get("/").text)
+        assert token, "the board page carries its CSRF token"
+        cookie = "; ".join(f"{k}={v}" for k, v in bob.cookies.items())
+        with connect(
+            f"{board.ws_url}/realtime/subscribe",
+            additional_headers={"Cookie": cookie},
+            open_timeout=TIMEOUT,
+        ) as ws:
+            assert json.loads(ws.recv(TIMEOUT))["type"] == "connected"
+            ws.send(json.dumps({"type": "subscribe", "id": "t", "pattern": "tasks"}))
+            assert json.loads(ws.recv(TIMEOUT))["type"] == "subscribed"
+
+            lock = sqlite3.connect(tmp_path / "var" / "runtime.sqlite3", isolation_level=None)
+            try:
+                lock.execute("BEGIN IMMEDIATE")  # readers go on; writers wait
+                statuses = []
+                for n in range(40):  # the queue holds 20, the writer one
+                    answer = bob.post(
+                        "/import",
+                        json={"titles": [f"import {n}"]},
+                        headers={"X-CSRF-Token": token[1]},
+                    )
+                    statuses.append(answer.status_code)
+                    if answer.status_code == 429:
+                        assert_error(answer, 429, "rate_limited")
+                        break
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            accepted = statuses.count(202)
+            assert statuses == [202] * accepted + [429] and 20 <= accepted <= 21, statuses
+
+            created = []
+            while len(created) < accepted:
+                frame = json.loads(ws.recv(TIMEOUT))
+                frames = frame if isinstance(frame, list) else [frame]
+                created += [f for f in frames if f.get("action") == "create"]
+            titles = [event["record"]["title"] for event in created]
+            assert titles == [f"import {n}" for n in range(accepted)]
