@@ -232,9 +232,7 @@ def test_the_task_board_of_the_tutorial(
         assert not any('"secret"' in text for text in texts)
 
 
-def test_the_import_queue_is_bounded(
-    board: ServerProcess, tmp_path: Path
-) -> None:
+def test_the_import_queue_is_bounded(board: ServerProcess, tmp_path: Path) -> None:
     """While another process holds the database's write lock the writer is stuck on one
     job: the queue fills, /import answers 429, and once the lock goes every accepted
     import is written and announced."""
