@@ -44,7 +44,7 @@ def parse_record_id(model: type[peewee.Model], raw: str) -> Any:
         if not _INTEGER_ID.fullmatch(raw) or int(raw) not in _INT64:
             raise NotFound("No such record.")
         return int(raw)
-    if has_surrogates(raw):
+    if has_surrogates(raw) or "\x00" in raw:  # PostgreSQL text has no NUL: same answer on both
         raise NotFound("No such record.")
     return raw
 

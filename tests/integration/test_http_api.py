@@ -6,11 +6,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import peewee
 import pytest
 
+from runtime import BaseModel
 from tests.conftest import PASSWORD
 from tests.databases import both_databases
 from tests.support import TIMEOUT, LiveServer, assert_error
+
+
+class Keyed(BaseModel):
+    """Records keyed by text."""
+
+    key = peewee.CharField(primary_key=True)
+    read_rule = "public"
+    write_rule = "nobody"
+
+    class Meta:
+        table_name = "test_keyed"
 
 
 def client(server: LiveServer) -> httpx.Client:
@@ -254,3 +267,9 @@ def test_values_the_database_cannot_keep_are_bad_requests(server: LiveServer, ba
         else:
             assert nul.status_code == 201 and nul.json()["text"] == "a\x00b"
         assert_error(alice.get(f"{records}/{2**40}"), 404, "not_found")  # past a 32-bit id
+    Keyed.create(key="a")
+    keyed = "/api/collections/test_keyed/records"
+    with client(server) as visitor:
+        assert visitor.get(f"{keyed}/a").json() == {"key": "a"}
+        for key in ("a%00", "%00", "%ED%A0%80"):  # NUL (no text of PostgreSQL's), a surrogate
+            assert_error(visitor.get(f"{keyed}/{key}"), 404, "not_found")
