@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import peewee
 
-__all__ = ["ChangeTracking", "CommitSignal", "RecordChange", "on_commit"]
+__all__ = ["ChangeTracking", "CommitSignal", "ReadsBlocked", "RecordChange", "on_commit"]
 
 log = logging.getLogger("runtime.db")  # the name it had when this lived in runtime.db
 
@@ -106,6 +106,10 @@ class _Level:
     changes: list[RecordChange] = field(default_factory=list)
 
 
+class ReadsBlocked(Exception):
+    """Reads made while commits are held met a lock that another transaction holds."""
+
+
 class ChangeTracking:
     """Commit-aware change buffers for a Peewee database (see the module docstring).
 
@@ -154,6 +158,12 @@ class ChangeTracking:
         What is read under it is exactly what the changes announced so far made.
         """
         return self._commit_lock
+
+    def reads_while_held(self) -> contextlib.AbstractContextManager[Any]:
+        """Around reads made under `commits_held()`: they must not wait for a lock held by
+        a transaction that, to commit, waits for the commit lock (a deadlock). Where the
+        database's reads can wait on locks, they give up instead, with ReadsBlocked."""
+        return contextlib.nullcontext()  # SQLite in WAL mode: readers never wait
 
     # -- transactions ----------------------------------------------------------------
 

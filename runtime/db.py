@@ -10,18 +10,20 @@ proxy never initialized, is refused with one clear line (`DatabaseUnavailable`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import peewee
 
-from .change_tracking import ChangeTracking, RecordChange, on_commit
+from .change_tracking import ChangeTracking, ReadsBlocked, RecordChange, on_commit
 from .database_url import is_database_url, postgresql_url, redacted
 
 __all__ = [
     "ChangeTracking",
     "DatabaseUnavailable",
+    "ReadsBlocked",
     "RecordChange",
     "TrackingDatabase",
     "TrackingPostgresqlDatabase",
@@ -47,6 +49,10 @@ class TrackingSqliteDatabase(ChangeTracking, peewee.SqliteDatabase):
     """SQLite (3.35 or newer, for RETURNING) that announces committed changes."""
 
 
+# How long a snapshot read under held commits waits for a table lock before giving up.
+READS_WHILE_HELD_LOCK_TIMEOUT_MS = 1000
+
+
 class TrackingPostgresqlDatabase(ChangeTracking, peewee.PostgresqlDatabase):
     """PostgreSQL that announces committed changes (psycopg 3 preferred, see pyproject)."""
 
@@ -56,12 +62,34 @@ class TrackingPostgresqlDatabase(ChangeTracking, peewee.PostgresqlDatabase):
         kwargs.setdefault("prefer_psycopg3", True)
         super().init(database, **kwargs)
 
+    @contextlib.contextmanager
+    def reads_while_held(self) -> Iterator[None]:
+        # A SELECT waits for a table lock (LOCK TABLE, TRUNCATE, ALTER TABLE) whose
+        # transaction may be waiting for the commit lock held around these reads.
+        try:
+            with self.atomic():
+                self.execute_sql(f"SET LOCAL lock_timeout = {READS_WHILE_HELD_LOCK_TIMEOUT_MS}")
+                yield
+        except peewee.OperationalError as error:
+            if _sqlstate(error) == "55P03":  # lock_not_available
+                raise ReadsBlocked(str(error).strip()) from error
+            raise
+
     def _commit_is_rollback(self) -> bool:
         # After an error the transaction is aborted, and PostgreSQL answers COMMIT by
         # rolling back without an error: its changes must not be announced.
         conn = self._state.conn
         adapter = self._adapter
         return conn is not None and bool(adapter.txn_status(conn) == adapter.txn_inerror)
+
+
+def _sqlstate(error: peewee.DatabaseError) -> str | None:
+    """The SQLSTATE of the driver's error that Peewee's error stands for."""
+    for driver_error in (error.__cause__, error.__context__, *error.args):
+        code = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 # The name of the SQLite class before PostgreSQL came.

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .base_model import BaseModel
+from .change_tracking import ReadsBlocked
 from .realtime import protocol
 from .realtime.access import Faults, rule_name, snapshot_order, snapshot_records
 from .realtime.backends import Backend
@@ -45,6 +47,10 @@ __all__ = ["Broker"]
 # What one subscribe request's snapshots and replay may add to a connection's queue,
 # as a share of its budget (`send_queue_bytes`): the rest is for live events.
 REPLY_SHARE = 0.5
+# Seconds after which a client may ask again for a snapshot refused as `unavailable`.
+SNAPSHOT_RETRY_AFTER = 1.0
+
+log = logging.getLogger("runtime.realtime")
 
 
 class Broker:
@@ -286,7 +292,20 @@ class Broker:
         go live; returns the replayed and held-back events to send after the replies."""
         registered = self._position.seq
         budget = int(conn.max_queue_bytes * REPLY_SHARE)
-        snapshots, budget = await self._snapshots(conn, accepted, budget)
+        try:
+            snapshots, budget = await self._snapshots(conn, accepted, budget)
+        except ReadsBlocked as blocked:
+            # A table they read is locked: refuse them (the client asks again after
+            # retry_after) and settle the others. `accepted` is the caller's list.
+            log.warning("snapshot refused for now: %s", blocked)
+            for item in [item for item in accepted if item.order is not None]:
+                self.registry.discard(conn, item.command.pattern)
+                accepted.remove(item)
+                message = "a table of this snapshot is locked; try again"
+                replies[item.index] = protocol.error(
+                    item.command.request_id, ErrorCode.UNAVAILABLE, message, SNAPSHOT_RETRY_AFTER
+                )
+            snapshots = {}
         resumed: list[tuple[_Accepted, list[Event]]] = []
         for item in accepted:
             item.cutoff = registered
@@ -481,10 +500,16 @@ class _Accepted:
 
 
 def _commits_held(models: Iterable[type[BaseModel]]) -> contextlib.ExitStack:
-    """Hold the commits of every database the models use (see runtime.db)."""
+    """Hold the commits of every database the models use (see runtime.db), and bound
+    the reads made meanwhile (ReadsBlocked rather than a deadlock)."""
     stack = contextlib.ExitStack()
-    for database in {model._meta.database for model in models}:
+    databases = {model._meta.database for model in models}
+    for database in databases:
         hold = getattr(database, "commits_held", None)
         if hold is not None:
             stack.enter_context(hold())
+    for database in databases:
+        bound = getattr(database, "reads_while_held", None)
+        if bound is not None:
+            stack.enter_context(bound())
     return stack

@@ -70,6 +70,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     MESSAGE_TOO_BIG = "message_too_big"
     INTERNAL_ERROR = "internal_error"  # a handler of a client event failed
+    UNAVAILABLE = "unavailable"  # not now (a snapshot's table is locked): retry_after
 
 
 class CloseCode(IntEnum):

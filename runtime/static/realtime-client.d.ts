@@ -130,14 +130,16 @@ export type ServerErrorCode =
   | "too_many_subscriptions"
   | "message_too_big"
   /** The handler of a client event failed. */
-  | "internal_error";
+  | "internal_error"
+  /** Not now (a snapshot's table is locked); the client asks again after `retry_after`. */
+  | "unavailable";
 
 export interface ErrorFrame {
   type: "error";
   id: RequestId;
   code: ServerErrorCode;
   message: string;
-  /** Seconds, with `rate_limited`. */
+  /** Seconds, with `rate_limited` and `unavailable`. */
   retry_after?: number;
 }
 
@@ -237,7 +239,7 @@ export class RealtimeError extends Error {
   readonly pattern: string | null;
   /** The WebSocket close code (or the SSE close frame's), if any. */
   readonly closeCode: number | null;
-  /** Seconds, for `rate_limited`. */
+  /** Seconds, for `rate_limited` and `unavailable`. */
   readonly retryAfter: number | null;
   /** The server frame it came from, if any. */
   readonly frame: ErrorFrame | unknown | null;

@@ -46,7 +46,7 @@ export class RealtimeError extends Error {
     this.code = code;
     this.pattern = detail.pattern ?? null; // the subscription it concerns, if any
     this.closeCode = detail.closeCode ?? null; // the WebSocket close code, if any
-    this.retryAfter = detail.retryAfter ?? null; // seconds, for rate_limited
+    this.retryAfter = detail.retryAfter ?? null; // seconds, for rate_limited and unavailable
     this.frame = detail.frame ?? null; // the server frame it came from, if any
   }
 }
@@ -810,7 +810,9 @@ export class RealtimeClient {
   _onRequestError(req, frame) {
     const topic = req.topic;
     const err = errorFrom(frame, topic ? topic.pattern : null);
-    if (frame.code === "rate_limited") return this._retryLater(req, frame.retry_after);
+    if (frame.code === "rate_limited" || frame.code === "unavailable") {
+      return this._retryLater(req, frame.retry_after); // transient: ask again
+    }
     if (req.type !== "subscribe" || this._topics.get(topic.parsed.key) !== topic) {
       return this._emitError(err);
     }
@@ -833,7 +835,8 @@ export class RealtimeClient {
     }
   }
 
-  /** rate_limited is transient: send the same request again when the server says. */
+  /** rate_limited and unavailable are transient: send the same request again when the
+   * server says. */
   _retryLater(req, retryAfter) {
     const epoch = this._epoch;
     const delay = Math.max(0.1, Number(retryAfter) || 1) * 1000;

@@ -526,3 +526,40 @@ async def test_app_code_failing_in_a_subscribe_costs_that_subscription_only(
         await bob.ok_subscribe("messages")  # the connection goes on
         Message.create(text="still here", author=users["alice"])
         assert (await bob.recv_type("event"))["record"]["text"] == "still here"
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_snapshot_gives_up_on_a_table_lock_rather_than_stall_the_loop(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    """A worker locks the messages table, then commits; a snapshot of messages is read
+    meanwhile, with commits held. Waiting for the lock would wait for a commit that
+    waits for the snapshot (the loop stalled for good): the snapshot gives up, the
+    client hears `unavailable` with `retry_after`, and asking again works."""
+    Message.create(text="before", author=users["alice"])
+    snapshot_reads = threading.Event()
+    locked = threading.Event()
+
+    def trace(sql: str) -> None:
+        if sql.startswith("SELECT") and '"messages"' in sql:
+            snapshot_reads.set()
+
+    def worker() -> None:
+        with database.atomic():
+            database.execute_sql('LOCK TABLE "messages" IN ACCESS EXCLUSIVE MODE')
+            locked.set()
+            assert snapshot_reads.wait(TIMEOUT)
+        database.close()
+
+    with statements_on_the_loop(server, trace):
+        async with await Client.connect(server, user="alice") as alice:
+            thread = threading.Thread(target=worker)
+            thread.start()
+            assert await asyncio.to_thread(locked.wait, TIMEOUT)
+            refused = await alice.subscribe("messages", snapshot=True)
+            assert refused["type"] == "error" and refused["code"] == "unavailable", refused
+            assert refused["retry_after"] > 0
+            await asyncio.to_thread(thread.join, TIMEOUT)
+            assert not thread.is_alive()
+            again = await alice.ok_subscribe("messages", snapshot=True)
+            assert [r["text"] for r in again["snapshot"]["records"]] == ["before"]

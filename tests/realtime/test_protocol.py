@@ -358,6 +358,7 @@ def test_codes_match_the_contract() -> None:
         "too_many_subscriptions",
         "message_too_big",
         "internal_error",  # added with client events: a handler that failed
+        "unavailable",  # added: a snapshot's table locked by another transaction
     }
     assert {code.name: int(code) for code in CloseCode} == {
         "NORMAL": 1000,
