@@ -5,17 +5,33 @@ docs/events.md."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from tests.conftest import PASSWORD
-from tests.support import TIMEOUT
+import pytest
 
-__all__ = ["ROOT", "blocks", "commands", "create_users", "events_app", "my_app"]
+from runtime import base_model
+from runtime.db import database
+from runtime.users import User
+from tests.conftest import PASSWORD, PASSWORD_HASH
+from tests.support import TIMEOUT, LiveServer
+
+__all__ = [
+    "ROOT",
+    "blocks",
+    "client_events_server",
+    "commands",
+    "create_users",
+    "events_app",
+    "my_app",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,3 +106,23 @@ def events_app(folder: Path) -> Path:
     config = folder / "config.toml"
     config.write_text("# the command line's defaults; plain.py configures itself\n")
     return config
+
+
+@contextlib.contextmanager
+def client_events_server(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """docs/events.md's client events, channels and presence app, run as written and
+    served in this process (from `folder`, with the defaults), with a user "alice"."""
+    (block,) = blocks("docs/events.md", "python", section="Client events, channels and presence")
+    monkeypatch.chdir(folder)  # create_app() makes var/ here
+    for name in list(os.environ):
+        if name.startswith("RUNTIME_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(base_model, "_registry", base_model.collections())
+    namespace: dict[str, Any] = {"__name__": "docs_events_md"}
+    exec(compile(block, "docs/events.md", "exec"), namespace)
+    User.create(username="alice", password_hash=PASSWORD_HASH)
+    try:
+        with LiveServer(namespace["app"]) as server:
+            yield server
+    finally:
+        database.close()

@@ -19,14 +19,12 @@ import pytest
 from playwright.sync_api import Page, expect
 from quart import Quart, current_app, render_template_string
 
-from runtime import base_model
-from runtime.db import database
 from runtime.demo import Message, Note
 from runtime.users import User
 from tests.browser.conftest import log_in
 from tests.browser.test_own_app import RECORD_FRAMES
-from tests.conftest import PASSWORD, PASSWORD_HASH
-from tests.docs_apps import blocks, my_app
+from tests.conftest import PASSWORD
+from tests.docs_apps import blocks, client_events_server, my_app
 from tests.support import TIMEOUT, LiveServer, ServerProcess
 
 NewPage = Callable[..., Page]
@@ -290,23 +288,10 @@ def test_typing(readme_server: tuple[ServerProcess, Path], new_page: NewPage) ->
         assert client.post("/typing").status_code == 403
 
 
-# docs/events.md's client events app, served in this process.
 @pytest.fixture
 def events_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    (block,) = blocks("docs/events.md", "python", section="Client events, channels and presence")
-    monkeypatch.chdir(tmp_path)  # create_app() makes var/ here, with its defaults
-    for name in list(os.environ):
-        if name.startswith("RUNTIME_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setattr(base_model, "_registry", base_model.collections())
-    namespace: dict[str, Any] = {"__name__": "docs_events_md"}
-    exec(compile(block, "docs/events.md", "exec"), namespace)
-    User.create(username="alice", password_hash=PASSWORD_HASH)
-    try:
-        with LiveServer(namespace["app"]) as server:
-            yield server
-    finally:
-        database.close()
+    with client_events_server(tmp_path, monkeypatch) as server:
+        yield server
 
 
 def test_emit_and_publish(events_server: LiveServer, tmp_path: Path, new_page: NewPage) -> None:
