@@ -11,7 +11,7 @@ from __future__ import annotations
 from quart import current_app, request
 
 from .errors import Forbidden
-from .realtime.handshake import origin_allowed
+from .realtime.clients.admission import origin_allowed
 
 __all__ = ["is_cross_site", "refuse_cross_site"]
 

@@ -25,20 +25,20 @@ from typing import Any
 from .base_model import BaseModel
 from .change_tracking import ReadsBlocked
 from .realtime import protocol
-from .realtime.access import Faults, rule_name, snapshot_order, snapshot_records
-from .realtime.backends import Backend
+from .realtime.broker.presence import Presence
 from .realtime.channels import Channel
-from .realtime.connection import TOO_SLOW_REASON, Connection
-from .realtime.connections import ConnectionIndex
+from .realtime.connections.connection import TOO_SLOW_REASON, Connection
+from .realtime.connections.flusher import Flusher
+from .realtime.connections.index import ConnectionIndex
 from .realtime.events import Event
-from .realtime.fanout import Fanout
-from .realtime.flusher import Flusher
+from .realtime.fanout.access import Faults, rule_name, snapshot_order, snapshot_records
+from .realtime.fanout.delivery import Fanout
+from .realtime.fanout.registry import Subscription, SubscriptionRegistry
+from .realtime.fanout.replay import replay_frames
 from .realtime.patterns import Pattern, PatternKind
-from .realtime.presence import Presence
 from .realtime.protocol import CloseCode, ErrorCode, Frame, ProtocolError, Subscribe
-from .realtime.publisher import Publisher
-from .realtime.registry import Subscription, SubscriptionRegistry
-from .realtime.replay import replay_frames
+from .realtime.publishing.backends import Backend
+from .realtime.publishing.publisher import Publisher
 from .realtime.stats import DeliveryStats
 from .realtime.supervisor import supervise
 

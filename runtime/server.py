@@ -18,8 +18,8 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from quart import Quart
 
-from . import websocket_limits
 from .access_log import SafeAccessLogger
+from .adapters import wsproto
 
 __all__ = ["run", "serve"]
 
@@ -61,9 +61,7 @@ async def serve(
         # Past the soft limit a frame gets an error frame; past this one, close 1009.
         config.websocket_max_message_size = 4 * realtime.config.max_message_size
         compression = realtime.config.websocket_compression
-    websocket_limits.install(
-        max_message_size=config.websocket_max_message_size, compression=compression
-    )
+    wsproto.install(max_message_size=config.websocket_max_message_size, compression=compression)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

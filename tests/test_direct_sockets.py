@@ -17,7 +17,7 @@ from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers.websocket import Websocket
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from runtime.realtime.flusher import Flusher, chunk, text_frame, wire_bytes
+from runtime.realtime.connections.flusher import Flusher, chunk, text_frame, wire_bytes
 from runtime.users import User
 from tests.realtime_client import Client
 from tests.support import TIMEOUT, LiveServer

@@ -1,6 +1,6 @@
 """Bounded inbound messages, I/O-free: client bytes into the connection the handshake makes.
 
-The last test pins what runtime/websocket_limits.py relies on inside Hypercorn and
+The last test pins what runtime/wsproto.py relies on inside Hypercorn and
 wsproto; it is the one to read when an upgrade of either breaks this module.
 """
 
@@ -18,8 +18,8 @@ from wsproto.events import CloseConnection, Event, Message, Ping, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import FrameDecoder
 
-from runtime import websocket_limits
-from runtime.websocket_limits import handshake_class
+from runtime.adapters import wsproto
+from runtime.adapters.wsproto import handshake_class
 from tests.raw_websocket import (
     BINARY,
     CONTINUATION,
@@ -246,22 +246,22 @@ def test_rsv1_is_refused_on_continuations_and_without_compression() -> None:
 def test_install_replaces_hypercorns_handshake_each_time_from_hypercorns_own() -> None:
     original = ws_stream.Handshake
     try:
-        websocket_limits.install(max_message_size=LIMIT, compression=True)
+        wsproto.install(max_message_size=LIMIT, compression=True)
         first = ws_stream.Handshake
-        websocket_limits.install(max_message_size=LIMIT, compression=True)
+        wsproto.install(max_message_size=LIMIT, compression=True)
         assert ws_stream.Handshake is not first
-        assert ws_stream.Handshake.__mro__[1] is websocket_limits._HypercornHandshake
+        assert ws_stream.Handshake.__mro__[1] is wsproto._HypercornHandshake
     finally:
         ws_stream.Handshake = original  # type: ignore[misc]
 
 
 def test_the_hypercorn_and_wsproto_internals_relied_on_are_still_there() -> None:
-    """runtime/websocket_limits.py reaches into both libraries (pinned in pyproject.toml).
+    """runtime/wsproto.py reaches into both libraries (pinned in pyproject.toml).
 
     If this fails after an upgrade, read the module's docstring, re-check each point
     below against the new sources, then move the pin.
     """
-    hint = "; re-check runtime/websocket_limits.py against the new version"
+    hint = "; re-check runtime/wsproto.py against the new version"
 
     def params(fn: object) -> list[str]:
         return list(inspect.signature(fn).parameters)  # type: ignore[arg-type]
@@ -269,7 +269,7 @@ def test_the_hypercorn_and_wsproto_internals_relied_on_are_still_there() -> None
     # Hypercorn looks its handshake class up in ws_stream on every request...
     handle = inspect.getsource(ws_stream.WSStream.handle)
     assert "Handshake(event.headers, event.http_version)" in handle, "WSStream.handle" + hint
-    hypercorns = websocket_limits._HypercornHandshake  # ws_stream.Handshake, before install()
+    hypercorns = wsproto._HypercornHandshake  # ws_stream.Handshake, before install()
     assert params(hypercorns.__init__) == ["self", "headers", "http_version"], hint
     assert params(hypercorns.accept) == ["self", "subprotocol", "additional_headers"], hint
     offered = hypercorns([(b"sec-websocket-extensions", b"permessage-deflate")], "1.1")

@@ -14,16 +14,16 @@ from typing import Any, Protocol
 from quart import Quart
 
 from ..config import RealtimeConfig
-from .access import Faults
 from .channels import Channel
-from .connection import Connection
+from .clients.handlers import Handler
+from .clients.message_limit import MessageLimit
+from .connections.connection import Connection
+from .connections.flusher import Flusher
 from .events import Event
-from .flusher import Flusher
-from .handlers import Handler
-from .message_limit import MessageLimit
+from .fanout.access import Faults
+from .fanout.registry import SubscriptionRegistry
 from .patterns import Pattern
 from .protocol import Frame, ProtocolError, Subscribe
-from .registry import SubscriptionRegistry
 from .stats import DeliveryStats
 
 __all__ = ["Hub", "Identify", "RealtimeState", "current_realtime"]

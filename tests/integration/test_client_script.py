@@ -12,7 +12,7 @@ import httpx
 import pytest
 from quart import render_template_string
 
-from runtime.realtime import transports
+from runtime.realtime import endpoints
 from tests.support import TIMEOUT, LiveServer
 
 
@@ -41,30 +41,30 @@ async def test_the_versioned_url_is_cached_for_a_year_and_others_revalidate(
 
 
 def test_the_version_follows_the_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copy(transports._STATIC / "realtime-client.js", tmp_path / "realtime-client.js")
-    monkeypatch.setattr(transports, "_STATIC", tmp_path)
-    first = transports.client_version()
-    assert transports.client_version() == first
+    shutil.copy(endpoints._STATIC / "realtime-client.js", tmp_path / "realtime-client.js")
+    monkeypatch.setattr(endpoints, "_STATIC", tmp_path)
+    first = endpoints.client_version()
+    assert endpoints.client_version() == first
     script = tmp_path / "realtime-client.js"
     script.write_text(script.read_text() + "\n// changed\n")
     stat = script.stat()
     os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a new mtime
-    assert transports.client_version() != first
+    assert endpoints.client_version() != first
 
 
 async def test_htmx_is_served_with_the_runtime_for_good(server: LiveServer) -> None:
     async with server.app.test_request_context("/"):
         tags = await render_template_string("{{ realtime_htmx_scripts() }}")
     urls = re.findall(r'<script src="([^"]+)"></script>', tags)
-    assert urls == [f"/realtime/vendor/{name}" for name in transports.HTMX]
+    assert urls == [f"/realtime/vendor/{name}" for name in endpoints.HTMX]
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
-        for url, name in zip(urls, transports.HTMX, strict=True):
+        for url, name in zip(urls, endpoints.HTMX, strict=True):
             response = await http.get(url)
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/javascript")
             cache = {part.strip() for part in response.headers["cache-control"].split(",")}
             assert cache == {"public", "max-age=31536000", "immutable"}
-            assert response.content == (transports._STATIC / "vendor" / name).read_bytes()
+            assert response.content == (endpoints._STATIC / "vendor" / name).read_bytes()
         for other in ("README.md", "htmx-LICENSE.txt", "..%2Fclient.js", "nope.js"):
             missing = await http.get(f"/realtime/vendor/{other}")
             assert missing.status_code == 404

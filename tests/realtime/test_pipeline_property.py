@@ -28,7 +28,7 @@ from quart import Quart
 from runtime import BaseModel, Realtime
 from runtime.config import RealtimeConfig
 from runtime.db import database, open_database
-from runtime.realtime.connection import Connection
+from runtime.realtime.connections.connection import Connection
 from runtime.realtime.patterns import parse_pattern
 from runtime.realtime.protocol import Subscribe
 from tests.databases import PostgresServer

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from runtime.realtime.backends.memory import MemoryBackend
 from runtime.realtime.events import Event, custom_event
-from runtime.realtime.publisher import NotRunning, Publisher
+from runtime.realtime.publishing.backends.memory import MemoryBackend
+from runtime.realtime.publishing.publisher import NotRunning, Publisher
 from runtime.realtime.stats import DeliveryStats
 from runtime.realtime.supervisor import supervise
 from tests.support import TIMEOUT

@@ -10,8 +10,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from runtime.realtime.fanout.registry import Subscription, SubscriptionRegistry, filter_matches
 from runtime.realtime.patterns import Pattern, parse_pattern
-from runtime.realtime.registry import Subscription, SubscriptionRegistry, filter_matches
 
 
 def P(text: str) -> Pattern:

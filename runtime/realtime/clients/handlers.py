@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ApiError
-from ..json_values import json_tree
-from .protocol import ErrorCode, ProtocolError, RequestId, is_event_name
+from ...errors import ApiError
+from ...json_values import json_tree
+from ..protocol import ErrorCode, ProtocolError, RequestId, is_event_name
 
 __all__ = ["Handler", "Sender", "call_handler", "check_event_name"]
 

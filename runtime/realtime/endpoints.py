@@ -22,11 +22,11 @@ from quart import (
 
 from ..errors import Forbidden, NotFound
 from ..proxies import request_client
-from . import sse, websocket
-from .asgi import PATH, route_path
 from .metrics import render_metrics
-from .sse import sse_update
 from .state import current_realtime
+from .transports import sse, websocket
+from .transports.serving import PATH, route_path
+from .transports.sse import sse_update
 
 __all__ = [
     "RealtimeASGI",

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import RealtimeConfig
-from .state import Hub
+from ...config import RealtimeConfig
+from ..state import Hub
 
 __all__ = ["origin_allowed", "too_many_connections"]
 

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Sequence
 from itertools import islice
 
-from ..events import Event
+from ...events import Event
 from . import Deliver
 
 __all__ = ["MemoryBackend"]

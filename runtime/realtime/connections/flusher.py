@@ -2,7 +2,7 @@
 wire formats they are written in.
 
 A connection with a `sink` (a socket that can be written directly, see
-`runtime/direct_sockets.py`) does not wake a task per frame: `Connection.send` marks it
+`runtime/adapters/hypercorn.py`) does not wake a task per frame: `Connection.send` marks it
 with the flusher, and at the end of the loop's turn the flusher writes each marked
 connection's queue in one write. Everything published in one turn (a transaction's
 events, a burst) thus goes out together, and `?batch=1` clients get it as one message.
@@ -19,8 +19,8 @@ import struct
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..transports.html import Fragments
     from .connection import Connection
-    from .fragments import Fragments
 
 __all__ = ["Flusher", "chunk", "sse_message", "text_frame", "wire_bytes"]
 

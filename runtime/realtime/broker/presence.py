@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..json_values import json_tree
-from .events import Event
+from ...json_values import json_tree
+from ..events import Event
 
 __all__ = ["PRESENCE_ACTIONS", "Presence", "public_user"]
 

@@ -19,9 +19,9 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 
+from ..events import Event
+from ..stats import DeliveryStats
 from .backends import Backend, PublishesNow
-from .events import Event
-from .stats import DeliveryStats
 
 __all__ = ["NotRunning", "Publisher"]
 

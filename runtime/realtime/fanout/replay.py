@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..connections.connection import Connection
+from ..events import Event
 from .access import EventAccess
-from .connection import Connection
-from .events import Event
-from .fanout import is_target
+from .delivery import is_target
 from .registry import Subscription, filter_matches
 
 __all__ = ["replay_frames"]

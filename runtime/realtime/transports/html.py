@@ -25,7 +25,7 @@ from typing import Any
 import jinja2
 from quart import Quart
 
-from .flusher import sse_message
+from ..connections.flusher import sse_message
 
 __all__ = ["Fragments", "html_message"]
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..base_model import BaseModel
+from ...base_model import BaseModel
+from ..channels import Channel
+from ..connections.connection import Connection
+from ..connections.index import ConnectionIndex
+from ..events import Event
+from ..stats import DeliveryStats
 from .access import EventAccess, Faults
-from .channels import Channel
-from .connection import Connection
-from .connections import ConnectionIndex
-from .events import Event
 from .registry import Subscription, SubscriptionRegistry, filter_matches, merge_buckets
-from .stats import DeliveryStats
 
 __all__ = ["Fanout", "is_target"]
 

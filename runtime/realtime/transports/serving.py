@@ -24,8 +24,8 @@ from typing import Any
 
 from werkzeug.datastructures import Headers
 
-from ..errors import error_body
-from .connection import Connection
+from ...errors import error_body
+from ..connections.connection import Connection
 
 __all__ = ["PATH", "answer", "quart_headers", "route_path", "run_connection"]
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..json_values import json_tree
-from . import protocol
-from .connection import Connection
-from .events import custom_event
-from .handlers import Sender, call_handler
-from .presence import public_user
-from .protocol import (
+from ...json_values import json_tree
+from .. import protocol
+from ..broker.presence import public_user
+from ..connections.connection import Connection
+from ..events import custom_event
+from ..protocol import (
     CloseCode,
     Command,
     Emit,
@@ -23,7 +22,8 @@ from .protocol import (
     Subscribe,
     Unsubscribe,
 )
-from .state import RealtimeState
+from ..state import RealtimeState
+from .handlers import Sender, call_handler
 
 __all__ = [
     "MAX_EMITS_IN_FLIGHT",

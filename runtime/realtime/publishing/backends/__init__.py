@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from ..events import Event
+from ...events import Event
 
 __all__ = ["Backend", "Deliver", "PublishesNow", "backend_from_url"]
 

@@ -16,20 +16,20 @@ from typing import Any
 
 from quart import Quart, Response, current_app, request
 
-from ..direct_sockets import DirectSocket
-from ..errors import ApiError, BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
-from ..proxies import request_client
-from ..requests import read_body
-from . import protocol
-from .asgi import Receive, Send, answer, quart_headers, run_connection
-from .commands import answer_emit, answer_publish, connected_frame, rate_limit
-from .connection import Connection
-from .flusher import chunk, sse_message
-from .fragments import Fragments
-from .handshake import origin_allowed, too_many_connections
-from .patterns import InvalidPattern, parse_pattern
-from .protocol import ErrorCode, Frame, ProtocolError, Subscribe
-from .state import RealtimeState, current_realtime
+from ...adapters.hypercorn import DirectSocket
+from ...errors import ApiError, BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
+from ...proxies import request_client
+from ...requests import read_body
+from .. import protocol
+from ..clients.admission import origin_allowed, too_many_connections
+from ..clients.commands import answer_emit, answer_publish, connected_frame, rate_limit
+from ..connections.connection import Connection
+from ..connections.flusher import chunk, sse_message
+from ..patterns import InvalidPattern, parse_pattern
+from ..protocol import ErrorCode, Frame, ProtocolError, Subscribe
+from ..state import RealtimeState, current_realtime
+from .html import Fragments
+from .serving import Receive, Send, answer, quart_headers, run_connection
 
 __all__ = ["serve", "sse_update"]
 

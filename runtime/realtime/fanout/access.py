@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..base_model import BaseModel
-from ..rules import Rule
-from . import protocol
-from .channels import Channel, ChannelRule
-from .events import Event
-from .patterns import Pattern, PatternKind
+from ...base_model import BaseModel
+from ...rules import Rule
+from .. import protocol
+from ..channels import Channel, ChannelRule
+from ..events import Event
+from ..patterns import Pattern, PatternKind
 from .registry import filter_matches
 
 __all__ = ["EventAccess", "Faults", "Shaped", "rule_name", "snapshot_order", "snapshot_records"]

@@ -14,16 +14,16 @@ from typing import Any
 
 from quart import Quart, websocket
 
-from ..direct_sockets import DirectSocket
-from ..proxies import request_client
-from . import protocol
-from .asgi import Receive, Send, answer, quart_headers, run_connection
-from .commands import connected_frame, handle_message
-from .connection import Connection
-from .flusher import wire_bytes
-from .handshake import origin_allowed, too_many_connections
-from .protocol import CloseCode
-from .state import RealtimeState, current_realtime
+from ...adapters.hypercorn import DirectSocket
+from ...proxies import request_client
+from .. import protocol
+from ..clients.admission import origin_allowed, too_many_connections
+from ..clients.commands import connected_frame, handle_message
+from ..connections.connection import Connection
+from ..connections.flusher import wire_bytes
+from ..protocol import CloseCode
+from ..state import RealtimeState, current_realtime
+from .serving import Receive, Send, answer, quart_headers, run_connection
 
 __all__ = ["serve"]
 

@@ -17,9 +17,9 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ..json_values import json_value
-from .patterns import Pattern, PatternKey, PatternKind
-from .protocol import JSONScalar
+from ...json_values import json_value
+from ..patterns import Pattern, PatternKey, PatternKind
+from ..protocol import JSONScalar
 
 __all__ = ["Subscription", "SubscriptionRegistry", "filter_matches", "merge_buckets"]
 

@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .protocol import CloseCode
-from .registry import Subscription
+from ..fanout.registry import Subscription
+from ..protocol import CloseCode
 
 if TYPE_CHECKING:
+    from ..clients.message_limit import MessageWindow
     from .flusher import Flusher
-    from .message_limit import MessageWindow
 
 __all__ = ["TOO_SLOW_REASON", "Connection", "HeldEvent", "Sink"]
 

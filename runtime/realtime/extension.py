@@ -19,26 +19,26 @@ from typing import Any
 
 from quart import Quart
 
-from .base_model import BaseModel, collections
-from .config import RealtimeConfig
-from .db import RecordChange, bound_to, on_commit, require_databases
-from .realtime.backends import backend_from_url
-from .realtime.channels import Channel, ChannelRule
-from .realtime.events import Event, custom_event, record_event
-from .realtime.fragments import Fragments
-from .realtime.handlers import Handler, check_event_name
-from .realtime.message_limit import MessageLimit
-from .realtime.protocol import CloseCode
-from .realtime.state import Identify, RealtimeState
-from .realtime.transports import (
+from ..base_model import BaseModel, collections
+from ..config import RealtimeConfig
+from ..db import RecordChange, bound_to, on_commit, require_databases
+from ..realtime_broker import Broker
+from ..users import on_session_end
+from .channels import Channel, ChannelRule
+from .clients.handlers import Handler, check_event_name
+from .clients.message_limit import MessageLimit
+from .endpoints import (
     RealtimeASGI,
     realtime_blueprint,
     realtime_client_script,
     realtime_client_url,
     realtime_htmx_scripts,
 )
-from .realtime_broker import Broker
-from .users import on_session_end
+from .events import Event, custom_event, record_event
+from .protocol import CloseCode
+from .publishing.backends import backend_from_url
+from .state import Identify, RealtimeState
+from .transports.html import Fragments
 
 __all__ = ["Realtime", "close_all_going_away"]
 
@@ -46,7 +46,7 @@ log = logging.getLogger("runtime.realtime")
 
 
 async def _runtime_identify() -> tuple[Any, str | None]:
-    from .auth import current_session
+    from ..auth import current_session
 
     auth = current_session()
     return (auth.user, auth.token_hash) if auth is not None else (None, None)
@@ -117,7 +117,7 @@ class Realtime:
 
     def fragment(self, collection: str, template: str) -> None:
         """Render `collection`'s record events with `template` on SSE streams opened
-        with `format=html` (htmx's SSE extension; see runtime/realtime/fragments.py)."""
+        with `format=html` (htmx's SSE extension; see runtime/realtime/transports/html.py)."""
         if not isinstance(template, str) or not template:
             raise ValueError(f"fragment {collection!r}: template must be a template name")
         self.fragments[collection] = template

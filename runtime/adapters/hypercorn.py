@@ -30,7 +30,7 @@ from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.protocol.ws_stream import WSStream
 from wsproto.connection import ConnectionState
 
-from .websocket_limits import compresses
+from .wsproto import compresses
 
 __all__ = ["HIGH_WATER", "DirectSocket"]
 

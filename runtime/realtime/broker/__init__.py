@@ -1,0 +1,1 @@
+"""The broker's jobs, which `runtime/realtime_broker.py` ties together."""
