@@ -150,6 +150,7 @@ class RealtimeConfig:
     snapshot_limit: int = 500
     publish_queue_size: int = 100_000
     websocket_compression: bool = False
+    fast_path: bool = True
 
     def check(self) -> None:
         if self.broker != "memory":

@@ -8,12 +8,41 @@ clients send neither and are not at risk, so they pass.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from quart import current_app, request
 
 from .errors import Forbidden
-from .realtime.clients.admission import origin_allowed
 
-__all__ = ["is_cross_site", "refuse_cross_site"]
+__all__ = ["is_cross_site", "origin_allowed", "refuse_cross_site"]
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """Whether a browser at `origin` may act on the server reached as `host` (realtime
+    connections, login and logout).
+
+    No Origin header means a non-browser client: allowed. The server's own origin (the
+    one the Host header names) is always allowed; others must be listed, or "*" listed.
+    """
+    if origin is None:
+        return True
+    if "*" in allowed:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if origin in (o.lower().rstrip("/") for o in allowed):
+        return True
+    try:
+        parts = urlsplit(origin)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc or host is None:
+        return False
+    return _netloc(parts.scheme, parts.netloc) == _netloc(parts.scheme, host.strip().lower())
+
+
+def _netloc(scheme: str, netloc: str) -> str:
+    default = ":443" if scheme == "https" else ":80"
+    return netloc[: -len(default)] if netloc.endswith(default) else netloc
 
 
 def is_cross_site(

@@ -24,13 +24,14 @@ from typing import Any
 
 from .base_model import BaseModel
 from .change_tracking import ReadsBlocked
+from .json_values import json_tree
 from .realtime import protocol
 from .realtime.broker.presence import Presence
 from .realtime.channels import Channel
 from .realtime.connections.connection import TOO_SLOW_REASON, Connection
 from .realtime.connections.flusher import Flusher
 from .realtime.connections.index import ConnectionIndex
-from .realtime.events import Event
+from .realtime.events import Event, public_user
 from .realtime.fanout.access import Faults, rule_name, snapshot_order, snapshot_records
 from .realtime.fanout.delivery import Fanout
 from .realtime.fanout.registry import Subscription, SubscriptionRegistry
@@ -92,10 +93,12 @@ class Broker:
         self.publisher = Publisher(backend, max_pending=max_pending, stats=self.stats)
         self._position = Event("position", None)  # the last event delivered
         self._tasks: list[asyncio.Task[None]] = []
+        self.shutting_down = False  # no new connections: they are told to come back
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.shutting_down = False  # an app may be served again after a shutdown
         self.connections.renew_idle_event()
         await self.backend.start(self._deliver)
         self._position = await self.backend.position()
@@ -178,14 +181,17 @@ class Broker:
                 self.faults.record(event.collection or "-", "fan-out", "fan-out", error)
             self._position = event
 
-    # -- connections (see realtime/connections.py) -------------------------------------
+    # -- connections (see realtime/connections/) ----------------------------------------
 
     def connect(self, conn: Connection) -> None:
+        """`conn` is open: it gets its `connected` frame first, then events."""
         self.connections.add(conn)
         conn.flusher = self.flusher
         conn.globals_from = self._position.seq
         totals = self.stats.connections_total
         totals[conn.transport] = totals.get(conn.transport, 0) + 1
+        info = json_tree(public_user(conn.user))
+        conn.send(protocol.encode(protocol.connected(conn.id, info, self.heartbeat)))
 
     def disconnect(self, conn: Connection) -> None:
         """Forget everything about `conn`; safe to call more than once."""
@@ -197,21 +203,6 @@ class Broker:
         if conn.close_code == CloseCode.TOO_SLOW and conn.close_reason == TOO_SLOW_REASON:
             self.stats.slow_disconnects += 1
 
-    def connection(self, connection_id: str) -> Connection | None:
-        return self.connections.get(connection_id)
-
-    def connection_count(self) -> int:
-        return len(self.connections)
-
-    def count_of_user(self, user_id: Any) -> int:
-        return self.connections.count_of_user(user_id)
-
-    def count_of_address(self, address: str) -> int:
-        return self.connections.count_of_address(address)
-
-    def counts_by_transport(self) -> dict[str, int]:
-        return self.connections.counts_by_transport()
-
     async def wait_idle(self, timeout: float) -> bool:
         return await self.connections.wait_idle(timeout)
 
@@ -222,6 +213,14 @@ class Broker:
     def close_all(self, code: int, reason: str) -> None:
         for conn in self.connections:
             conn.close(code, reason)
+
+    async def going_away(self, timeout: float) -> None:
+        """Refuse new connections, close every one with 1001, and give them up to
+        `timeout` to go."""
+        self.shutting_down = True
+        self.close_all(CloseCode.GOING_AWAY, "server shutting down")
+        if not await self.wait_idle(timeout):
+            log.warning("%d connections still open after 1001", len(self.connections))
 
     # -- subscriptions -----------------------------------------------------------------
 

@@ -17,7 +17,9 @@ from quart.asgi import ASGIWebsocketConnection
 from quart.wrappers.websocket import Websocket
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from runtime.realtime.connections.flusher import Flusher, chunk, text_frame, wire_bytes
+from runtime.realtime.transports.sse import SSESink
+from runtime.realtime.transports.websocket import WebSocketSink
+from runtime.realtime.transports.wire import chunk, sse_message, text_frame, wire_bytes
 from runtime.users import User
 from tests.realtime_client import Client
 from tests.support import TIMEOUT, LiveServer
@@ -45,9 +47,41 @@ def test_several_frames_and_batches() -> None:
     assert _parse_server_frames(wire_bytes(frames, batch=True)) == [
         (Opcode.TEXT, '[{"a":1},{"b":"ü"}]')
     ]
-    flusher = Flusher()
-    assert flusher.wire(frames, True) is flusher.wire(list(frames), True)  # built once
-    assert flusher.wire(frames[:1], False) is flusher.wire(frames[:1], False)
+
+
+class _Socket:
+    """What a sink writes to, as a DirectSocket: here, a list of the writes."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+async def _unused_send(message: object) -> None:
+    raise AssertionError("a direct sink writes its frames to the socket")
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_the_bytes_of_a_flush_are_built_once_for_every_connection(batch: bool) -> None:
+    frames = ['{"a":1}', '{"b":"ü"}']
+    cache: dict[object, dict[object, object]] = {}
+    ours, theirs = _Socket(), _Socket()
+    for socket in (ours, theirs):
+        WebSocketSink(_unused_send, socket, batch=batch).write(list(frames), cache)  # type: ignore[arg-type]
+    assert ours.written == theirs.written == [wire_bytes(frames, batch)]
+    if batch:
+        assert ours.written[0] is theirs.written[0]
+    events = ['{"type":"event","id":"r-1"}', '{"type":"pong"}']
+    streams = [_Socket(), _Socket()]
+    for socket in streams:
+        SSESink(_unused_send, socket).write(list(events), cache)  # type: ignore[arg-type]
+    expected = chunk("".join(sse_message(frame) for frame in events).encode())
+    assert streams[0].written == streams[1].written == [expected]
 
 
 def test_the_hypercorn_internals_relied_on_are_still_there() -> None:
@@ -110,7 +144,10 @@ async def test_connections_write_directly_unless_compressing(
         await stream.frame()  # connected
         await stream.frame()  # subscribed
         sinks = server.call(lambda: [c.sink for c in server.broker.connections])
-        assert [type(s).__name__ for s in sinks] == ["DirectSocket", "DirectSocket"]
+        assert [(type(s).__name__, s.direct) for s in sinks] == [
+            ("WebSocketSink", True),
+            ("SSESink", True),
+        ]
         await plain.ok_subscribe("messages")
         Message.create(text="straight", author=users["alice"])
         assert (await plain.recv_type("event"))["record"]["text"] == "straight"
@@ -125,7 +162,8 @@ async def test_a_compressed_connection_sends_through_quart(
 
     async with await Client.connect(server, compression="deflate") as compressed:
         assert compressed.ws.protocol.extensions, "permessage-deflate was negotiated"
-        assert server.call(lambda: [c.sink for c in server.broker.connections]) == [None]
+        sinks = server.call(lambda: [c.sink for c in server.broker.connections])
+        assert [(type(s).__name__, s.direct) for s in sinks] == [("WebSocketSink", False)]
         await compressed.ok_subscribe("messages")
         Message.create(text="squeezed", author=users["alice"])
         assert (await compressed.recv_type("event"))["record"]["text"] == "squeezed"

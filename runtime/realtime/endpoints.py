@@ -1,6 +1,6 @@
 """Realtime's web endpoints: the ASGI layer in front of the app that serves the
-WebSocket and SSE stream on `/realtime/subscribe` (see asgi.py); the blueprint with the
-SSE POST that changes a stream, the JavaScript client and metrics; and the template
+WebSocket and SSE stream on `/realtime/subscribe` (see transports/); the blueprint with
+the SSE POST that changes a stream, the JavaScript client and metrics; and the template
 helpers that load the client."""
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from quart import (
 )
 
 from ..errors import Forbidden, NotFound
+from ..origins import origin_allowed
 from ..proxies import request_client
+from ..requests import read_body
+from . import protocol
 from .metrics import render_metrics
 from .state import current_realtime
 from .transports import sse, websocket
 from .transports.serving import PATH, route_path
-from .transports.sse import sse_update
 
 __all__ = [
     "RealtimeASGI",
@@ -38,7 +40,6 @@ __all__ = [
 ]
 
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
-realtime_blueprint.post("/subscribe")(sse_update)
 
 
 class RealtimeASGI:
@@ -52,13 +53,34 @@ class RealtimeASGI:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind in ("websocket", "http") and route_path(scope) == PATH:
+            state = current_realtime(self.app)
             if kind == "websocket":
-                await websocket.serve(self.app, scope, receive, send)
+                await websocket.serve(self.app, state, scope, receive, send)
                 return
             if scope["method"] == "GET":
-                await sse.serve(self.app, scope, receive, send)
+                await sse.serve(self.app, state, scope, receive, send)
                 return
         await self.inner(scope, receive, send)
+
+
+@realtime_blueprint.post("/subscribe")
+async def sse_update() -> Response:
+    """Change a live SSE stream's subscriptions, and send client events and channel
+    publications from it (what a WebSocket sends as frames); only its own session may."""
+    state = current_realtime(current_app)
+    headers = request.headers
+    if not origin_allowed(headers.get("Origin"), headers.get("Host"), state.config.allowed_origins):
+        raise Forbidden("This origin may not connect.")
+    body = await read_body()  # JSON only: a form post from another site cannot do this
+    conn = state.broker.connections.get(str(body.get("connection_id", "")))
+    if conn is None or conn.transport != "sse":
+        raise NotFound("No such SSE connection.")
+    _user, session_hash = await state.identify()
+    if session_hash != conn.session_hash:
+        raise Forbidden("Only the session that opened this stream may change it.")
+    results = await state.router.post(conn, body)
+    # Encoded as frames are: a snapshot's datetimes as ISO text, like on the stream.
+    return Response(protocol.encode({"results": results}), content_type="application/json")
 
 
 _STATIC = Path(__file__).resolve().parent.parent / "static"

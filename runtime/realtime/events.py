@@ -16,7 +16,7 @@ from typing import Any
 from ..db import RecordChange
 from ..json_values import json_tree
 
-__all__ = ["Event", "custom_event", "record_event"]
+__all__ = ["Event", "custom_event", "public_user", "record_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +87,12 @@ def custom_event(
         user_ids=frozenset(user_ids) if user_ids is not None else None,
         user=json_tree(user),
     )
+
+
+def public_user(user: Any) -> dict[str, Any] | None:
+    """The user as others may see them: their `public_dict()`, else just their id."""
+    if user is None:
+        return None
+    public = getattr(user, "public_dict", None)
+    info: dict[str, Any] = public() if callable(public) else {"id": user.id}
+    return info

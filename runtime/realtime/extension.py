@@ -25,6 +25,8 @@ from ..db import RecordChange, bound_to, on_commit, require_databases
 from ..realtime_broker import Broker
 from ..users import on_session_end
 from .channels import Channel, ChannelRule
+from .clients.admission import Door
+from .clients.commands import CommandRouter
 from .clients.handlers import Handler, check_event_name
 from .clients.message_limit import MessageLimit
 from .endpoints import (
@@ -35,7 +37,6 @@ from .endpoints import (
     realtime_htmx_scripts,
 )
 from .events import Event, custom_event, record_event
-from .protocol import CloseCode
 from .publishing.backends import backend_from_url
 from .state import Identify, RealtimeState
 from .transports.html import Fragments
@@ -146,11 +147,12 @@ class Realtime:
         clash = set(self.channels) & set(models())
         if clash:
             raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
-        broker.flusher.fragments = Fragments(app, self.fragments)
-        message_limit = MessageLimit(config.message_rate_limit)
-        state = RealtimeState(
-            config, broker, identify, message_limit, self.handlers, self.channels, self
+        door = Door(config, broker.connections, identify, lambda: broker.shutting_down)
+        router = CommandRouter(
+            broker, config, MessageLimit(config.message_rate_limit), self.handlers, self.channels
         )
+        fragments = Fragments(app, self.fragments)
+        state = RealtimeState(config, broker, identify, door, router, fragments, self)
         app.extensions["realtime"] = state
         app.register_blueprint(realtime_blueprint)
         app.asgi_app = RealtimeASGI(app, app.asgi_app)  # type: ignore[method-assign]
@@ -178,7 +180,6 @@ class Realtime:
 
         @app.before_serving
         async def _start() -> None:
-            state.shutting_down = False  # an app may be served again after a shutdown
             require_databases(models().values(), self._database)
             await broker.start()
             on_commit.connect(on_changes)
@@ -216,12 +217,7 @@ def _served_models(
 
 async def close_all_going_away(state: RealtimeState, timeout: float = 1.0) -> None:
     """Close every connection with 1001 and give them up to `timeout` to go."""
-    state.shutting_down = True
-    broker = state.broker
-    assert isinstance(broker, Broker)
-    broker.close_all(CloseCode.GOING_AWAY, "server shutting down")
-    if not await broker.wait_idle(timeout):
-        log.warning("%d connections still open after 1001", broker.connection_count())
+    await state.broker.going_away(timeout)
 
 
 def _event(broker: Broker, name: str, data: Any, **targets: Any) -> Event:

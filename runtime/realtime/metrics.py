@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from .state import Hub
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..realtime_broker import Broker
 
 __all__ = ["render_metrics"]
 
 
-def render_metrics(broker: Hub) -> str:
+def render_metrics(broker: Broker) -> str:
     stats = broker.stats
     lines: list[str] = []
 
@@ -16,7 +19,7 @@ def render_metrics(broker: Hub) -> str:
         lines.append(f"# TYPE runtime_realtime_{name} {kind}")
         lines.extend(f"runtime_realtime_{name}{labels} {value}" for labels, value in samples)
 
-    open_by_transport = broker.counts_by_transport()
+    open_by_transport = broker.connections.counts_by_transport()
     transports = sorted({"websocket", "sse", *open_by_transport, *stats.connections_total})
     metric(
         "connections",

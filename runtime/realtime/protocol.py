@@ -28,6 +28,7 @@ __all__ = [
     "Pong",
     "ProtocolError",
     "Publish",
+    "Refusal",
     "RequestId",
     "Subscribe",
     "Unsubscribe",
@@ -366,3 +367,20 @@ def _finite(obj: object) -> object:
     if isinstance(obj, list | tuple):
         return [_finite(item) for item in obj]
     return obj
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a connection is not accepted, as each transport says it: an HTTP answer
+    (`status`, `code`, `message`, `Retry-After`), or, where `close_code` is set, a
+    WebSocket accepted and closed at once with that code and `reason`."""
+
+    status: int
+    code: str
+    message: str
+    close_code: int | None = None
+    reason: str = ""
+    retry_after: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}

@@ -25,6 +25,7 @@ from tests.support import TIMEOUT, LiveServer
 
 realtime = Realtime()
 gate: dict[str, asyncio.Event] = {}
+parked: list[str] = []
 
 
 @realtime.on("add")
@@ -35,6 +36,16 @@ def add(data: Any, sender: Sender) -> dict[str, Any]:  # sync: runs in a worker 
 
 @realtime.on("hold")
 async def hold(data: Any, sender: Sender) -> str:
+    await gate.setdefault("open", asyncio.Event()).wait()
+    return "released"
+
+
+@realtime.on("park")
+async def park(data: Any, sender: Sender) -> str:
+    """`hold`, and the eighth to arrive says so (`gate["parked"]`)."""
+    parked.append(sender.connection_id)
+    if len(parked) == 8:
+        gate.setdefault("parked", asyncio.Event()).set()
     await gate.setdefault("open", asyncio.Event()).wait()
     return "released"
 
@@ -62,6 +73,7 @@ realtime.channel("news", read_rule="public", write_rule=lambda user: bool(user.i
 @pytest.fixture
 def app(config: Config) -> Iterator[Quart]:
     gate.clear()
+    parked.clear()
     app = create_app(config, realtime=realtime)
     yield app
     database.close()
@@ -111,6 +123,36 @@ async def test_handlers_run_beside_each_other_a_few_at_a_time(server: LiveServer
         acks = [await client.recv_type("ack") for _ in range(8)]
         assert sorted(a["id"] for a in acks) == [f"h{i}" for i in range(8)]
         assert {a["data"] for a in acks} == {"released"}
+
+
+async def test_sse_posts_meet_the_same_cap_of_handlers_at_a_time(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    cookie = await login_cookie(server, "bob")
+
+    async def post(http: httpx.AsyncClient, connection_id: str, request_id: str) -> Any:
+        body = {"connection_id": connection_id, "emit": [{"id": request_id, "name": "park"}]}
+        reply = await http.post("/realtime/subscribe", json=body, headers={"Cookie": cookie})
+        return reply.json()["results"][0]
+
+    async def all_parked() -> None:
+        await gate.setdefault("parked", asyncio.Event()).wait()
+
+    async with (
+        sse(server, "", cookie) as stream,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+    ):
+        connection_id = (await stream.frame())["connection_id"]
+        held = [asyncio.create_task(post(http, connection_id, f"p{i}")) for i in range(8)]
+        await server.run(all_parked())
+        refused = await post(http, connection_id, "p8")  # as a WebSocket's ninth would be
+        assert (refused["id"], refused["code"]) == ("p8", "rate_limited")
+        async with await Client.connect(server) as other:  # its own budget of handlers
+            assert (await emit(other, "release", None, "r"))["data"] == "done"
+        acks = await asyncio.wait_for(asyncio.gather(*held), TIMEOUT)
+        assert [(a["type"], a["id"], a["data"]) for a in acks] == [
+            ("ack", f"p{i}", "released") for i in range(8)
+        ]
 
 
 @contextlib.asynccontextmanager

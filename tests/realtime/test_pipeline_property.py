@@ -143,9 +143,11 @@ class Watcher:
     last_id: str | None = None
 
     def take(self) -> None:
-        for text in self.conn.drain():
+        for text in self.conn.take_queued():
             frame = json.loads(text)
-            if frame["type"] == "event":
+            if frame["type"] == "connected":  # the first frame of every connection
+                assert self.events == [] and self.last_id is None
+            elif frame["type"] == "event":
                 self.events.append(_key(frame))
                 self.last_id = frame["id"]
             elif frame["type"] == "subscribed":

@@ -16,20 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...json_values import json_tree
-from ..events import Event
+from ..events import Event, public_user
 
-__all__ = ["PRESENCE_ACTIONS", "Presence", "public_user"]
+__all__ = ["PRESENCE_ACTIONS", "Presence"]
 
 PRESENCE_ACTIONS = ("join", "leave")
-
-
-def public_user(user: Any) -> dict[str, Any] | None:
-    """The user as others may see them: their `public_dict()`, else just their id."""
-    if user is None:
-        return None
-    public = getattr(user, "public_dict", None)
-    info: dict[str, Any] = public() if callable(public) else {"id": user.id}
-    return info
 
 
 class Presence:

@@ -1,52 +1,113 @@
-"""Checks made before a realtime connection is accepted: origin, and how many
-connections its user and its address have open."""
+"""One door for both transports: a new connection, or a typed refusal that each transport
+says its own way (`protocol.Refusal`: an HTTP error, or a WebSocket closed at once).
+
+The checks, in order: the browser's origin, who is connecting (visitors only where
+`realtime.allow_anonymous`), a server shutting down, a server at capacity, and how many
+connections the user and the client's address already have. They run in a Quart
+request or websocket context, like a view: the session, `g` and the app's `identify`
+work as usual.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from ...config import RealtimeConfig
-from ..state import Hub
+from ...origins import origin_allowed
+from ...proxies import request_client
+from ..connections.connection import Connection
+from ..protocol import RATE_LIMITED_CLOSE, CloseCode, Refusal
 
-__all__ = ["origin_allowed", "too_many_connections"]
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
+
+    from ...config import RealtimeConfig
+    from ..connections.index import ConnectionIndex
+    from ..state import Identify
+
+__all__ = ["Door"]
+
+# Seconds a refused client is asked to wait before it tries again.
+RETRY_AFTER = 5
+
+FORBIDDEN_ORIGIN = Refusal(403, "forbidden", "This origin may not connect.")
+LOG_IN_FIRST = Refusal(401, "unauthorized", "Log in to connect.")
+SHUTTING_DOWN = Refusal(503, "unavailable", "The server is shutting down.", retry_after=RETRY_AFTER)
+AT_CAPACITY = Refusal(
+    503,
+    "unavailable",
+    "The server is at capacity; try again later.",
+    CloseCode.TRY_AGAIN_LATER,
+    "at capacity",
+    RETRY_AFTER,
+)
+TOO_MANY_FOR_USER = Refusal(
+    429,
+    "rate_limited",
+    "Too many connections for this user.",
+    RATE_LIMITED_CLOSE,
+    "too many connections for this user",
+    RETRY_AFTER,
+)
+TOO_MANY_FROM_ADDRESS = Refusal(
+    429,
+    "rate_limited",
+    "Too many connections from this address.",
+    RATE_LIMITED_CLOSE,
+    "too many connections from this address",
+    RETRY_AFTER,
+)
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
-    """Whether a browser at `origin` may connect to the server reached as `host`.
+class Door:
+    """Admits connections for every transport, by one set of checks."""
 
-    No Origin header means a non-browser client: allowed. The server's own origin (the
-    one the Host header names) is always allowed; others must be listed, or "*" listed.
-    """
-    if origin is None:
-        return True
-    if "*" in allowed:
-        return True
-    origin = origin.strip().lower().rstrip("/")
-    if origin in (o.lower().rstrip("/") for o in allowed):
-        return True
-    try:
-        parts = urlsplit(origin)
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not parts.netloc or host is None:
-        return False
-    return _netloc(parts.scheme, parts.netloc) == _netloc(parts.scheme, host.strip().lower())
+    def __init__(
+        self,
+        config: RealtimeConfig,
+        connections: ConnectionIndex,
+        identify: Identify,
+        shutting_down: Callable[[], bool],
+    ) -> None:
+        self._config = config
+        self._connections = connections
+        self._identify = identify
+        self._shutting_down = shutting_down
 
+    async def admit(self, headers: Headers, transport: str, *, pongs: bool) -> Connection | Refusal:
+        """A connection for `transport` ("websocket", "sse"), not yet connected; or why
+        not. `pongs`: the client answers pings (so silence past the timeout closes it)."""
+        config = self._config
+        origin, host = headers.get("Origin"), headers.get("Host")
+        if not origin_allowed(origin, host, config.allowed_origins):
+            return FORBIDDEN_ORIGIN
+        user, session_hash = await self._identify()
+        if user is None and not config.allow_anonymous:
+            return LOG_IN_FIRST
+        if self._shutting_down():
+            return SHUTTING_DOWN
+        if len(self._connections) >= config.max_connections:
+            return AT_CAPACITY
+        address = request_client().address
+        refusal = self._too_many(user, address)
+        if refusal is not None:
+            return refusal
+        return Connection(
+            user=user,
+            session_hash=session_hash,
+            address=address,
+            transport=transport,
+            max_queue=config.send_queue_size,
+            max_queue_bytes=config.send_queue_bytes,
+            pongs=pongs,
+        )
 
-def _netloc(scheme: str, netloc: str) -> str:
-    default = ":443" if scheme == "https" else ":80"
-    return netloc[: -len(default)] if netloc.endswith(default) else netloc
-
-
-def too_many_connections(
-    config: RealtimeConfig, broker: Hub, user: Any, address: str
-) -> str | None:
-    """Why a new connection of `user` from `address` is one too many, or None."""
-    per_user = config.max_connections_per_user
-    if per_user and user is not None and broker.count_of_user(user.id) >= per_user:
-        return "too many connections for this user"
-    per_address = config.max_connections_per_address
-    if per_address and broker.count_of_address(address) >= per_address:
-        return "too many connections from this address"
-    return None
+    def _too_many(self, user: Any, address: str) -> Refusal | None:
+        """Why a new connection of `user` from `address` is one too many, or None."""
+        per_user = self._config.max_connections_per_user
+        if per_user and user is not None and self._connections.count_of_user(user.id) >= per_user:
+            return TOO_MANY_FOR_USER
+        per_address = self._config.max_connections_per_address
+        if per_address and self._connections.count_of_address(address) >= per_address:
+            return TOO_MANY_FROM_ADDRESS
+        return None

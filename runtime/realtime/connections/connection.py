@@ -1,9 +1,10 @@
 """One client connection as the broker sees it: identity, auth context, send queue.
 
-The broker appends encoded frames with `send()`, which never waits. A connection with a
-`sink` (a WebSocket whose socket can be written directly) has its queue written by the
-flusher at the end of the loop's turn, or by its transport's task once the socket can
-take more; any other connection's transport drains the queue itself.
+The broker appends encoded frames with `send()`, which never waits. Its transport gives
+it a `sink`, which writes frames in the transport's own wire format. A sink that can
+write without awaiting (a socket written directly) has the queue written by the flusher
+at the end of the loop's turn, or by the transport's task once the socket can take more;
+any other sink is written by the transport's task, which awaits it.
 
 Everything queued for a connection counts against its budget, events, replies,
 replays and errors alike, and so do events held back while one of its subscribes is
@@ -18,14 +19,14 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from ..fanout.registry import Subscription
 from ..protocol import CloseCode
 
 if TYPE_CHECKING:
     from ..clients.message_limit import MessageWindow
-    from .flusher import Flusher
+    from ..fanout.registry import Subscription
+    from .flusher import FlushCache, Flusher
 
 __all__ = ["TOO_SLOW_REASON", "Connection", "HeldEvent", "Sink"]
 
@@ -33,19 +34,33 @@ TOO_SLOW_REASON = "too slow: send queue full"
 
 # An event held back for subscriptions that are not live yet: (its order, its frame,
 # the held subscriptions it matched).
-HeldEvent = tuple[int, str, tuple[Subscription, ...]]
+HeldEvent: TypeAlias = "tuple[int, str, tuple[Subscription, ...]]"
 
 
 class Sink(Protocol):
-    """A socket that frames can be written to at once, without awaiting."""
+    """Where a connection's frames go, in its transport's wire format (see
+    `runtime/realtime/transports/`)."""
+
+    @property
+    def direct(self) -> bool:
+        """Whether it can write without awaiting, at the end of the loop's turn."""
 
     def writable(self) -> bool:
-        """Whether it takes more now (open, and its buffer below the high-water mark)."""
+        """Whether `write` may be called now (a direct sink, open, below its high-water
+        mark)."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, frames: list[str], cache: FlushCache) -> None:
+        """Write `frames` at once; `cache` lives for one flush, for bytes that every
+        connection with the same frames would build alike."""
+
+    async def send(self, frames: list[str], *, ping: bool = False) -> None:
+        """Write `frames` (and a keep-alive after them, if `ping`), awaiting the socket."""
 
     async def drain(self) -> None:
         """Until it is writable again (or closed)."""
+
+    async def close(self, code: int, reason: str) -> None:
+        """Tell the client why, and end the connection."""
 
 
 class Connection:
@@ -53,7 +68,6 @@ class Connection:
         "_signal",
         "_waiter",
         "address",
-        "batch",
         "blocked",
         "close_code",
         "close_reason",
@@ -63,7 +77,6 @@ class Connection:
         "globals_from",
         "held",
         "held_bytes",
-        "html",
         "id",
         "last_seen",
         "marked",
@@ -91,7 +104,6 @@ class Connection:
         transport: str,
         max_queue: int,
         max_queue_bytes: int = 1 << 62,
-        batch: bool = False,
         address: str | None = None,
         pongs: bool = False,
     ) -> None:
@@ -100,7 +112,6 @@ class Connection:
         self.user = user
         self.session_hash = session_hash
         self.transport = transport
-        self.batch = batch
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         # Plain lists and a bare future, not deques and asyncio.Events (each of those
@@ -117,8 +128,7 @@ class Connection:
         self.last_seen = time.monotonic()
         self.pongs = pongs  # the client answers pings: silence past the timeout closes it
         self.ping_due = False  # set by the broker's heartbeat; the transport sends its ping
-        self.sink: Sink | None = None  # set by a transport that can write directly
-        self.html = False  # an SSE stream of HTML fragments (see fragments.py)
+        self.sink: Sink | None = None  # set by its transport
         self.flusher: Flusher | None = None  # set by the broker
         self.marked = False  # with the flusher, to be written at the end of this turn
         self.blocked = False  # the sink could not take more: the transport's task waits
@@ -150,25 +160,20 @@ class Connection:
             return False
         self.queue.append(frame)
         self.queued_bytes += len(frame)
-        if self.sink is not None and self.flusher is not None and not self.blocked:
+        sink = self.sink
+        if sink is not None and sink.direct and self.flusher is not None and not self.blocked:
             self.flusher.mark(self)
         else:
             self.wake()
         return True
 
-    def flush(self, flusher: Flusher) -> None:
+    def flush(self, cache: FlushCache) -> None:
         """Write what is queued to the sink (the flusher calls this); if the sink cannot
         take it now, leave it to the transport's task, which waits until it can."""
         if not self.queue or self.close_code is not None or self.sink is None:
             return  # a closing connection's transport writes what close() kept
         if self.sink.writable():
-            frames = self.drain()
-            if self.html:
-                self.sink.write(flusher.sse_html(frames))
-            elif self.transport == "sse":
-                self.sink.write(flusher.sse(frames))
-            else:
-                self.sink.write(flusher.wire(frames, self.batch))
+            self.sink.write(self.take_queued(), cache)
         else:
             self.blocked = True
             self.wake()
@@ -216,13 +221,13 @@ class Connection:
         self.wake()
 
     async def wait(self) -> None:
-        """Until the transport's task has something to do: frames to send (for a
-        connection without a sink), a sink that blocked, a ping due, or a close."""
+        """Until the transport's task has something to do: frames to send (for a sink
+        that is not direct), a sink that blocked, a ping due, or a close."""
         if not (
             self.close_code is not None
             or self.ping_due
             or self.blocked
-            or (self.queue and self.sink is None)
+            or (self.queue and (self.sink is None or not self.sink.direct))
             or self._signal
         ):
             self._waiter = asyncio.get_running_loop().create_future()
@@ -239,7 +244,8 @@ class Connection:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def drain(self) -> list[str]:
+    def take_queued(self) -> list[str]:
+        """Everything queued, in order; the queue is empty after."""
         frames, self.queue = self.queue, []
         self.queued_bytes = 0
         return frames

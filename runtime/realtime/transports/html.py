@@ -25,9 +25,9 @@ from typing import Any
 import jinja2
 from quart import Quart
 
-from ..connections.flusher import sse_message
+from .wire import html_message, sse_message
 
-__all__ = ["Fragments", "html_message"]
+__all__ = ["Fragments"]
 
 log = logging.getLogger("runtime.realtime")
 
@@ -118,9 +118,3 @@ class Fragments:
 
 _EVENT = '{"type":"event",'
 _SUBSCRIBED = '{"type":"subscribed",'
-
-
-def html_message(name: str, html: str) -> str:
-    """An SSE message named `name` carrying `html` (one `data:` line per line of it)."""
-    data = "".join(f"data: {line}\n" for line in html.split("\n"))
-    return f"event: {name}\n{data}\n"

@@ -1,10 +1,10 @@
 """Realtime's connections, served in front of Quart from the ASGI messages.
 
 `Realtime.init_app` wraps the app's ASGI callable (`app.asgi_app`, Quart's place for
-middleware) with `transports.RealtimeASGI`: a WebSocket to `/realtime/subscribe`, and the
+middleware) with `endpoints.RealtimeASGI`: a WebSocket to `/realtime/subscribe`, and the
 SSE stream (a GET there), are served by `websocket.serve` and `sse.serve`; everything
 else goes to Quart as before (the SSE POST too: it is an ordinary request). What they
-share is here.
+share is here: a connection's life, and the task that writes to its sink.
 
 Their admission checks run inside a Quart websocket or request context, like a view
 (sessions, `g`, the app's `identify`), and then a connection lives without Quart's
@@ -19,15 +19,16 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
-from typing import Any
-
-from werkzeug.datastructures import Headers
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 from ...errors import error_body
-from ..connections.connection import Connection
 
-__all__ = ["PATH", "answer", "quart_headers", "route_path", "run_connection"]
+if TYPE_CHECKING:
+    from ..connections.connection import Connection, Sink
+    from ..protocol import Refusal
+
+__all__ = ["PATH", "answer", "route_path", "run_connection"]
 
 log = logging.getLogger("runtime.realtime")
 
@@ -48,38 +49,30 @@ def route_path(scope: Any) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def quart_headers(scope: Any) -> Headers:
-    """The request's headers as Quart reads them from the scope."""
-    headers = Headers()
-    headers["Remote-Addr"] = (scope.get("client") or ["<local>"])[0]
-    for name, value in scope["headers"]:
-        headers.add(name.decode("latin1").title(), value.decode("latin1"))
-    return headers
-
-
-async def answer(
-    send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> None:
+async def answer(send: Send, refusal: Refusal) -> None:
     """A whole JSON error answer, as the app's error handlers would write it."""
-    body = json.dumps(error_body(code, message)).encode()
+    body = json.dumps(error_body(refusal.code, refusal.message)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    raw.extend((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())
-    await send({"type": "http.response.start", "status": status, "headers": raw})
+    raw.extend((k.lower().encode(), v.encode()) for k, v in refusal.headers().items())
+    await send({"type": "http.response.start", "status": refusal.status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
 
 async def run_connection(
     conn: Connection,
+    sink: Sink,
     receive: Receive,
-    write: Callable[[], Coroutine[Any, Any, None]],
     on_message: Callable[[MutableMapping[str, Any]], Awaitable[None]],
 ) -> None:
-    """Live until the client goes, or until `write` (a coroutine that ends after sending
-    the close) has closed the connection and the client had a bounded time to answer.
+    """Live until the client goes, or until the connection was closed, the close written
+    to `sink`, and the client had a bounded time to answer.
 
-    This coroutine reads: `on_message(message)` for each ASGI message but the last.
+    This coroutine reads: `on_message(message)` for each ASGI message but the last. A
+    task of its own writes to `sink` what the flusher does not.
     """
-    writer = asyncio.create_task(write())
+    conn.sink = sink
+    conn.wake()  # what was queued before the sink was there
+    writer = asyncio.create_task(_write_until_closed(conn, sink))
     loop = asyncio.get_running_loop()
     # A close gives the writer a bounded time to get its last words out (a client that
     # stopped reading may never let them through): a timer, not a task per connection.
@@ -111,3 +104,20 @@ async def run_connection(
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writer
+
+
+async def _write_until_closed(conn: Connection, sink: Sink) -> None:
+    """What the flusher does not write: everything, for a sink that is not direct; for
+    one that is, what was queued while its socket was full; pings; and last the close."""
+    while True:
+        await conn.wait()
+        closing = conn.closing  # then what is queued now is all there will be
+        if conn.blocked:
+            await sink.drain()
+            conn.blocked = False
+        ping, conn.ping_due = conn.ping_due and not closing, False
+        await sink.send(conn.take_queued(), ping=ping)
+        if closing:
+            assert conn.close_code is not None
+            await sink.close(conn.close_code, conn.close_reason)
+            return

@@ -1,57 +1,48 @@
-"""The WebSocket transport: `/realtime/subscribe`, served in front of Quart (see asgi.py).
+"""The WebSocket transport: `/realtime/subscribe`, served in front of Quart (see
+endpoints.py), and its sink, which writes frames as WebSocket messages.
 
-The handshake's checks run in a Quart websocket context; then the server's task reads
-client messages and one task writes what the flusher does not: pings, frames while the
-socket is full, the frames left at a close and the close itself (everything, for a
-socket that cannot be written directly).
+The door's checks run in a Quart websocket context; then the server's task reads client
+messages (each one goes to the command router) and one task writes what the flusher
+does not (see serving.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Quart, websocket
 
 from ...adapters.hypercorn import DirectSocket
-from ...proxies import request_client
+from ...adapters.quart import websocket_for_checks
 from .. import protocol
-from ..clients.admission import origin_allowed, too_many_connections
-from ..clients.commands import connected_frame, handle_message
-from ..connections.connection import Connection
-from ..connections.flusher import wire_bytes
-from ..protocol import CloseCode
-from ..state import RealtimeState, current_realtime
-from .serving import Receive, Send, answer, quart_headers, run_connection
+from ..protocol import CloseCode, Refusal
+from .serving import Receive, Send, answer, run_connection
+from .wire import text_frame, wire_bytes
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    from ..connections.flusher import FlushCache
+    from ..state import RealtimeState
+
+__all__ = ["WebSocketSink", "serve"]
+
+_PING = protocol.encode(protocol.ping())
 
 
-async def serve(app: Quart, scope: Any, receive: Receive, send: Send) -> None:
-    state = current_realtime(app)
+async def serve(app: Quart, state: RealtimeState, scope: Any, receive: Receive, send: Send) -> None:
     if (await receive())["type"] != "websocket.connect":
         return
-    async with app.websocket_context(_quart_websocket(app, scope)):
-        admitted = await _admit(state)
-    if isinstance(admitted, tuple):  # refused before the upgrade: an HTTP answer
-        if "websocket.http.response" in scope.get("extensions", {}):
-            status, code, message = admitted
-            await answer(_http_response(send), status, code, message)
-        else:
-            await send({"type": "websocket.close", "code": CloseCode.NORMAL})  # HTTP 403
+    async with app.websocket_context(websocket_for_checks(app, scope)):
+        admitted = await state.door.admit(websocket.headers, "websocket", pongs=True)
+        batch = websocket.args.get("batch") == "1"
+    if isinstance(admitted, Refusal):
+        await _refuse(admitted, scope, send)
         return
     await send({"type": "websocket.accept"})
-    if isinstance(admitted, str):  # refused after the upgrade, with a close code
-        close = CloseCode.TRY_AGAIN_LATER if admitted == "at capacity" else CloseCode.TOO_SLOW
-        await send({"type": "websocket.close", "code": close, "reason": admitted})
-        return
     conn, broker = admitted, state.broker
-    sink = DirectSocket.of(send)
     broker.connect(conn)
     try:
-        conn.sink = sink
-        conn.send(connected_frame(conn, state.config.heartbeat))
 
         async def on_message(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "websocket.receive":
@@ -60,73 +51,27 @@ async def serve(app: Quart, scope: Any, receive: Receive, send: Send) -> None:
                     raw = message.get("bytes") or b""
                 conn.last_seen = time.monotonic()
                 if not conn.closing:
-                    await handle_message(state, conn, raw)
+                    await state.router.frame(conn, raw)
 
-        await run_connection(conn, receive, lambda: _write(conn, sink, send), on_message)
+        socket = DirectSocket.of(send) if state.config.fast_path else None
+        sink = WebSocketSink(send, socket, batch=batch)
+        await run_connection(conn, sink, receive, on_message)
     finally:
         broker.disconnect(conn)
 
 
-async def _admit(state: RealtimeState) -> Connection | tuple[int, str, str] | str:
-    """The connection, or why not: an HTTP refusal (status, code, message) before the
-    upgrade, or a close reason after it. Runs in a Quart websocket context."""
-    config, broker = state.config, state.broker
-    if not origin_allowed(
-        websocket.headers.get("Origin"), websocket.headers.get("Host"), config.allowed_origins
-    ):
-        return 403, "forbidden", "This origin may not connect."
-    user, session_hash = await state.identify()
-    if user is None and not config.allow_anonymous:
-        return 401, "unauthorized", "Log in to connect."
-    if state.shutting_down:
-        return 503, "unavailable", "The server is shutting down."
-    if broker.connection_count() >= config.max_connections:
-        return "at capacity"
-    address = request_client().address
-    refusal = too_many_connections(config, broker, user, address)
-    if refusal is not None:
-        return refusal
-    return Connection(
-        user=user,
-        session_hash=session_hash,
-        address=address,
-        transport="websocket",
-        max_queue=config.send_queue_size,
-        max_queue_bytes=config.send_queue_bytes,
-        batch=websocket.args.get("batch") == "1",
-        pongs=True,
-    )
-
-
-async def _write(conn: Connection, sink: DirectSocket | None, send: Send) -> None:
-    ping = protocol.encode(protocol.ping())
-    while True:
-        await conn.wait()
-        if conn.ping_due:
-            conn.ping_due = False
-            conn.send(ping)
-        # Closing: what is queued now is all there will be (what close(flush=True) kept
-        # and was queued before), so send it, then the close frame.
-        closing = conn.closing
-        if sink is not None:
-            if conn.blocked:
-                await sink.drain()
-                conn.blocked = False
-            frames = conn.drain()
-            if frames:
-                sink.write(wire_bytes(frames, conn.batch))
-        else:
-            frames = conn.drain()
-            if conn.batch and len(frames) > 1:
-                frames = [protocol.encode_batch(frames)]
-            for frame in frames:
-                await send({"type": "websocket.send", "text": frame})
-        if closing:
-            assert conn.close_code is not None
-            await send(
-                {"type": "websocket.close", "code": conn.close_code, "reason": conn.close_reason}
-            )
-            return
+async def _refuse(refusal: Refusal, scope: Any, send: Send) -> None:
+    """An HTTP answer before the upgrade, or, for a refusal with a close code, the
+    upgrade and that close at once."""
+    if refusal.close_code is not None:
+        await send({"type": "websocket.accept"})
+        await send(
+            {"type": "websocket.close", "code": refusal.close_code, "reason": refusal.reason}
+        )
+    elif "websocket.http.response" in scope.get("extensions", {}):
+        await answer(_http_response(send), refusal)
+    else:
+        await send({"type": "websocket.close", "code": CloseCode.NORMAL})  # HTTP 403
 
 
 def _http_response(send: Send) -> Send:
@@ -140,24 +85,61 @@ def _http_response(send: Send) -> Send:
     return send_as_websocket
 
 
-def _quart_websocket(app: Quart, scope: Any) -> Any:
-    """Quart's websocket object for the handshake's checks (Quart's own reading of the
-    scope); it neither reads nor writes the socket."""
-    return app.websocket_class(
-        scope["path"],
-        scope["query_string"],
-        scope.get("scheme", "ws"),
-        quart_headers(scope),
-        scope.get("root_path", ""),
-        scope.get("http_version", "1.1"),
-        list(scope.get("subprotocols", [])),
-        _unused,
-        _unused,
-        _unused,
-        _unused,
-        scope=scope,
-    )
+class WebSocketSink:
+    """A WebSocket's frames: written straight to its socket where the server allows
+    (`socket`), else sent through the ASGI send, one message each; for `?batch=1`
+    clients, frames queued together go as one JSON array."""
 
+    __slots__ = ("_batch", "_send", "_socket")
 
-async def _unused(*args: Any) -> Any:
-    raise RuntimeError("realtime reads and writes this socket itself")
+    def __init__(self, send: Send, socket: DirectSocket | None, *, batch: bool) -> None:
+        self._send = send
+        self._socket = socket
+        self._batch = batch
+
+    @property
+    def direct(self) -> bool:
+        return self._socket is not None
+
+    def writable(self) -> bool:
+        return self._socket is not None and self._socket.writable()
+
+    def write(self, frames: list[str], cache: FlushCache) -> None:
+        assert self._socket is not None
+        built = cache.get(WebSocketSink)
+        if built is None:
+            built = cache[WebSocketSink] = {}
+        if self._batch and len(frames) > 1:
+            key = tuple(frames)
+            data = built.get(key)
+            if data is None:
+                data = built[key] = text_frame(protocol.encode_batch(frames))
+        else:
+            parts = []
+            for frame in frames:
+                part = built.get(frame)
+                if part is None:
+                    part = built[frame] = text_frame(frame)
+                parts.append(part)
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._socket.write(data)
+
+    async def send(self, frames: list[str], *, ping: bool = False) -> None:
+        if ping:
+            frames.append(_PING)
+        if not frames:
+            return
+        if self._socket is not None:
+            self._socket.write(wire_bytes(frames, self._batch))
+            return
+        if self._batch and len(frames) > 1:
+            frames = [protocol.encode_batch(frames)]
+        for frame in frames:
+            await self._send({"type": "websocket.send", "text": frame})
+
+    async def drain(self) -> None:
+        if self._socket is not None:
+            await self._socket.drain()
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
