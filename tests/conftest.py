@@ -13,7 +13,7 @@ from runtime.db import database
 from runtime.demo import create_demo_app
 from runtime.users import User
 from tests.databases import PostgresServer, start_postgres
-from tests.support import LiveServer
+from tests.support import FAST_PATH, LiveServer
 
 PASSWORD = "correct horse battery"
 
@@ -22,6 +22,11 @@ PASSWORD = "correct horse battery"
 def realtime_settings() -> dict[str, object]:
     """Override in a module or with parametrize to change [realtime] for its tests."""
     return {}
+
+
+def _suite_realtime_settings(realtime_settings: dict[str, object]) -> dict[str, object]:
+    """A test's [realtime], in a run with the fast path off (tests/support.py) too."""
+    return realtime_settings if FAST_PATH else {"fast_path": False, **realtime_settings}
 
 
 @pytest.fixture
@@ -63,7 +68,7 @@ def config(
     return load_config(None, environ={}).replace(
         app={"env": "test", "secret_key": "test-secret-key-0123456789", "log_level": "warning"},
         database=database_settings,
-        realtime=realtime_settings,
+        realtime=_suite_realtime_settings(realtime_settings),
     )
 
 

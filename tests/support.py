@@ -17,10 +17,16 @@ from quart import Quart
 
 from runtime.server import serve
 
-__all__ = ["TIMEOUT", "LiveServer", "ServerProcess", "assert_error"]
+__all__ = ["FAST_PATH", "TIMEOUT", "LiveServer", "ServerProcess", "assert_error"]
 
 # One timeout for every wait in the suite; slow machines scale it, never tests' sleeps.
 TIMEOUT = 5.0 * float(os.environ.get("RUNTIME_TESTS_TIMEOUT_FACTOR", "1"))
+
+# Whether the servers of the tests write realtime frames straight to their sockets
+# (`realtime.fast_path`). `make test` runs the realtime and integration tests a second
+# time with RUNTIME_TESTS_FAST_PATH=off: every frame through the ASGI send, as on
+# another server than Hypercorn.
+FAST_PATH = os.environ.get("RUNTIME_TESTS_FAST_PATH", "on") != "off"
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, str]:
@@ -130,6 +136,8 @@ class ServerProcess:
         if not config.exists():
             config.write_text("# defaults; RUNTIME_* variables set the rest\n")
         environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+        if not FAST_PATH:
+            environ["RUNTIME_REALTIME_FAST_PATH"] = "false"
         environ.update(settings or {})
         command = [sys.executable, "-m", "runtime", "--config", str(config)]
         self.process = subprocess.Popen(

@@ -1,0 +1,38 @@
+"""The fast path (frames written straight to sockets) is on or off as configured, so
+that the run of this suite with RUNTIME_TESTS_FAST_PATH=off really takes the slow path
+(every frame through the ASGI send) that other servers than Hypercorn use."""
+
+from __future__ import annotations
+
+import httpx
+
+from runtime.demo import Message
+from runtime.users import User
+from tests.realtime_client import Client
+from tests.sse_client import SSEStream
+from tests.support import FAST_PATH, TIMEOUT, LiveServer
+
+
+async def test_connections_are_served_as_the_suite_is_configured(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    assert server.app.extensions["realtime"].config.fast_path is FAST_PATH
+    headers = {"Accept": "text/event-stream"}
+    async with (
+        await Client.connect(server) as client,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+        http.stream("GET", "/realtime/subscribe?pattern=messages", headers=headers) as response,
+    ):
+        stream = SSEStream(response)
+        await stream.next()  # retry
+        await stream.frame()  # connected
+        await stream.frame()  # subscribed
+        await client.ok_subscribe("messages")
+        sinks = server.call(lambda: [c.sink for c in server.broker.connections])
+        assert [(type(s).__name__, s.direct) for s in sinks] == [
+            ("WebSocketSink", FAST_PATH),
+            ("SSESink", FAST_PATH),
+        ]
+        Message.create(text="either way", author=users["alice"])
+        assert (await client.recv_type("event"))["record"]["text"] == "either way"
+        assert (await stream.frame())["record"]["text"] == "either way"
