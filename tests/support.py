@@ -1,4 +1,5 @@
-"""Test helpers: one timeout constant, and a real Hypercorn server on a loopback port."""
+"""Test helpers: one timeout constant, and real servers (in a thread, or the command
+line's in a process) on a loopback port."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from quart import Quart
 
 from runtime.server import serve
 
-__all__ = ["TIMEOUT", "LiveServer", "ServerProcess", "assert_error"]
+__all__ = [
+    "TIMEOUT",
+    "LiveServer",
+    "ServerProcess",
+    "ThreadedServer",
+    "assert_error",
+]
 
 # One timeout for every wait in the suite; slow machines scale it, never tests' sleeps.
 TIMEOUT = 5.0 * float(os.environ.get("RUNTIME_TESTS_TIMEOUT_FACTOR", "1"))
@@ -34,8 +41,10 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return error
 
 
-class LiveServer:
-    """`app` served by Hypercorn in a thread of its own, on 127.0.0.1 and a free port."""
+class ThreadedServer:
+    """`app` served in a thread of its own, on its own event loop, on 127.0.0.1 and a
+    free port. A subclass names the server: `_serve()` runs it in the thread (calling
+    `_ready.set()` once it accepts connections), `_shutdown()` asks it to stop."""
 
     def __init__(self, app: Quart, port: int = 0) -> None:
         self.app = app
@@ -47,12 +56,11 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by _serve, on its loop
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="live-server", daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -67,8 +75,8 @@ class LiveServer:
             raise self._error
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._loop is not None and self._thread.is_alive():
+            self._shutdown()
         self._thread.join(TIMEOUT * 2)
         self.sock.close()
         if self._thread.is_alive():
@@ -106,17 +114,38 @@ class LiveServer:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._main())
+            self._serve()
         except BaseException as exc:
             self._error = exc
             self._ready.set()
 
+    def _serve(self) -> None:
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        raise NotImplementedError
+
+
+class LiveServer(ThreadedServer):
+    """`app` served by Hypercorn as `python -m runtime serve` serves it
+    (`runtime.server.serve`): realtime writes straight to the socket there."""
+
+    def __init__(self, app: Quart, port: int = 0) -> None:
+        super().__init__(app, port)
+        self._stop = asyncio.Event()  # bound to the server's loop when it first waits
+
+    def _serve(self) -> None:
+        asyncio.run(self._main())
+
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
         await serve(
             self.app, sock=self.sock, ready=lambda _port: self._ready.set(), stop=self._stop
         )
+
+    def _shutdown(self) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
 
 
 class ServerProcess:
