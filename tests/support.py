@@ -1,19 +1,22 @@
-"""Test helpers: one timeout constant, and real servers (in a thread, or the command
-line's in a process) on a loopback port."""
+"""Test helpers: one timeout constant, and real servers (Hypercorn, uvicorn, the command
+line's) on a loopback port."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
 import httpx
+import uvicorn
 from quart import Quart
 
 from runtime.server import serve
@@ -23,6 +26,7 @@ __all__ = [
     "LiveServer",
     "ServerProcess",
     "ThreadedServer",
+    "UvicornServer",
     "assert_error",
 ]
 
@@ -146,6 +150,58 @@ class LiveServer(ThreadedServer):
     def _shutdown(self) -> None:
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
+
+
+class UvicornServer(ThreadedServer):
+    """`app` served by uvicorn, the field's standard ASGI server. Realtime has no fast
+    path there (runtime/direct_sockets.py): every frame goes through the ASGI send."""
+
+    def __init__(self, app: Quart, port: int = 0) -> None:
+        super().__init__(app, port)
+        config = uvicorn.Config(
+            app,
+            loop="asyncio",
+            http="h11",
+            # wsproto, not websockets: it is what uvicorn picks itself for an app installed
+            # with the runtime's own dependencies (Hypercorn brings wsproto; websockets is
+            # a test extra), and the tests' client is websockets, so the two ends of the
+            # connection are two implementations. uvicorn's "websockets" is websockets'
+            # deprecated legacy API (a DeprecationWarning when imported).
+            ws="wsproto",
+            lifespan="on",  # Quart's before_serving starts realtime, after_serving stops it
+            log_config=None,  # the process's logging stays as the suite set it
+            access_log=False,
+            # An SSE stream still open holds uvicorn's shutdown until it ends: bounded.
+            timeout_graceful_shutdown=math.ceil(TIMEOUT),  # typed int
+        )
+        self._server = _AnnouncingServer(config, self._ready.set)
+
+    def _serve(self) -> None:
+        # Not Server.run(): on Python 3.11 it runs the loop with debug=False, which would
+        # turn PYTHONASYNCIODEBUG off for the server's loop.
+        with asyncio.Runner(loop_factory=self._server.config.get_loop_factory()) as runner:
+            runner.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._server.serve(sockets=[self.sock])
+
+    def _shutdown(self) -> None:
+        self._server.should_exit = True  # as its signal handlers do: read once a tick
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, calling `started()` as soon as it accepts connections (it sets
+    `.started` then, with nothing to wait on)."""
+
+    def __init__(self, config: uvicorn.Config, started: Callable[[], object]) -> None:
+        super().__init__(config)
+        self._announce = started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._announce()
 
 
 class ServerProcess:
