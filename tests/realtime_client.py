@@ -14,7 +14,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from tests.conftest import PASSWORD
-from tests.support import TIMEOUT, LiveServer, ServerProcess
+from tests.support import TIMEOUT, ServerProcess, ThreadedServer
 
 __all__ = ["Client", "api_session", "login_cookie"]
 
@@ -22,7 +22,7 @@ _ids = itertools.count(1)
 
 
 @contextlib.asynccontextmanager
-async def api_session(server: LiveServer, username: str) -> AsyncIterator[httpx.AsyncClient]:
+async def api_session(server: ThreadedServer, username: str) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client logged in as `username`."""
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
         response = await http.post("/auth/login", json={"username": username, "password": PASSWORD})
@@ -30,7 +30,7 @@ async def api_session(server: LiveServer, username: str) -> AsyncIterator[httpx.
         yield http
 
 
-async def login_cookie(server: LiveServer, username: str) -> str:
+async def login_cookie(server: ThreadedServer, username: str) -> str:
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
         response = await http.post("/auth/login", json={"username": username, "password": PASSWORD})
         assert response.status_code == 200, response.text
@@ -40,7 +40,7 @@ async def login_cookie(server: LiveServer, username: str) -> str:
 class Client:
     """One WebSocket connection to /realtime/subscribe that speaks the protocol."""
 
-    def __init__(self, ws: ClientConnection, server: LiveServer | ServerProcess) -> None:
+    def __init__(self, ws: ClientConnection, server: ThreadedServer | ServerProcess) -> None:
         self.ws = ws
         self.server = server
         self.connected: dict[str, Any] = {}
@@ -49,7 +49,7 @@ class Client:
     @classmethod
     async def connect(
         cls,
-        server: LiveServer | ServerProcess,
+        server: ThreadedServer | ServerProcess,
         *,
         user: str | None = None,
         query: str = "",
@@ -123,7 +123,7 @@ class Client:
         of the server's loop), events for us are queued before the pong of a ping sent
         now, so this proves that none of them was for this client.
         """
-        assert isinstance(self.server, LiveServer), "needs a server in this process"
+        assert isinstance(self.server, ThreadedServer), "needs a server in this process"
         await self.server.run(self.server.broker.flushed())
         await self.send({"type": "ping"})
         frame = await self.recv()

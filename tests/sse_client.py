@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -10,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, ThreadedServer
 
-__all__ = ["SSEMessage", "SSEStream"]
+__all__ = ["SSEMessage", "SSEStream", "stream"]
 
 
 @dataclass
@@ -73,3 +74,26 @@ class SSEStream:
         else:
             assert message.id is None
         return frame
+
+
+@contextlib.asynccontextmanager
+async def stream(
+    server: ThreadedServer,
+    query: str = "",
+    *,
+    cookie: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> AsyncIterator[SSEStream]:
+    """GET /realtime/subscribe{query} as a stream, past its first message (`retry:`)."""
+    all_headers = {"Accept": "text/event-stream", **(headers or {})}
+    if cookie:
+        all_headers["Cookie"] = cookie
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+        http.stream("GET", f"/realtime/subscribe{query}", headers=all_headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        sse = SSEStream(response)
+        first = await sse.next()
+        assert first.retry == 2000 and first.data == ""  # retry: comes first
+        yield sse

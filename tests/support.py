@@ -1,23 +1,35 @@
-"""Test helpers: one timeout constant, and a real Hypercorn server on a loopback port."""
+"""Test helpers: one timeout constant, and real servers (Hypercorn, uvicorn, the command
+line's) on a loopback port."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
+import uvicorn
 from quart import Quart
 
 from runtime.server import serve
 
-__all__ = ["FAST_PATH", "TIMEOUT", "LiveServer", "ServerProcess", "assert_error"]
+__all__ = [
+    "FAST_PATH",
+    "TIMEOUT",
+    "LiveServer",
+    "ServerProcess",
+    "ThreadedServer",
+    "UvicornServer",
+    "assert_error",
+]
 
 # One timeout for every wait in the suite; slow machines scale it, never tests' sleeps.
 TIMEOUT = 5.0 * float(os.environ.get("RUNTIME_TESTS_TIMEOUT_FACTOR", "1"))
@@ -40,8 +52,10 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return error
 
 
-class LiveServer:
-    """`app` served by Hypercorn in a thread of its own, on 127.0.0.1 and a free port."""
+class ThreadedServer:
+    """`app` served in a thread of its own, on its own event loop, on 127.0.0.1 and a
+    free port. A subclass names the server: `_serve()` runs it in the thread (calling
+    `_ready.set()` once it accepts connections), `_shutdown()` asks it to stop."""
 
     def __init__(self, app: Quart, port: int = 0) -> None:
         self.app = app
@@ -53,12 +67,11 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by _serve, on its loop
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="live-server", daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -73,8 +86,8 @@ class LiveServer:
             raise self._error
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._loop is not None and self._thread.is_alive():
+            self._shutdown()
         self._thread.join(TIMEOUT * 2)
         self.sock.close()
         if self._thread.is_alive():
@@ -112,17 +125,90 @@ class LiveServer:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._main())
+            self._serve()
         except BaseException as exc:
             self._error = exc
             self._ready.set()
 
+    def _serve(self) -> None:
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        raise NotImplementedError
+
+
+class LiveServer(ThreadedServer):
+    """`app` served by Hypercorn as `python -m runtime serve` serves it
+    (`runtime.server.serve`): realtime writes straight to the socket there."""
+
+    def __init__(self, app: Quart, port: int = 0) -> None:
+        super().__init__(app, port)
+        self._stop = asyncio.Event()  # bound to the server's loop when it first waits
+
+    def _serve(self) -> None:
+        asyncio.run(self._main())
+
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
         await serve(
             self.app, sock=self.sock, ready=lambda _port: self._ready.set(), stop=self._stop
         )
+
+    def _shutdown(self) -> None:
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+
+
+class UvicornServer(ThreadedServer):
+    """`app` served by uvicorn, the field's standard ASGI server. Realtime has no fast
+    path there (runtime/adapters/hypercorn.py): every frame goes through the ASGI send."""
+
+    def __init__(self, app: Quart, port: int = 0) -> None:
+        super().__init__(app, port)
+        config = uvicorn.Config(
+            app,
+            loop="asyncio",
+            http="h11",
+            # wsproto, not websockets: it is what uvicorn picks itself for an app installed
+            # with the runtime's own dependencies (Hypercorn brings wsproto; websockets is
+            # a test extra), and the tests' client is websockets, so the two ends of the
+            # connection are two implementations. uvicorn's "websockets" is websockets'
+            # deprecated legacy API (a DeprecationWarning when imported).
+            ws="wsproto",
+            lifespan="on",  # Quart's before_serving starts realtime, after_serving stops it
+            log_config=None,  # the process's logging stays as the suite set it
+            access_log=False,
+            # An SSE stream still open holds uvicorn's shutdown until it ends: bounded.
+            timeout_graceful_shutdown=math.ceil(TIMEOUT),  # typed int
+        )
+        self._server = _AnnouncingServer(config, self._ready.set)
+
+    def _serve(self) -> None:
+        # Not Server.run(): on Python 3.11 it runs the loop with debug=False, which would
+        # turn PYTHONASYNCIODEBUG off for the server's loop.
+        with asyncio.Runner(loop_factory=self._server.config.get_loop_factory()) as runner:
+            runner.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._server.serve(sockets=[self.sock])
+
+    def _shutdown(self) -> None:
+        self._server.should_exit = True  # as its signal handlers do: read once a tick
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, calling `started()` as soon as it accepts connections (it sets
+    `.started` then, with nothing to wait on)."""
+
+    def __init__(self, config: uvicorn.Config, started: Callable[[], object]) -> None:
+        super().__init__(config)
+        self._announce = started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self._announce()
 
 
 class ServerProcess:

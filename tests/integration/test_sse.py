@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
 from runtime.demo import Message, Note
 from runtime.users import User
 from tests.realtime_client import login_cookie
-from tests.sse_client import SSEStream
+from tests.sse_client import stream
 from tests.support import TIMEOUT, LiveServer
-
-
-@contextlib.asynccontextmanager
-async def stream(
-    server: LiveServer,
-    query: str = "",
-    *,
-    cookie: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> AsyncIterator[SSEStream]:
-    all_headers = {"Accept": "text/event-stream", **(headers or {})}
-    if cookie:
-        all_headers["Cookie"] = cookie
-    async with (
-        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
-        http.stream("GET", f"/realtime/subscribe{query}", headers=all_headers) as response,
-    ):
-        assert response.status_code == 200, await response.aread()
-        sse = SSEStream(response)
-        first = await sse.next()
-        assert first.retry == 2000 and first.data == ""  # retry: comes first
-        yield sse
 
 
 async def test_stream_opening_and_events(server: LiveServer, users: dict[str, User]) -> None:
