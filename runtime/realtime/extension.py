@@ -21,9 +21,10 @@ from quart import Quart
 
 from ..base_model import BaseModel, collections
 from ..config import RealtimeConfig
-from ..db import RecordChange, bound_to, on_commit, require_databases
+from ..db import bound_to, on_commit, require_databases
 from ..realtime_broker import Broker
 from ..users import on_session_end
+from .capture import ChangeCapture
 from .channels import Channel, ChannelRule
 from .clients.admission import Door
 from .clients.commands import CommandRouter
@@ -36,12 +37,12 @@ from .endpoints import (
     realtime_client_url,
     realtime_htmx_scripts,
 )
-from .events import Event, custom_event, record_event
+from .events import Event, custom_event
 from .publishing.backends import backend_from_url
 from .state import Identify, RealtimeState
 from .transports.html import Fragments
 
-__all__ = ["Realtime", "close_all_going_away"]
+__all__ = ["Realtime"]
 
 log = logging.getLogger("runtime.realtime")
 
@@ -131,6 +132,9 @@ class Realtime:
         runtime = app.extensions.get("runtime")
         config = self._config or (runtime.config.realtime if runtime else RealtimeConfig())
         models = _served_models(self._models, runtime, self._database)
+        clash = set(self.channels) & set(models())
+        if clash:
+            raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
         identify = self._identify or (_runtime_identify if runtime else _anonymous)
         broker = Broker(
             backend_from_url(config.broker, history_size=config.history_size),
@@ -144,15 +148,22 @@ class Realtime:
             channels=self.channels,
             presence_topics=self.presence_topics,
         )
-        clash = set(self.channels) & set(models())
-        if clash:
-            raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
-        door = Door(config, broker.connections, identify, lambda: broker.shutting_down)
-        router = CommandRouter(
-            broker, config, MessageLimit(config.message_rate_limit), self.handlers, self.channels
+        lifecycle = broker.lifecycle
+        state = RealtimeState(
+            config,
+            broker,
+            identify,
+            Door(config, broker.connections, identify, lambda: lifecycle.shutting_down),
+            CommandRouter(
+                broker,
+                config,
+                MessageLimit(config.message_rate_limit),
+                self.handlers,
+                self.channels,
+            ),
+            Fragments(app, self.fragments),
+            self,
         )
-        fragments = Fragments(app, self.fragments)
-        state = RealtimeState(config, broker, identify, door, router, fragments, self)
         app.extensions["realtime"] = state
         app.register_blueprint(realtime_blueprint)
         app.asgi_app = RealtimeASGI(app, app.asgi_app)  # type: ignore[method-assign]
@@ -161,40 +172,40 @@ class Realtime:
         app.add_template_global(realtime_client_url)
         app.add_template_global(realtime_client_script)
         app.add_template_global(realtime_htmx_scripts)
+        self._serve_with(app, broker, models, config)
 
-        def on_changes(changes: list[RecordChange]) -> None:
-            served = broker.served()
-            events: list[Event] = []
-            for change in changes:
-                model = change.model
-                if served.get(model.collection_name()) is not model:
-                    continue
-                event = record_event(change, model.collection_name(), model.hidden)
-                if event is not None:
-                    events.append(event)
-            if events:
-                broker.publish(events)
+    def _serve_with(
+        self,
+        app: Quart,
+        broker: Broker,
+        models: Callable[[], Mapping[str, type[BaseModel]]],
+        config: RealtimeConfig,
+    ) -> None:
+        """Start `broker` when `app` starts serving, with the database checked and its
+        changes captured; stop it when serving stops; close its connections with 1001
+        when the server shuts down."""
+        capture = ChangeCapture(broker.served, broker.publish)
 
         def on_session_ended(token_hash: str) -> None:
-            broker.call_soon(broker.close_session, token_hash)
+            broker.call_soon(broker.lifecycle.close_session, token_hash)
 
         @app.before_serving
         async def _start() -> None:
             require_databases(models().values(), self._database)
             await broker.start()
-            on_commit.connect(on_changes)
+            on_commit.connect(capture)
             on_session_end.append(on_session_ended)
             log.info("realtime ready: broker=%s", config.broker)
 
         @app.after_serving
         async def _stop() -> None:
-            on_commit.disconnect(on_changes)
+            on_commit.disconnect(capture)
             if on_session_ended in on_session_end:
                 on_session_end.remove(on_session_ended)
             await broker.stop()
 
         async def _going_away() -> None:
-            await close_all_going_away(state)
+            await broker.lifecycle.going_away(timeout=1.0)
 
         app.extensions.setdefault("shutdown_hooks", []).append(_going_away)
 
@@ -213,11 +224,6 @@ def _served_models(
             raise ValueError(f"Realtime: {model.__name__} is bound to another database")
     by_name = {model.collection_name(): model for model in chosen}
     return lambda: by_name
-
-
-async def close_all_going_away(state: RealtimeState, timeout: float = 1.0) -> None:
-    """Close every connection with 1001 and give them up to `timeout` to go."""
-    await state.broker.going_away(timeout)
 
 
 def _event(broker: Broker, name: str, data: Any, **targets: Any) -> Event:

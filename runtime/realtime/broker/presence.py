@@ -13,10 +13,15 @@ an event after.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any
 
 from ...json_values import json_tree
 from ..events import Event, public_user
+from ..patterns import Pattern, PatternKind
+
+if TYPE_CHECKING:
+    from ..connections.connection import Connection
 
 __all__ = ["PRESENCE_ACTIONS", "Presence"]
 
@@ -24,33 +29,64 @@ PRESENCE_ACTIONS = ("join", "leave")
 
 
 class Presence:
-    def __init__(self) -> None:
+    def __init__(self, topics: Collection[str], publish: Callable[[Event], None]) -> None:
+        self._topics = topics  # the names that track presence (the app's, read live)
+        self._publish = publish  # a join or leave, after everything published before
         self._local: dict[str, dict[Any, int]] = {}  # topic -> user id -> connections
         self._here: dict[str, dict[Any, dict[str, Any]]] = {}  # topic -> user id -> user
 
-    def arrive(self, topic: str, user: Any) -> Event | None:
-        """A connection of `user` subscribed to `topic`: the join to publish, if first."""
-        if user is None:
-            return None
-        counts = self._local.setdefault(topic, {})
-        counts[user.id] = counts.get(user.id, 0) + 1
-        if counts[user.id] > 1:
-            return None
-        return Event("join", topic, user=json_tree(public_user(user)))
+    def topic_of(self, pattern: Pattern) -> str | None:
+        """The topic whose presence a subscription to `pattern` counts in, if any: its
+        name, not a wildcard or one record."""
+        if pattern.kind is PatternKind.COLLECTION and pattern.collection in self._topics:
+            return pattern.collection
+        return None
 
-    def depart(self, topic: str, user: Any) -> Event | None:
-        """A connection of `user` left `topic`: the leave to publish, if it was the last."""
-        if user is None:
-            return None
+    # -- this process's connections -------------------------------------------------
+
+    def join(self, conn: Connection, pattern: Pattern) -> None:
+        """`conn` subscribed to `pattern`: it counts in that topic's presence, if any."""
+        topic = self.topic_of(pattern)
+        present = conn.present if conn.present is not None else set()
+        if topic is None or topic in present:
+            return  # no presence here, or a subscription again to the same topic
+        conn.present = present
+        present.add(topic)
+        if conn.user is None:
+            return  # visitors are not listed
+        counts = self._local.setdefault(topic, {})
+        counts[conn.user.id] = counts.get(conn.user.id, 0) + 1
+        if counts[conn.user.id] == 1:
+            self._publish(Event("join", topic, user=json_tree(public_user(conn.user))))
+
+    def leave(self, conn: Connection, pattern: Pattern) -> None:
+        """`conn` unsubscribed from `pattern`."""
+        topic = self.topic_of(pattern)
+        if topic is not None:
+            self._depart(conn, topic)
+
+    def leave_everywhere(self, conn: Connection) -> None:
+        """`conn` is gone."""
+        for topic in list(conn.present or ()):
+            self._depart(conn, topic)
+
+    def _depart(self, conn: Connection, topic: str) -> None:
+        if conn.present is None or topic not in conn.present:
+            return
+        conn.present.discard(topic)
+        if conn.user is None:
+            return
         counts = self._local.get(topic, {})
-        left = counts.get(user.id, 0) - 1
+        left = counts.get(conn.user.id, 0) - 1
         if left > 0:
-            counts[user.id] = left
-            return None
-        counts.pop(user.id, None)
+            counts[conn.user.id] = left
+            return
+        counts.pop(conn.user.id, None)
         if not counts:
             self._local.pop(topic, None)
-        return Event("leave", topic, user=json_tree(public_user(user)))
+        self._publish(Event("leave", topic, user=json_tree(public_user(conn.user))))
+
+    # -- who is here, as published ----------------------------------------------------
 
     def apply(self, event: Event) -> None:
         """A join or leave was published: who is here changes."""

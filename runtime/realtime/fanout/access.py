@@ -1,4 +1,4 @@
-"""Who may see an event, and in what shape: one answer for fan-out, replay and snapshots.
+"""Who may see an event, and in what shape: one answer for fan-out and replay.
 
 A read rule judges a record event on a model instance built from the event's stored
 values, exactly as the records API builds one from a row, so a rule function sees the
@@ -12,63 +12,29 @@ logged (see `Faults`), and every other reader and event goes on.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...base_model import BaseModel
 from ...rules import Rule
 from .. import protocol
-from ..channels import Channel, ChannelRule
-from ..events import Event
-from ..patterns import Pattern, PatternKind
-from .registry import filter_matches
+from ..channels import ChannelRule
 
-__all__ = ["EventAccess", "Faults", "Shaped", "rule_name", "snapshot_order", "snapshot_records"]
+if TYPE_CHECKING:
+    from ...base_model import BaseModel
+    from ..channels import Channel
+    from ..events import Event
+    from ..stats import Faults
 
-log = logging.getLogger("runtime.realtime")
+__all__ = ["EventAccess", "Shaped", "rule_name"]
 
 # (the encoded frame, or None when this reader gets nothing; the record as they see it)
 Shaped = tuple[str | None, Mapping[str, Any]]
 _NOTHING: Shaped = (None, {})
-# A snapshot reads at most this many rows per record it may return (rows the reader may
-# not see, or that the filter drops, are read and skipped): its work is bounded.
-SCAN_FACTOR = 10
 _MISSING = object()
 
 
 def rule_name(rule: Rule | ChannelRule) -> str:
     return rule if isinstance(rule, str) else getattr(rule, "__qualname__", repr(rule))
-
-
-class Faults:
-    """Failures of app code met while delivering: counted per collection and stage, and
-    logged with a traceback the first time, then at most once a minute per kind."""
-
-    LOG_INTERVAL = 60.0
-
-    def __init__(self) -> None:
-        self.counts: dict[tuple[str, str], int] = {}
-        self._logged_at: dict[tuple[str, str, str], float] = {}
-
-    def record(self, collection: str, stage: str, culprit: str, error: BaseException) -> None:
-        key = (collection, stage)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        kind = (collection, stage, culprit)
-        now = time.monotonic()
-        last = self._logged_at.get(kind)
-        if last is None or now - last >= self.LOG_INTERVAL:
-            self._logged_at[kind] = now
-            log.error(
-                "realtime: %s of collection %r raised %s (%d so far); that reader does not "
-                "get that event",
-                culprit,
-                collection,
-                type(error).__name__,
-                self.counts[key],
-                exc_info=error if last is None else None,
-            )
 
 
 class EventAccess:
@@ -204,60 +170,3 @@ def presence_frame(event: Event) -> dict[str, Any]:
         "action": event.action,
         "user": event.user,
     }
-
-
-def snapshot_records(
-    model: type[BaseModel],
-    user: Any,
-    pattern: Pattern,
-    filter: Mapping[str, Any] | None,
-    *,
-    order: list[Any],
-    limit: int,
-    max_chars: int,
-    faults: Faults,
-) -> tuple[list[dict[str, Any]], bool, int]:
-    """The records `user` may see now, as they see them, in `order`; whether that was
-    all of them; and the characters they take encoded. At most `limit` records and
-    `max_chars` characters, reading at most SCAN_FACTOR rows per record returned."""
-    query = model.readable_query(user)
-    if pattern.kind is PatternKind.RECORD:
-        query = query.where(model._meta.primary_key == pattern.record_id)
-    scan_limit = limit * SCAN_FACTOR
-    records: list[dict[str, Any]] = []
-    used = 0
-    for scanned, record in enumerate(query.order_by(*order).limit(scan_limit + 1).iterator()):
-        if scanned == scan_limit or len(records) == limit:
-            return records, False, used
-        try:
-            visible = record.visible_to(user)
-        except Exception as error:
-            faults.record(model.collection_name(), "read rule", rule_name(model.read_rule), error)
-            continue
-        if visible is None or not filter_matches(filter, visible):
-            continue
-        size = len(protocol.encode(visible)) + 1
-        if used + size > max_chars:
-            return records, False, used
-        records.append(visible)
-        used += size
-    return records, True, used
-
-
-def snapshot_order(
-    model: type[BaseModel], user: Any, sort: str | None, request_id: protocol.RequestId
-) -> tuple[Any, str]:
-    """ORDER BY for a snapshot, and the order as text for the reply: the requested field
-    (one the user can see), newest first by default; the primary key breaks ties."""
-    pk = model._meta.primary_key
-    sort = sort or f"-{pk.name}"
-    name, descending = sort.lstrip("-"), sort.startswith("-")
-    if name not in model.visible_fields(user):
-        raise protocol.ProtocolError(
-            protocol.ErrorCode.BAD_REQUEST, f"cannot sort a snapshot by {name!r}", request_id
-        )
-    field = model._meta.fields[name]
-    tiebreak = pk.desc() if descending else pk.asc()
-    if field is pk:
-        return [tiebreak], sort
-    return [field.desc() if descending else field.asc(), tiebreak], sort

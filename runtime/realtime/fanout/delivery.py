@@ -9,16 +9,19 @@ loop over events: a failure costs one reader one event.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...base_model import BaseModel
-from ..channels import Channel
-from ..connections.connection import Connection
-from ..connections.index import ConnectionIndex
-from ..events import Event
-from ..stats import DeliveryStats
-from .access import EventAccess, Faults
-from .registry import Subscription, SubscriptionRegistry, filter_matches, merge_buckets
+from .access import EventAccess
+from .registry import filter_matches, merge_buckets
+
+if TYPE_CHECKING:
+    from ...base_model import BaseModel
+    from ..channels import Channel
+    from ..connections.connection import Connection
+    from ..connections.index import ConnectionIndex
+    from ..events import Event
+    from ..stats import DeliveryStats, Faults
+    from .registry import Subscription, SubscriptionRegistry
 
 __all__ = ["Fanout", "is_target"]
 

@@ -10,13 +10,16 @@ then. Access and shape are decided by `access`, as for live events.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..connections.connection import Connection
-from ..events import Event
-from .access import EventAccess
 from .delivery import is_target
-from .registry import Subscription, filter_matches
+from .registry import filter_matches
+
+if TYPE_CHECKING:
+    from ..connections.connection import Connection
+    from ..events import Event
+    from .access import EventAccess
+    from .registry import Subscription
 
 __all__ = ["replay_frames"]
 

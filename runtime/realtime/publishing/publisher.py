@@ -18,10 +18,13 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ..events import Event
 from ..stats import DeliveryStats
-from .backends import Backend, PublishesNow
+from .backends import Backend, Position, PublishesNow
+
+if TYPE_CHECKING:
+    from ..events import Event
 
 __all__ = ["NotRunning", "Publisher"]
 
@@ -46,8 +49,8 @@ class Publisher:
         self._queue: deque[tuple[Event, Ticket | None]] = deque()
         self._submitted = 0  # how many events were queued, ever (their submission order)
         self._published = 0  # how many of them were published
-        self._last: Event | None = None  # the last one published: a position
-        self._marks: list[tuple[int, asyncio.Future[Event]]] = []
+        self._last: Position | None = None  # where the last one published stands
+        self._marks: list[tuple[int, asyncio.Future[Position]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._wakeup: asyncio.Event | None = None
@@ -56,7 +59,7 @@ class Publisher:
 
     # -- lifecycle (on the loop) ---------------------------------------------------
 
-    def start(self, position: Event) -> None:
+    def start(self, position: Position) -> None:
         with self._lock:
             self._loop = asyncio.get_running_loop()
             self._loop_thread = threading.get_ident()
@@ -127,11 +130,12 @@ class Publisher:
 
     # -- positions (on the loop) -------------------------------------------------------
 
-    def mark(self) -> asyncio.Future[Event]:
+    def mark(self) -> asyncio.Future[Position]:
         """The position of everything submitted so far: resolves, once all of it is
-        published, to the last of it (or to the start position if nothing was)."""
+        published, to the position of the last of it (or to the start position if
+        nothing was)."""
         assert self._loop is not None
-        mark: asyncio.Future[Event] = self._loop.create_future()
+        mark: asyncio.Future[Position] = self._loop.create_future()
         with self._lock:
             if self._published == self._submitted:
                 assert self._last is not None
@@ -195,7 +199,7 @@ class Publisher:
         with self._lock:
             first = self._published + 1
             self._published += len(batch)
-            self._last = published[-1]
+            self._last = _position_of(published[-1])
             due = [(seq, mark) for seq, mark in self._marks if seq <= self._published]
             if due:
                 self._marks = [(seq, mark) for seq, mark in self._marks if seq > self._published]
@@ -204,4 +208,8 @@ class Publisher:
                 ticket.set_result(event.id)
         for seq, mark in due:
             if not mark.done():
-                mark.set_result(published[seq - first])
+                mark.set_result(_position_of(published[seq - first]))
+
+
+def _position_of(event: Event) -> Position:
+    return Position(event.id, event.seq)

@@ -9,14 +9,23 @@ its history without awaiting; everything is called on the event loop's thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
-from ...events import Event
+if TYPE_CHECKING:
+    from ...events import Event
 
-__all__ = ["Backend", "Deliver", "PublishesNow", "backend_from_url"]
+__all__ = ["Backend", "Deliver", "Position", "PublishesNow", "backend_from_url"]
 
 # Receives published events in the backend's order, on the event loop's thread.
-Deliver = Callable[[Sequence[Event]], None]
+Deliver = Callable[[Sequence["Event"]], None]
+
+
+class Position(NamedTuple):
+    """A point in the backend's order: `id` is a valid `since` (the id of the event
+    there, or of the point before the first event), `seq` compares."""
+
+    id: str
+    seq: int
 
 
 class Backend(Protocol):
@@ -31,9 +40,8 @@ class Backend(Protocol):
         """Give each event the next id and order number, keep it in the history, deliver
         it; return them as published, in the order given."""
 
-    async def position(self) -> Event:
-        """An event standing for the newest position (before the first event, a
-        position of its own): its `id` is a valid `since`, its `seq` its order."""
+    async def position(self) -> Position:
+        """The newest position: after the last event published."""
 
     async def read_after(self, event_id: str, limit: int) -> list[Event] | None:
         """The events published after `event_id`, oldest first; None when the history

@@ -6,9 +6,12 @@ import secrets
 from collections import deque
 from collections.abc import Sequence
 from itertools import islice
+from typing import TYPE_CHECKING
 
-from ...events import Event
-from . import Deliver
+from . import Deliver, Position
+
+if TYPE_CHECKING:
+    from ...events import Event
 
 __all__ = ["MemoryBackend"]
 
@@ -50,10 +53,8 @@ class MemoryBackend:
             self._deliver(published)
         return published
 
-    async def position(self) -> Event:
-        if self._history and self._history[-1].seq == self._seq:
-            return self._history[-1]
-        return Event("position", None, id=f"{self.run}-{self._seq}", seq=self._seq)
+    async def position(self) -> Position:
+        return Position(f"{self.run}-{self._seq}", self._seq)
 
     async def read_after(self, event_id: str, limit: int) -> list[Event] | None:
         run, _, seq_text = event_id.rpartition("-")
