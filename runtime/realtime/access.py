@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..adapters.peewee import model_from_stored
 from ..base_model import BaseModel
 from ..rules import Rule
 from . import protocol
@@ -122,8 +123,7 @@ class EventAccess:
             return _NOTHING
         record = self._record
         if record is None:
-            record = self._record = model(__no_default__=1, **(event.values or {}))
-            record._dirty.clear()
+            record = self._record = model_from_stored(model, event.values or {})
         if not self._guarded("read rule", rule_name(model.read_rule), record.readable_by, user):
             return _NOTHING
         fields = self._guarded("visible_fields", "visible_fields", model.visible_fields, user)
