@@ -138,7 +138,7 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     @property
     def record_id(self) -> str:
-        return str(self._pk)
+        return str(self.get_id())
 
     # -- rules -----------------------------------------------------------------------
 
@@ -230,11 +230,11 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     def save(self, force_insert: bool = False, only: Any = None) -> int:
         # Mirrors Peewee's own choice between INSERT and UPDATE.
-        inserting = force_insert or self._pk is None
+        inserting = force_insert or self.get_id() is None
         if only is not None:
             changed = {f if isinstance(f, str) else f.name for f in only}
         else:
-            changed = set(self._dirty)
+            changed = set(self.dirty_field_names)
         changed.discard(self._meta.primary_key.name)
         # One transaction even for a lone save: its commit is where its place in the
         # order of events is decided (see runtime.db).
@@ -263,7 +263,9 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
                     else:
                         fk.model.delete().where(query).execute()
             with _rows_returned_to_caller(type(self)) as written:
-                rows = type(self).delete().where(self._pk_expr()).execute()
+                # this record, picked as Peewee's own delete_instance() picks it
+                this = self._meta.primary_key == self.get_id()
+                rows = type(self).delete().where(this).execute()
             if rows and written:
                 self._record("delete", written[-1], ())
         return int(rows)
