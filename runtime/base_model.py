@@ -66,27 +66,39 @@ class _CollectionMeta(peewee.ModelBase):
         table = cls._meta.table_name
         if not _COLLECTION_NAME.fullmatch(table):
             raise TypeError(f"{name}: table name {table!r} is not a valid collection name")
-        for kind in _RULES:
-            if inspect.isfunction(attrs.get(kind)):
-                # A plain function in the class body would become a method; keep it a rule.
-                setattr(cls, kind, staticmethod(attrs[kind]))
-        if "write_rule" in attrs:  # the shorthand, for the actions not given their own
-            for kind in _WRITE_RULES:
-                if kind not in attrs:
-                    rule = cls.write_rule
-                    setattr(cls, kind, staticmethod(rule) if callable(rule) else rule)
-        for kind in _RULES:
-            rule = getattr(cls, kind)
-            if not callable(rule) and rule not in RULE_NAMES:
-                raise TypeError(f"{name}.{kind}: {rule!r} is not one of {RULE_NAMES}")
-            if rule == "owner" and cls.owner_field not in cls._meta.fields:
-                raise TypeError(f"{name}.{kind} is 'owner' but owner_field names no field")
-        unknown = set(cls.hidden) - set(cls._meta.fields)
-        if unknown:
-            raise TypeError(f"{name}.hidden names unknown fields: {sorted(unknown)}")
+        _settle_rules(cls, attrs)
+        _refuse_bad_declarations(cls, name)
         _refuse_name_clash(cls, table)
         _registry[table] = cls
         return cls
+
+
+def _settle_rules(cls: type[BaseModel], attrs: dict[str, Any]) -> None:
+    """Each rule as the class body meant it: a function stays a rule (not a method), and
+    `write_rule` sets the write actions the class gives no rule of their own."""
+    for kind in _RULES:
+        if inspect.isfunction(attrs.get(kind)):
+            # A plain function in the class body would become a method; keep it a rule.
+            setattr(cls, kind, staticmethod(attrs[kind]))
+    if "write_rule" in attrs:  # the shorthand, for the actions not given their own
+        for kind in _WRITE_RULES:
+            if kind not in attrs:
+                rule = cls.write_rule
+                setattr(cls, kind, staticmethod(rule) if callable(rule) else rule)
+
+
+def _refuse_bad_declarations(cls: type[BaseModel], name: str) -> None:
+    """Rules that are functions or known names, an owner field for "owner", and hidden
+    fields that exist; else a TypeError naming the class and the attribute."""
+    for kind in _RULES:
+        rule = getattr(cls, kind)
+        if not callable(rule) and rule not in RULE_NAMES:
+            raise TypeError(f"{name}.{kind}: {rule!r} is not one of {RULE_NAMES}")
+        if rule == "owner" and cls.owner_field not in cls._meta.fields:
+            raise TypeError(f"{name}.{kind} is 'owner' but owner_field names no field")
+    unknown = set(cls.hidden) - set(cls._meta.fields)
+    if unknown:
+        raise TypeError(f"{name}.hidden names unknown fields: {sorted(unknown)}")
 
 
 def _refuse_name_clash(cls: type, table: str) -> None:
