@@ -13,6 +13,7 @@ import importlib
 import inspect
 import os
 import sys
+from types import ModuleType
 
 from quart import Quart
 
@@ -28,33 +29,49 @@ def load_app(spec: str) -> Quart:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise AppNotFound(f"--app {spec!r}: expected module:attribute, e.g. myapp:app")
+    module = _import(spec, module_name)
+    target = _attribute(spec, module, module_name, attribute)
+    if isinstance(target, Quart):
+        return target
+    return _built_by(spec, attribute, target)
+
+
+def _import(spec: str, module_name: str) -> ModuleType:
+    """The module, imported with the current directory on `sys.path`."""
     here = os.getcwd()
     if here not in sys.path and "" not in sys.path:
         sys.path.insert(0, here)
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing and (module_name == missing or module_name.startswith(missing + ".")):
             raise AppNotFound(f"--app {spec!r}: no module named {missing!r} in {here}") from None
         raise  # the app's own import of something missing: its traceback says where
+
+
+def _attribute(spec: str, module: ModuleType, module_name: str, attribute: str) -> object:
+    """What the dotted `attribute` names in `module`."""
     target: object = module
     for part in attribute.split("."):
         if not hasattr(target, part):
             raise AppNotFound(f"--app {spec!r}: {module_name} has no attribute {attribute!r}")
         target = getattr(target, part)
-    if isinstance(target, Quart):
-        return target
-    if not inspect.isfunction(target) and not inspect.ismethod(target):
-        kind = type(target).__name__
+    return target
+
+
+def _built_by(spec: str, attribute: str, factory: object) -> Quart:
+    """The app that `factory`, a function of no arguments, returns."""
+    if not inspect.isfunction(factory) and not inspect.ismethod(factory):
+        kind = type(factory).__name__
         raise AppNotFound(f"--app {spec!r}: {attribute} is a {kind}, not a Quart app or factory")
     try:
-        inspect.signature(target).bind()
+        inspect.signature(factory).bind()
     except TypeError:
         raise AppNotFound(
             f"--app {spec!r}: {attribute}() needs arguments; a factory takes none"
         ) from None
-    app = target()
+    app = factory()
     if not isinstance(app, Quart):
         kind = type(app).__name__
         raise AppNotFound(f"--app {spec!r}: {attribute}() returned a {kind}, not a Quart app")

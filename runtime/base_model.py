@@ -24,11 +24,19 @@ import contextlib
 import inspect
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import peewee
 
+from .adapters.peewee import (
+    ReturningDelete,
+    ReturningInsert,
+    ReturningUpdate,
+    ReturningWrite,
+    Rows,
+    write_values,
+)
 from .db import ChangeTracking, RecordChange, database, tracking_of
 from .json_values import json_value
 from .rules import RULE_NAMES, Rule, UserLike, check_rule, rule_could_pass
@@ -58,27 +66,39 @@ class _CollectionMeta(peewee.ModelBase):
         table = cls._meta.table_name
         if not _COLLECTION_NAME.fullmatch(table):
             raise TypeError(f"{name}: table name {table!r} is not a valid collection name")
-        for kind in _RULES:
-            if inspect.isfunction(attrs.get(kind)):
-                # A plain function in the class body would become a method; keep it a rule.
-                setattr(cls, kind, staticmethod(attrs[kind]))
-        if "write_rule" in attrs:  # the shorthand, for the actions not given their own
-            for kind in _WRITE_RULES:
-                if kind not in attrs:
-                    rule = cls.write_rule
-                    setattr(cls, kind, staticmethod(rule) if callable(rule) else rule)
-        for kind in _RULES:
-            rule = getattr(cls, kind)
-            if not callable(rule) and rule not in RULE_NAMES:
-                raise TypeError(f"{name}.{kind}: {rule!r} is not one of {RULE_NAMES}")
-            if rule == "owner" and cls.owner_field not in cls._meta.fields:
-                raise TypeError(f"{name}.{kind} is 'owner' but owner_field names no field")
-        unknown = set(cls.hidden) - set(cls._meta.fields)
-        if unknown:
-            raise TypeError(f"{name}.hidden names unknown fields: {sorted(unknown)}")
+        _settle_rules(cls, attrs)
+        _refuse_bad_declarations(cls, name)
         _refuse_name_clash(cls, table)
         _registry[table] = cls
         return cls
+
+
+def _settle_rules(cls: type[BaseModel], attrs: dict[str, Any]) -> None:
+    """Each rule as the class body meant it: a function stays a rule (not a method), and
+    `write_rule` sets the write actions the class gives no rule of their own."""
+    for kind in _RULES:
+        if inspect.isfunction(attrs.get(kind)):
+            # A plain function in the class body would become a method; keep it a rule.
+            setattr(cls, kind, staticmethod(attrs[kind]))
+    if "write_rule" in attrs:  # the shorthand, for the actions not given their own
+        for kind in _WRITE_RULES:
+            if kind not in attrs:
+                rule = cls.write_rule
+                setattr(cls, kind, staticmethod(rule) if callable(rule) else rule)
+
+
+def _refuse_bad_declarations(cls: type[BaseModel], name: str) -> None:
+    """Rules that are functions or known names, an owner field for "owner", and hidden
+    fields that exist; else a TypeError naming the class and the attribute."""
+    for kind in _RULES:
+        rule = getattr(cls, kind)
+        if not callable(rule) and rule not in RULE_NAMES:
+            raise TypeError(f"{name}.{kind}: {rule!r} is not one of {RULE_NAMES}")
+        if rule == "owner" and cls.owner_field not in cls._meta.fields:
+            raise TypeError(f"{name}.{kind} is 'owner' but owner_field names no field")
+    unknown = set(cls.hidden) - set(cls._meta.fields)
+    if unknown:
+        raise TypeError(f"{name}.hidden names unknown fields: {sorted(unknown)}")
 
 
 def _refuse_name_clash(cls: type, table: str) -> None:
@@ -130,7 +150,7 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     @property
     def record_id(self) -> str:
-        return str(self._pk)
+        return str(self.get_id())
 
     # -- rules -----------------------------------------------------------------------
 
@@ -201,11 +221,11 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     @classmethod
     def update(cls, __data: Any = None, **update: Any) -> peewee.ModelUpdate:
-        return _TrackedUpdate(cls, cls._normalize_data(__data, update))
+        return _TrackedUpdate(cls, write_values(cls, __data, update))
 
     @classmethod
     def insert(cls, __data: Any = None, **insert: Any) -> peewee.ModelInsert:
-        return _TrackedInsert(cls, cls._normalize_data(__data, insert))
+        return _TrackedInsert(cls, write_values(cls, __data, insert))
 
     @classmethod
     def insert_many(cls, rows: Any, fields: Any = None) -> peewee.ModelInsert:
@@ -222,11 +242,11 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     def save(self, force_insert: bool = False, only: Any = None) -> int:
         # Mirrors Peewee's own choice between INSERT and UPDATE.
-        inserting = force_insert or self._pk is None
+        inserting = force_insert or self.get_id() is None
         if only is not None:
             changed = {f if isinstance(f, str) else f.name for f in only}
         else:
-            changed = set(self._dirty)
+            changed = set(self.dirty_field_names)
         changed.discard(self._meta.primary_key.name)
         # One transaction even for a lone save: its commit is where its place in the
         # order of events is decided (see runtime.db).
@@ -255,7 +275,9 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
                     else:
                         fk.model.delete().where(query).execute()
             with _rows_returned_to_caller(type(self)) as written:
-                rows = type(self).delete().where(self._pk_expr()).execute()
+                # this record, picked as Peewee's own delete_instance() picks it
+                this = self._meta.primary_key == self.get_id()
+                rows = type(self).delete().where(this).execute()
             if rows and written:
                 self._record("delete", written[-1], ())
         return int(rows)
@@ -277,14 +299,14 @@ class _Collector:
 
     def __init__(self, model: type[peewee.Model]) -> None:
         self.model = model
-        self.rows: list[dict[str, Any]] | None = None
+        self.rows: Rows | None = None
 
 
 @contextlib.contextmanager
-def _rows_returned_to_caller(model: type[peewee.Model]) -> Iterator[list[dict[str, Any]]]:
+def _rows_returned_to_caller(model: type[peewee.Model]) -> Iterator[Rows]:
     """save() and delete_instance() announce their own change (with its changed fields):
     the rows their statement returns are handed to them instead of announced."""
-    written: list[dict[str, Any]] = []
+    written: Rows = []
     previous = getattr(_local, "collector", None)
     collector = _local.collector = _Collector(model)
     try:
@@ -294,29 +316,24 @@ def _rows_returned_to_caller(model: type[peewee.Model]) -> Iterator[list[dict[st
         written.extend(collector.rows or ())
 
 
-class _TrackedWrite:
+class _TrackedWrite(ReturningWrite):
     """A write query that announces one change per row it wrote.
 
-    It runs with `RETURNING` every column (SQLite 3.35+), so each change carries the row
-    exactly as reading it back would give it (a Decimal as the database kept it, a
-    boolean as a bool), and records each row. Queries with a `.returning()` of their own
-    run as written and announce nothing: the rows they return are not whole records.
+    It writes in a transaction of its own when outside one, so that its commit and its
+    announcement are one step (see runtime.db), and records each row it wrote as that
+    record's change (`ReturningWrite` runs it with RETURNING every column). Queries with
+    a `.returning()` of their own announce nothing: their rows are not whole records.
     """
 
-    action: str
+    action: ClassVar[str]
 
-    def _execute(self, database: Any) -> Any:
-        if self._returning_set_by_caller():
-            return super()._execute(database)  # type: ignore[misc]
-        model = self.model  # type: ignore[attr-defined]
+    def _written(self, database: Any, write: Callable[[], Rows]) -> Rows:
+        model = self.model
         tracking = tracking_of(database, model.__name__)
-        # Peewee's own returning() (not ModelInsert's, which picks model rows); it copies.
-        query = peewee._WriteQuery.returning(self, *model._meta.sorted_fields)
-        query._row_type = peewee.ROW.DICT
         pk = model._meta.primary_key.name
         collector: _Collector | None = getattr(_local, "collector", None)
         with tracking.write_transaction():
-            rows = [dict(row) for row in peewee._WriteQuery._execute(query, database)]
+            rows = write()
             if collector is not None and collector.model is model and collector.rows is None:
                 collector.rows = rows  # the statement of a save() or delete_instance()
             else:
@@ -324,47 +341,16 @@ class _TrackedWrite:
                 for row in rows:
                     change = RecordChange(model, self.action, str(row.get(pk)), row, changed)
                     tracking.record_change(change)
-        return self._result(rows, pk, query, database)
-
-    def _returning_set_by_caller(self) -> bool:
-        return bool(self._returning)  # type: ignore[attr-defined]
-
-    def _changed_fields(self) -> tuple[str, ...]:
-        return ()
-
-    def _result(self, rows: list[dict[str, Any]], pk: str, query: Any, database: Any) -> Any:
-        return len(rows)  # what UPDATE and DELETE return: the rows affected
+        return rows
 
 
-class _TrackedUpdate(_TrackedWrite, peewee.ModelUpdate):
+class _TrackedUpdate(_TrackedWrite, ReturningUpdate):
     action = "update"
 
-    def _changed_fields(self) -> tuple[str, ...]:
-        names = {f if isinstance(f, str) else f.name for f in self._update}
-        return tuple(n for n in self.model._meta.sorted_field_names if n in names)
 
-
-class _TrackedDelete(_TrackedWrite, peewee.ModelDelete):
+class _TrackedDelete(_TrackedWrite, ReturningDelete):
     action = "delete"
 
 
-class _TrackedInsert(_TrackedWrite, peewee.ModelInsert):
+class _TrackedInsert(_TrackedWrite, ReturningInsert):
     action = "create"
-
-    def _returning_set_by_caller(self) -> bool:
-        # ModelInsert sets a primary-key RETURNING itself on databases that have it.
-        return bool(self._returning) and self._returning != self._pk_returning()
-
-    def _result(self, rows: list[dict[str, Any]], pk: str, query: Any, database: Any) -> Any:
-        # What Peewee's own insert returns (Database.last_insert_id), from the rows.
-        if self._as_rowcount:
-            return len(rows)
-        if not database.returning_clause:  # SQLite: the cursor's last row id
-            return rows[-1].get(pk) if rows else None
-        keys = [field.name for field in self.model._meta.get_primary_keys()]
-        if query._query_type == peewee.Insert.SIMPLE:  # one row: its key
-            if not rows:
-                return None  # nothing inserted (a conflict was ignored)
-            return rows[0].get(pk) if len(keys) == 1 else tuple(rows[0].get(k) for k in keys)
-        # several rows: their keys as tuples (what bulk_create reads back)
-        return [tuple(row.get(k) for k in keys) for row in rows]

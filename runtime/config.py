@@ -10,7 +10,7 @@ import dataclasses
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -263,41 +263,68 @@ def _asdict(config: Config, section: str) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, typ: Any) -> Any:
-    from_env = isinstance(value, _EnvValue)
-    where = f" (from {value.variable})" if from_env else ""
-    if typ is bool:
-        if from_env:
-            lowered = value.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-        elif isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {str(value)!r}{where}")
-    if typ is int or typ is float:
-        number: Any = value
-        if from_env:
-            try:
-                number = float(value) if typ is float else int(value)
-            except ValueError:
-                number = None
-        whole = isinstance(number, int) and not isinstance(number, bool)
-        if whole or (typ is float and isinstance(number, float)):
-            return typ(number)
-        kind = "a whole number" if typ is int else "a number"
-        raise ConfigError(f"{key}: expected {kind}, got {str(value)!r}{where}")
-    if typ is str:
-        if isinstance(value, str):
-            return str(value)
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    if get_origin(typ) is tuple and get_args(typ)[0] is str:
-        if from_env:
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
-    raise ConfigError(f"{key}: unsupported type {typ!r}")  # pragma: no cover
+    """`value`, from TOML or the environment (an `_EnvValue`), as the `typ` of `key`."""
+    convert = _CONVERTERS.get(typ)
+    if convert is None and get_origin(typ) is tuple and get_args(typ)[0] is str:
+        convert = _to_strings
+    if convert is None:
+        raise ConfigError(f"{key}: unsupported type {typ!r}")  # pragma: no cover
+    return convert(key, value, typ)
+
+
+def _where(value: Any) -> str:
+    """The environment variable a value came from, for a message ("" from TOML)."""
+    return f" (from {value.variable})" if isinstance(value, _EnvValue) else ""
+
+
+def _to_bool(key: str, value: Any, typ: Any) -> bool:
+    if isinstance(value, _EnvValue):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+    elif isinstance(value, bool):
+        return value
+    raise ConfigError(f"{key}: expected true or false, got {str(value)!r}{_where(value)}")
+
+
+def _to_number(key: str, value: Any, typ: Any) -> Any:
+    number: Any = value
+    if isinstance(value, _EnvValue):
+        try:
+            number = float(value) if typ is float else int(value)
+        except ValueError:
+            number = None
+    whole = isinstance(number, int) and not isinstance(number, bool)
+    if whole or (typ is float and isinstance(number, float)):
+        return typ(number)
+    kind = "a whole number" if typ is int else "a number"
+    raise ConfigError(f"{key}: expected {kind}, got {str(value)!r}{_where(value)}")
+
+
+def _to_str(key: str, value: Any, typ: Any) -> str:
+    if isinstance(value, str):
+        return str(value)
+    raise ConfigError(f"{key}: expected a string, got {value!r}")
+
+
+def _to_strings(key: str, value: Any, typ: Any) -> tuple[str, ...]:
+    if isinstance(value, _EnvValue):  # comma-separated
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+
+
+# Each key's type, and what turns a TOML or environment value into it (tuple[str, ...]:
+# `_to_strings`).
+_CONVERTERS: dict[Any, Callable[[str, Any, Any], Any]] = {
+    bool: _to_bool,
+    int: _to_number,
+    float: _to_number,
+    str: _to_str,
+}
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import peewee
 
+from .adapters.peewee import commit_will_roll_back
 from .change_tracking import ChangeTracking, ReadsBlocked, RecordChange, on_commit
 from .database_url import is_database_url, postgresql_url, redacted
 
@@ -78,9 +79,7 @@ class TrackingPostgresqlDatabase(ChangeTracking, peewee.PostgresqlDatabase):
     def _commit_is_rollback(self) -> bool:
         # After an error the transaction is aborted, and PostgreSQL answers COMMIT by
         # rolling back without an error: its changes must not be announced.
-        conn = self._state.conn
-        adapter = self._adapter
-        return conn is not None and bool(adapter.txn_status(conn) == adapter.txn_inerror)
+        return commit_will_roll_back(self)
 
 
 def _sqlstate(error: peewee.DatabaseError) -> str | None:

@@ -15,6 +15,7 @@ import ipaddress
 import math
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import peewee
@@ -73,54 +74,34 @@ def coerce_field_value(field: peewee.Field, value: Any) -> Any:
 
 
 def _coerce(field: peewee.Field, value: Any) -> Any:
-    name = field.name
-    if isinstance(field, peewee.BooleanField):
-        if isinstance(value, bool):
-            return value
-        raise BadRequest(f"Field {name!r} must be true or false.")
-    if isinstance(field, peewee.IPField):  # stored as an integer, given as text
-        try:
-            return str(ipaddress.IPv4Address(value if isinstance(value, str) else ""))
-        except ValueError:
-            raise BadRequest(f"Field {name!r} must be an IPv4 address.") from None
-    if isinstance(field, peewee.IntegerField):
-        if isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
-            return value
-        raise BadRequest(f"Field {name!r} must be a whole number from -2**63 to 2**63-1.")
-    if isinstance(field, peewee.FloatField):
-        return _finite_float(name, value)
-    if isinstance(field, peewee.DecimalField):
-        return _decimal(field, value)
-    if isinstance(field, peewee.DateTimeField | peewee.DateField):
-        return _date_or_datetime(field, value)
-    if isinstance(field, peewee.TimeField):
-        try:
-            return datetime.time.fromisoformat(value if isinstance(value, str) else "")
-        except ValueError:
-            raise BadRequest(f"Field {name!r} must be an ISO 8601 time.") from None
-    if isinstance(field, peewee.UUIDField):
-        try:
-            return uuid.UUID(value if isinstance(value, str) else "")
-        except ValueError:
-            raise BadRequest(f"Field {name!r} must be a UUID.") from None
-    if isinstance(field, peewee.BlobField):  # sent as base64, as records are returned
-        try:
-            return base64.b64decode(value if isinstance(value, str) else "?", validate=True)
-        except binascii.Error:
-            raise BadRequest(f"Field {name!r} must be base64 text.") from None
-    if isinstance(field, peewee.CharField | peewee.TextField):
-        if not isinstance(value, str):
-            raise BadRequest(f"Field {name!r} must be a string.")
-        max_length = getattr(field, "max_length", None)
-        if isinstance(field, peewee.CharField) and max_length and len(value) > max_length:
-            raise BadRequest(f"Field {name!r} is longer than {max_length} characters.")
-        return value
-    if isinstance(value, dict | list):
-        raise BadRequest(f"Field {name!r} must be a plain value.")
+    for kind, convert in _CONVERTERS:
+        if isinstance(field, kind):
+            return convert(field, value)
+    if isinstance(value, dict | list):  # any other field, custom ones included
+        raise BadRequest(f"Field {field.name!r} must be a plain value.")
     return value
 
 
-def _finite_float(name: str, value: Any) -> float:
+def _boolean(field: peewee.Field, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise BadRequest(f"Field {field.name!r} must be true or false.")
+
+
+def _ipv4(field: peewee.Field, value: Any) -> str:
+    try:
+        return str(ipaddress.IPv4Address(value if isinstance(value, str) else ""))
+    except ValueError:
+        raise BadRequest(f"Field {field.name!r} must be an IPv4 address.") from None
+
+
+def _integer(field: peewee.Field, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
+        return value
+    raise BadRequest(f"Field {field.name!r} must be a whole number from -2**63 to 2**63-1.")
+
+
+def _finite_float(field: peewee.Field, value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             number = float(value)
@@ -128,7 +109,7 @@ def _finite_float(name: str, value: Any) -> float:
             number = math.inf
         if math.isfinite(number):
             return number
-    raise BadRequest(f"Field {name!r} must be a finite number.")
+    raise BadRequest(f"Field {field.name!r} must be a finite number.")
 
 
 def _decimal(field: peewee.DecimalField, value: Any) -> decimal.Decimal:
@@ -152,6 +133,52 @@ def _date_or_datetime(field: peewee.Field, value: Any) -> datetime.date:
         else:
             return parsed.date() if isinstance(field, peewee.DateField) else parsed
     raise BadRequest(f"Field {field.name!r} must be an ISO 8601 date or time.")
+
+
+def _time(field: peewee.Field, value: Any) -> datetime.time:
+    try:
+        return datetime.time.fromisoformat(value if isinstance(value, str) else "")
+    except ValueError:
+        raise BadRequest(f"Field {field.name!r} must be an ISO 8601 time.") from None
+
+
+def _uuid(field: peewee.Field, value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(value if isinstance(value, str) else "")
+    except ValueError:
+        raise BadRequest(f"Field {field.name!r} must be a UUID.") from None
+
+
+def _base64(field: peewee.Field, value: Any) -> bytes:
+    try:
+        return base64.b64decode(value if isinstance(value, str) else "?", validate=True)
+    except binascii.Error:
+        raise BadRequest(f"Field {field.name!r} must be base64 text.") from None
+
+
+def _text(field: peewee.Field, value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadRequest(f"Field {field.name!r} must be a string.")
+    max_length = getattr(field, "max_length", None)
+    if isinstance(field, peewee.CharField) and max_length and len(value) > max_length:
+        raise BadRequest(f"Field {field.name!r} is longer than {max_length} characters.")
+    return value
+
+
+# A client's value for a field of each type. The first match wins: a subclass comes
+# before its base (IPField is an IntegerField); other fields take any plain value.
+_CONVERTERS: tuple[tuple[Any, Callable[[Any, Any], Any]], ...] = (
+    (peewee.BooleanField, _boolean),
+    (peewee.IPField, _ipv4),  # stored as an integer, given as text
+    (peewee.IntegerField, _integer),
+    (peewee.FloatField, _finite_float),
+    (peewee.DecimalField, _decimal),
+    (peewee.DateTimeField | peewee.DateField, _date_or_datetime),
+    (peewee.TimeField, _time),
+    (peewee.UUIDField, _uuid),
+    (peewee.BlobField, _base64),  # sent as base64, as records are returned
+    (peewee.CharField | peewee.TextField, _text),
+)
 
 
 def _check_storable(field: peewee.Field, value: Any) -> None:

@@ -48,7 +48,7 @@ def json_value(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, peewee.Model):
-        return json_value(value._pk)
+        return json_value(value.get_id())
     if isinstance(value, enum.Enum):
         return json_value(value.value)
     if isinstance(value, dict | list | tuple | set | frozenset):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import peewee
 import pytest
@@ -404,7 +405,31 @@ def test_bulk_create_gets_its_keys_back_where_the_database_returns_them(
     assert ids == [a.id for a in Article.select().order_by(Article.id)]
     if database.returning_clause:  # PostgreSQL: Peewee sets them, as without capture
         assert [a.id for a in articles] == ids
-    assert Article.insert_many([{"title": "z"}]).on_conflict_ignore().execute() is not None
+
+
+@both_databases
+@pytest.mark.parametrize("many", [False, True], ids=["insert", "insert_many"])
+def test_an_insert_returns_what_peewees_own_returns(app: Quart, changes: list, many: bool) -> None:
+    row = {"id": 7, "title": "z"}  # its key given: every insert below is of the same row
+    peewees_own = super(BaseModel, Article)  # Peewee's insert methods, on the same table
+
+    def insert(model: Any) -> Any:
+        query = model.insert_many([row]) if many else model.insert(**row)
+        result = query.on_conflict_ignore().execute()
+        # PostgreSQL: Peewee's insert_many returns a cursor over the keys
+        return list(result) if isinstance(result, peewee.CursorWrapper) else result
+
+    with database.atomic() as transaction:
+        inserted = insert(peewees_own)
+        transaction.rollback()
+    assert insert(Article) == inserted
+    assert inserted == ([(7,)] if many and database.returning_clause else 7)
+    ignored = insert(peewees_own)  # the row is there: a conflict, ignored
+    if database.returning_clause:  # PostgreSQL: no key, as no row
+        assert insert(Article) == ignored == ([] if many else None)
+    else:  # SQLite: Peewee's is the cursor's last row id, left by an earlier insert
+        assert insert(Article) is None
+    assert [(c.action, c.record_id) for c in changes] == [("create", "7")]
 
 
 @both_databases

@@ -133,20 +133,28 @@ def parse_pattern(text: object) -> Pattern:
     head, slash, tail = text.partition("/")
     if "/" in tail:
         raise InvalidPattern(f"pattern {_preview(text)} has more than two segments")
-
     if "*" in head:
-        if _GLOB_RE.fullmatch(head) is None:
-            raise InvalidPattern(
-                f"pattern {_preview(text)}: a collection glob is made of [A-Za-z0-9_*]"
-            )
-        if slash and tail != "*":
-            raise InvalidPattern(f"pattern {_preview(text)}: a wildcard cannot name a record")
-        # "a**b" matches what "a*b" matches; one key for both.
-        glob = re.sub(r"\*+", "*", head)
-        if glob == "*":
-            return Pattern(text, PatternKind.ALL, None, None)
-        return Pattern(text, PatternKind.GLOB, glob, None)
+        return _glob_pattern(text, head, slash, tail)
+    return _named_pattern(text, head, slash, tail)
 
+
+def _glob_pattern(text: str, head: str, slash: str, tail: str) -> Pattern:
+    """``*``, ``glob`` or ``glob/*``: every collection, or those the glob matches."""
+    if _GLOB_RE.fullmatch(head) is None:
+        raise InvalidPattern(
+            f"pattern {_preview(text)}: a collection glob is made of [A-Za-z0-9_*]"
+        )
+    if slash and tail != "*":
+        raise InvalidPattern(f"pattern {_preview(text)}: a wildcard cannot name a record")
+    # "a**b" matches what "a*b" matches; one key for both.
+    glob = re.sub(r"\*+", "*", head)
+    if glob == "*":
+        return Pattern(text, PatternKind.ALL, None, None)
+    return Pattern(text, PatternKind.GLOB, glob, None)
+
+
+def _named_pattern(text: str, head: str, slash: str, tail: str) -> Pattern:
+    """``name``, ``name/*`` (the collection) or ``name/id`` (one record)."""
     if not is_valid_collection_name(head):
         raise InvalidPattern(f"pattern {_preview(text)}: a collection name is [A-Za-z0-9_]{{1,64}}")
     if not slash or tail == "*":

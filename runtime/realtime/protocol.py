@@ -151,6 +151,26 @@ Command: TypeAlias = Subscribe | Unsubscribe | Emit | Publish | Ping | Pong
 
 def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
     """Parse one client frame; raise :class:`ProtocolError` for anything else."""
+    obj = _json_object(text, max_size)
+    request_id = _request_id(obj.get("id"))
+    kind = obj.get("type")
+    if kind == "ping":
+        return Ping()
+    if kind == "pong":
+        return Pong()
+    if kind == "subscribe":
+        return parse_subscribe(obj, request_id)
+    if kind == "unsubscribe":
+        return Unsubscribe(request_id, _pattern(obj, request_id))
+    if kind == "emit":
+        return parse_emit(obj, request_id)
+    if kind == "publish":
+        return parse_publish(obj, request_id)
+    _fail("'type' must be subscribe, unsubscribe, emit, publish, ping or pong", request_id)
+
+
+def _json_object(text: str | bytes, max_size: int) -> dict[str, Any]:
+    """The JSON object a frame holds, the frame at most `max_size` bytes of UTF-8."""
     # A character is at least one byte: no need to encode a str that is already too long.
     if len(text) > max_size or (
         isinstance(text, str) and len(text.encode("utf-8", "surrogatepass")) > max_size
@@ -167,22 +187,7 @@ def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "message is not valid JSON") from None
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "message must be a JSON object")
-
-    request_id = _request_id(obj.get("id"))
-    kind = obj.get("type")
-    if kind == "ping":
-        return Ping()
-    if kind == "pong":
-        return Pong()
-    if kind == "subscribe":
-        return parse_subscribe(obj, request_id)
-    if kind == "unsubscribe":
-        return Unsubscribe(request_id, _pattern(obj, request_id))
-    if kind == "emit":
-        return parse_emit(obj, request_id)
-    if kind == "publish":
-        return parse_publish(obj, request_id)
-    _fail("'type' must be subscribe, unsubscribe, emit, publish, ping or pong", request_id)
+    return obj
 
 
 def parse_emit(obj: dict[str, Any], request_id: RequestId) -> Emit:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ...adapters.peewee import model_from_stored
 from ...rules import Rule
 from .. import protocol
 from ..channels import ChannelRule
@@ -88,8 +89,7 @@ class EventAccess:
             return _NOTHING
         record = self._record
         if record is None:
-            record = self._record = model(__no_default__=1, **(event.values or {}))
-            record._dirty.clear()
+            record = self._record = model_from_stored(model, event.values or {})
         if not self._guarded("read rule", rule_name(model.read_rule), record.readable_by, user):
             return _NOTHING
         fields = self._guarded("visible_fields", "visible_fields", model.visible_fields, user)

@@ -1,0 +1,129 @@
+"""Peewee's private parts: every one the runtime uses, and nowhere else.
+
+Pinned in pyproject.toml; tests/adapters/test_peewee.py checks each part used here and
+fails, saying what changed, when an upgrade moves one.
+
+- Write queries that hand over every row they wrote (`ReturningUpdate`,
+  `ReturningDelete`, `ReturningInsert`) and still return what Peewee's own return.
+- `write_values()`: what Peewee's own `Model.update()` and `insert()` make of their
+  arguments.
+- `model_from_stored()`: a model instance built from stored values, as Peewee builds one
+  from a row.
+- `commit_will_roll_back()`: whether PostgreSQL will answer COMMIT by rolling back.
+
+Like the other adapters, it imports nothing of the runtime: change capture is built on
+these parts (`runtime.base_model`, `runtime.db`), not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import peewee
+
+__all__ = [
+    "ReturningDelete",
+    "ReturningInsert",
+    "ReturningUpdate",
+    "ReturningWrite",
+    "Rows",
+    "commit_will_roll_back",
+    "model_from_stored",
+    "write_values",
+]
+
+Rows = list[dict[str, Any]]
+M = TypeVar("M", bound=peewee.Model)
+
+
+class ReturningWrite:
+    """A write query that runs with `RETURNING` every column (SQLite 3.35+, PostgreSQL)
+    and hands the rows it wrote, exactly as reading them back would give them (a Decimal
+    as the database kept it, a boolean as a bool), to `_written()`; its caller still gets
+    what Peewee's own query returns.
+
+    A query with a `.returning()` of its own runs as Peewee runs it, and `_written()` is
+    not called: the rows it returns are not whole records.
+    """
+
+    model: Any  # Peewee's query classes set it
+
+    def _written(self, database: Any, write: Callable[[], Rows]) -> Rows:
+        """Run the statement (`write()`) and return its rows: override to act on them."""
+        return write()
+
+    def _changed_fields(self) -> tuple[str, ...]:
+        """The fields the statement sets, in the model's order (an update's; else none)."""
+        return ()
+
+    def _execute(self, database: Any) -> Any:  # Peewee's: where every query runs
+        if self._returning_set_by_caller():
+            return super()._execute(database)  # type: ignore[misc]
+        # Peewee's own returning() (not ModelInsert's, which picks model rows); it copies.
+        query = peewee._WriteQuery.returning(self, *self.model._meta.sorted_fields)
+        query._row_type = peewee.ROW.DICT
+
+        def write() -> Rows:
+            return [dict(row) for row in peewee._WriteQuery._execute(query, database)]
+
+        return self._result(self._written(database, write), query, database)
+
+    def _returning_set_by_caller(self) -> bool:
+        return bool(self._returning)  # type: ignore[attr-defined]
+
+    def _result(self, rows: Rows, query: Any, database: Any) -> Any:
+        return len(rows)  # what UPDATE and DELETE return: the rows affected
+
+
+class ReturningUpdate(ReturningWrite, peewee.ModelUpdate):
+    def _changed_fields(self) -> tuple[str, ...]:
+        names = {f if isinstance(f, str) else f.name for f in self._update}
+        return tuple(n for n in self.model._meta.sorted_field_names if n in names)
+
+
+class ReturningDelete(ReturningWrite, peewee.ModelDelete):
+    pass
+
+
+class ReturningInsert(ReturningWrite, peewee.ModelInsert):
+    def _returning_set_by_caller(self) -> bool:
+        # ModelInsert sets a primary-key RETURNING itself on databases that have it.
+        return bool(self._returning) and self._returning != self._pk_returning()
+
+    def _result(self, rows: Rows, query: Any, database: Any) -> Any:
+        # What Peewee's own insert returns (Database.last_insert_id), from the rows.
+        if self._as_rowcount:
+            return len(rows)
+        pk = self.model._meta.primary_key.name
+        if not database.returning_clause:  # SQLite: the cursor's last row id
+            return rows[-1].get(pk) if rows else None
+        keys = [field.name for field in self.model._meta.get_primary_keys()]
+        if query._query_type == peewee.Insert.SIMPLE:  # one row: its key
+            if not rows:
+                return None  # nothing inserted (a conflict was ignored)
+            return rows[0].get(pk) if len(keys) == 1 else tuple(rows[0].get(k) for k in keys)
+        # several rows: their keys as tuples (what bulk_create reads back)
+        return [tuple(row.get(k) for k in keys) for row in rows]
+
+
+def write_values(model: type[peewee.Model], data: Any, values: dict[str, Any]) -> Any:
+    """The field → value mapping Peewee's own `Model.update(data, **values)` and
+    `insert(data, **values)` write (`data` as it is when it is not a dict)."""
+    return model._normalize_data(data, values)
+
+
+def model_from_stored(model: type[M], values: Mapping[str, Any]) -> M:
+    """A `model` instance holding `values` as they were stored, as Peewee's cursor
+    wrapper builds one from a row: no defaults applied, no field marked changed."""
+    record: M = model(__no_default__=1, **values)
+    record._dirty.clear()
+    return record
+
+
+def commit_will_roll_back(db: peewee.PostgresqlDatabase) -> bool:
+    """Whether PostgreSQL will answer COMMIT on this thread's connection by rolling back
+    (its transaction was aborted by an error): it does so without raising one."""
+    conn = db._state.conn
+    adapter = db._adapter
+    return conn is not None and bool(adapter.txn_status(conn) == adapter.txn_inerror)

@@ -1,0 +1,247 @@
+"""The parts of Peewee's insides the runtime relies on (pinned in pyproject.toml).
+
+Each test names what changed when it fails. Most check what runtime/adapters/peewee.py
+reaches for; the last few, what runtime/change_tracking.py and runtime/db.py rely on
+without naming a private part (savepoints sent as statements, a proxy's `obj`). Re-read
+those files against the new Peewee before the pin moves.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+
+from runtime.adapters.peewee import (
+    ReturningDelete,
+    ReturningInsert,
+    ReturningUpdate,
+    ReturningWrite,
+    Rows,
+    commit_will_roll_back,
+    model_from_stored,
+    write_values,
+)
+from runtime.db import tracking_database
+from tests.databases import PostgresServer
+
+RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
+ADAPTER = RUNTIME / "adapters" / "peewee.py"
+
+# Peewee's private names the adapter uses: no other module of the runtime may use them.
+PRIVATE = (
+    "_WriteQuery",
+    "_execute",
+    "_row_type",
+    "_returning",
+    "_pk_returning",
+    "_as_rowcount",
+    "_query_type",
+    "_update",
+    "_normalize_data",
+    "__no_default__",
+    "_dirty",
+    "_state",
+    "_adapter",
+)
+
+
+class _Thing(peewee.Model):
+    """A plain Peewee model: the adapter works for any, the runtime's or not."""
+
+    name = peewee.CharField(unique=True)
+    size = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "test_adapter_things"
+
+
+@pytest.fixture
+def sqlite() -> Any:
+    db = peewee.SqliteDatabase(":memory:")
+    with db.bind_ctx([_Thing]):
+        db.create_tables([_Thing])
+        yield db
+    db.close()
+
+
+def _handing_rows_to(seen: list[Rows], base: type[ReturningWrite]) -> Any:
+    """`base`, keeping each list of rows it hands over in `seen`."""
+
+    class Seeing(base):  # type: ignore[valid-type,misc]
+        def _written(self, database: Any, write: Callable[[], Rows]) -> Rows:
+            seen.append(write())
+            return seen[-1]
+
+    return Seeing
+
+
+# -- ReturningWrite ----------------------------------------------------------------------
+
+
+def test_queries_run_through_execute() -> None:
+    source = inspect.getsource(peewee.BaseQuery.execute)
+    assert "self._execute(database)" in source, (
+        "Query.execute() no longer runs _execute(): ReturningWrite is bypassed and bulk "
+        "writes announce nothing"
+    )
+    assert callable(getattr(peewee._WriteQuery, "_execute", None)), "_WriteQuery._execute is gone"
+
+
+def test_a_write_query_can_return_every_column_as_dicts() -> None:
+    assert hasattr(peewee.ROW, "DICT"), "peewee.ROW.DICT is gone"
+    query = _Thing.update(name="x")
+    assert hasattr(query, "_row_type"), "a write query no longer keeps its row type in _row_type"
+    returning = peewee._WriteQuery.returning(query, *_Thing._meta.sorted_fields)
+    assert returning is not query, "_WriteQuery.returning() no longer copies the query"
+    assert not query._returning, "_WriteQuery.returning() changed the query it was given"
+    assert returning._returning == tuple(_Thing._meta.sorted_fields), (
+        "_WriteQuery.returning() no longer keeps its columns in _returning"
+    )
+
+
+def test_what_an_insert_keeps_about_itself() -> None:
+    insert = _Thing.insert(name="x")
+    for name in ("_returning", "_as_rowcount", "_query_type"):
+        assert hasattr(insert, name), f"ModelInsert.{name} is gone"
+    assert insert._pk_returning() == (_Thing.id,), (
+        "ModelInsert._pk_returning() no longer gives the primary-key RETURNING it sets itself"
+    )
+    assert insert._query_type == peewee.Insert.SIMPLE, "one row is no longer Insert.SIMPLE"
+    many = _Thing.insert_many([{"name": "x"}])
+    assert many._query_type == peewee.Insert.MULTI, "several rows are no longer Insert.MULTI"
+    assert "zip(res, batch)" in inspect.getsource(peewee.Model.bulk_create), (
+        "bulk_create() reads an insert's keys back otherwise: see ReturningInsert._result()"
+    )
+
+
+def test_an_update_keeps_what_it_sets_in_update() -> None:
+    update = _Thing.update(size=3)
+    assert isinstance(getattr(update, "_update", None), dict), "ModelUpdate._update is gone"
+    assert ReturningUpdate(_Thing, {_Thing.size: 3})._changed_fields() == ("size",)
+
+
+def test_returning_writes_hand_over_whole_rows(sqlite: Any) -> None:
+    seen: list[Rows] = []
+    insert = _handing_rows_to(seen, ReturningInsert)
+    assert insert(_Thing, insert=[{"name": "a"}, {"name": "b"}]).execute() == 2  # last row id
+    assert seen == [[{"id": 1, "name": "a", "size": 0}, {"id": 2, "name": "b", "size": 0}]]
+    update = _handing_rows_to(seen, ReturningUpdate)
+    assert update(_Thing, {_Thing.size: 5}).where(_Thing.name == "b").execute() == 1
+    assert seen[-1] == [{"id": 2, "name": "b", "size": 5}]
+    delete = _handing_rows_to(seen, ReturningDelete)
+    assert delete(_Thing).where(_Thing.name == "a").execute() == 1
+    assert seen[-1] == [{"id": 1, "name": "a", "size": 0}]
+    # A query with a returning() of its own runs as Peewee runs it, and hands nothing over.
+    query = update(_Thing, {_Thing.size: 6}).returning(_Thing.name)
+    assert [row.name for row in query.execute()] == ["b"]
+    assert len(seen) == 3
+
+
+# -- write_values ------------------------------------------------------------------------
+
+
+def test_write_values_are_what_peewee_writes() -> None:
+    for method in (peewee.Model.update, peewee.Model.insert):
+        assert "cls._normalize_data(__data, " in inspect.getsource(method), (
+            f"Model.{method.__name__}() builds what it writes otherwise: see write_values()"
+        )
+    values = write_values(_Thing, None, {"name": "x"})
+    assert [(field.name, value) for field, value in values.items()] == [("name", "x")]
+
+
+# -- model_from_stored -------------------------------------------------------------------
+
+
+def test_a_model_from_stored_values_holds_only_what_it_was_given() -> None:
+    source = inspect.getsource(peewee.ModelObjectCursorWrapper.process_row)
+    assert "__no_default__=1" in source and "_dirty.clear()" in source, (
+        "Peewee builds a model from a row otherwise now: see model_from_stored()"
+    )
+    thing = model_from_stored(_Thing, {"size": 3})
+    assert thing.__data__ == {"size": 3}, "Model(__no_default__=1) applied defaults"
+    assert not thing.is_dirty(), "a model built from stored values has changed fields"
+
+
+# -- commit_will_roll_back ---------------------------------------------------------------
+
+
+def test_postgresql_says_whether_a_transaction_was_aborted() -> None:
+    for adapter in (peewee.Psycopg2Adapter, peewee.Psycopg3Adapter):
+        assert callable(getattr(adapter, "txn_status", None)), f"{adapter.__name__}.txn_status"
+    assert hasattr(peewee.Psycopg3Adapter, "txn_inerror"), "Psycopg3Adapter.txn_inerror is gone"
+    db = peewee.PostgresqlDatabase(None)
+    assert hasattr(db, "_adapter"), "PostgresqlDatabase._adapter is gone"
+    assert hasattr(db._state, "conn"), "a database no longer keeps its connection in _state.conn"
+
+
+def test_commit_will_roll_back_after_an_error(postgres: PostgresServer) -> None:
+    url = postgres.database()
+    db = tracking_database(url)
+    try:
+        assert not commit_will_roll_back(db), "no connection yet, and COMMIT would roll back"
+        with db.atomic():
+            db.execute_sql("SELECT 1")
+            assert not commit_will_roll_back(db), "COMMIT would roll back a healthy transaction"
+            with pytest.raises(peewee.ProgrammingError):
+                db.execute_sql("SELECT * FROM no_such_table")
+            assert commit_will_roll_back(db), "an aborted transaction is no longer told apart"
+    finally:
+        db.close()
+        postgres.drop(url)
+
+
+# -- what the rest of the runtime reads or relies on -------------------------------------
+
+
+def test_model_instances_keep_their_values_in_data() -> None:
+    """base_model.py and rules.py read stored values from `__data__` (a foreign key's id
+    without loading the record it names)."""
+    assert _Thing(name="x").__data__ == {"name": "x", "size": 0}, "Model.__data__ moved"
+
+
+def test_savepoints_are_statements_through_execute_sql() -> None:
+    """runtime/change_tracking.py follows savepoints by the statements that open, release
+    and roll them back, which Peewee sends through `execute_sql` (also for a proxy)."""
+    source = inspect.getsource(peewee._savepoint)
+    for statement in ("SAVEPOINT %s", "RELEASE SAVEPOINT %s", "ROLLBACK TO SAVEPOINT %s"):
+        assert f"self.db.execute_sql('{statement};'" in source, f"{statement} is sent otherwise"
+    assert "self.execute_sql(" in inspect.getsource(peewee.Database.execute)
+    for name in ("begin", "commit", "rollback", "execute_sql", "in_transaction", "atomic"):
+        assert callable(getattr(peewee.Database, name, None)), f"Database.{name} is gone"
+    assert "obj" in peewee.Proxy.__slots__, "a proxy no longer keeps its database in .obj"
+
+
+def test_postgresql_can_prefer_psycopg3() -> None:
+    """runtime/db.py asks for psycopg 3, which reads BYTEA as bytes, as SQLite does."""
+    assert "prefer_psycopg3" in inspect.getsource(peewee.PostgresqlDatabase.init)
+
+
+def _names_used(path: Path) -> Iterator[tuple[int, str]]:
+    """Each attribute and keyword name `path` uses, with its line (`peewee.x` in full)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute):
+            on_peewee = isinstance(node.value, ast.Name) and node.value.id == "peewee"
+            yield node.lineno, f"peewee.{node.attr}" if on_peewee else node.attr
+        elif isinstance(node, ast.keyword) and node.arg is not None:
+            yield node.value.lineno, node.arg
+
+
+def test_only_the_adapter_names_those_parts() -> None:
+    adapter = ADAPTER.read_text()
+    for name in PRIVATE:
+        assert name in adapter, f"the adapter no longer uses {name}: drop it from PRIVATE"
+    for path in sorted(RUNTIME.rglob("*.py")):
+        if path == ADAPTER:
+            continue
+        for line, name in _names_used(path):
+            where = f"{path.relative_to(RUNTIME.parent)}:{line}"
+            assert name not in PRIVATE and not name.startswith("peewee._"), (
+                f"{where} uses {name}, a private part of Peewee: only "
+                "runtime/adapters/peewee.py may (an attribute of your own: another name)"
+            )
