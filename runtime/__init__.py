@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from .app import create_app
 from .base_model import BaseModel
-from .realtime.extension import Realtime
+from .realtime import Realtime
 
 __all__ = ["BaseModel", "Realtime", "create_app"]

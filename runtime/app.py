@@ -22,8 +22,7 @@ from .database_url import redacted
 from .db import DatabaseUnavailable, database, open_database
 from .errors import ApiError, error_body, error_response
 from .pages import login_pages
-from .realtime.endpoints import client_script_response
-from .realtime.extension import Realtime
+from .realtime import Realtime, client_script_response
 from .users import Session, User
 
 __all__ = ["RuntimeState", "create_app", "default_config"]

@@ -19,7 +19,7 @@ from hypercorn.config import Config as HypercornConfig
 from quart import Quart
 
 from .access_log import SafeAccessLogger
-from .adapters import wsproto
+from .adapters import hypercorn
 
 __all__ = ["run", "serve"]
 
@@ -61,7 +61,7 @@ async def serve(
         # Past the soft limit a frame gets an error frame; past this one, close 1009.
         config.websocket_max_message_size = 4 * realtime.config.max_message_size
         compression = realtime.config.websocket_compression
-    wsproto.install(max_message_size=config.websocket_max_message_size, compression=compression)
+    hypercorn.install(max_message_size=config.websocket_max_message_size, compression=compression)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

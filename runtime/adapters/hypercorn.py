@@ -1,4 +1,7 @@
-"""The socket behind an ASGI send on Hypercorn, for writing realtime's bytes directly.
+"""Hypercorn's insides that realtime relies on: the socket behind an ASGI send, for
+writing frames directly (the fast path); the WebSocket handshake, for bounding inbound
+messages (with runtime/adapters/wsproto.py); and telling, at start-up, whether the app
+is served that way at all.
 
 Sending through the ASGI send goes Hypercorn's stream (`WSStream.app_send`, or
 `HTTPStream.app_send` for an SSE response) → wsproto's or h11's framing →
@@ -6,14 +9,13 @@ Sending through the ASGI send goes Hypercorn's stream (`WSStream.app_send`, or
 connection, and most of the cost of fan-out (a profile at 1,000 subscribers put it, with
 Quart's wrapper, at two thirds). Server WebSocket frames are not masked and an SSE
 message is the same text for every subscriber, so realtime builds each one's bytes once
-(`realtime/flusher.py`) and writes them to each connection's transport here: WebSocket
-frames, or HTTP/1.1 chunks of the SSE response's chunked body.
+(runtime/realtime/transports/) and writes them to each connection's transport here:
+WebSocket frames, or HTTP/1.1 chunks of the SSE response's chunked body.
 
-This reaches into Hypercorn's protocol objects, so it is pinned in pyproject.toml;
-`tests/test_direct_sockets.py` fails loudly if the chain changes. Wherever the chain
-is not as expected (another server, HTTP/2 or HTTP/1.0, a negotiated permessage-deflate,
-which must compress what it sends), `DirectSocket.of` answers None and the connection
-sends through the ASGI send.
+Hypercorn is pinned in pyproject.toml; `tests/adapters/test_hypercorn.py` fails loudly
+if what is relied on here changes. Wherever the chain is not as expected (another
+server, HTTP/2 or HTTP/1.0, a negotiated permessage-deflate, which must compress what it
+sends), `DirectSocket.of` answers None and the connection sends through the ASGI send.
 """
 
 from __future__ import annotations
@@ -21,22 +23,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
+from hypercorn.asyncio.lifespan import Lifespan
 from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.protocol import ws_stream
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.protocol.ws_stream import WSStream
-from wsproto.connection import ConnectionState
 
-from .wsproto import compresses
+from .wsproto import bounded_connection, compresses, is_open
 
-__all__ = ["HIGH_WATER", "DirectSocket"]
+if TYPE_CHECKING:
+    from wsproto.connection import Connection
+
+__all__ = [
+    "HIGH_WATER",
+    "DirectSocket",
+    "handshake_class",
+    "install",
+    "installed",
+    "serves",
+]
 
 # Bytes in the transport's buffer past which a connection waits (its reader is slow):
 # asyncio's own high-water mark for stream writers.
 HIGH_WATER = 64 * 1024
+
+# Hypercorn's own, captured before install() replaces it: each class made here derives
+# from it, never from the one a previous install() put in its place.
+_HypercornHandshake = ws_stream.Handshake
 
 
 class DirectSocket:
@@ -55,16 +72,16 @@ class DirectSocket:
         """For an ASGI `send` of an accepted WebSocket or of a started HTTP/1.1 response,
         or None if it cannot be written directly."""
         stream = getattr(send, "__self__", None)  # Hypercorn's stream's app_send
-        is_open: Callable[[], bool]
+        still_open: Callable[[], bool]
         if isinstance(stream, WSStream):
             connection = stream.connection
             if connection is None or compresses(connection):
                 return None
-            is_open = functools.partial(_websocket_open, connection)
+            still_open = functools.partial(is_open, connection)
         elif isinstance(stream, HTTPStream):
             if stream.scope.get("http_version") != "1.1":
                 return None  # chunked bodies are HTTP/1.1's
-            is_open = functools.partial(_response_open, stream)
+            still_open = functools.partial(_response_open, stream)
         else:
             return None
         http = getattr(stream.send, "__self__", None)  # H11Protocol.stream_send
@@ -73,7 +90,7 @@ class DirectSocket:
         server = getattr(http.send, "__self__", None)  # TCPServer.protocol_send
         if not isinstance(server, TCPServer):
             return None
-        return cls(is_open, server.writer)
+        return cls(still_open, server.writer)
 
     def open(self) -> bool:
         return self._open() and not self._transport.is_closing()
@@ -90,9 +107,60 @@ class DirectSocket:
             await self._writer.drain()
 
 
-def _websocket_open(connection: Any) -> bool:
-    return connection.state is ConnectionState.OPEN
-
-
 def _response_open(stream: HTTPStream) -> bool:
     return stream.state is ASGIHTTPState.RESPONSE and not stream.closed
+
+
+# -- the handshake: inbound messages bounded ------------------------------------------
+
+
+def install(*, max_message_size: int, compression: bool) -> None:
+    """Bound every WebSocket message this process receives to `max_message_size` bytes
+    (see runtime/adapters/wsproto.py). The only way in is Hypercorn's handshake class,
+    looked up per connection in `hypercorn.protocol.ws_stream`: replaced here, for the
+    whole process."""
+    ws_stream.Handshake = handshake_class(  # type: ignore[misc]
+        max_message_size=max_message_size, compression=compression
+    )
+
+
+def installed() -> bool:
+    """Whether this process's WebSocket handshakes are those of `install()`."""
+    return getattr(ws_stream.Handshake, "bounds_messages", False) is True
+
+
+def handshake_class(*, max_message_size: int, compression: bool) -> type[_HypercornHandshake]:
+    """Hypercorn's handshake, accepting connections whose inbound messages are bounded.
+
+    Without `compression` permessage-deflate is never negotiated (Hypercorn accepts it
+    whenever a client offers it; browsers always do).
+    """
+
+    class Handshake(_HypercornHandshake):
+        bounds_messages = True
+
+        def __init__(self, headers: list[tuple[bytes, bytes]], http_version: str) -> None:
+            super().__init__(headers, http_version)
+            # Hypercorn would negotiate permessage-deflate itself; accept() does it instead.
+            self.offers = self.extensions if compression else None
+            self.extensions = None
+
+        def accept(
+            self, subprotocol: str | None, additional_headers: Iterable[tuple[bytes, bytes]]
+        ) -> tuple[int, list[tuple[bytes, bytes]], Connection]:
+            status, headers, _ = super().accept(subprotocol, additional_headers)
+            connection, accepted = bounded_connection(max_message_size, self.offers)
+            if accepted:
+                headers.append((b"sec-websocket-extensions", accepted))
+            return status, headers, connection
+
+    return Handshake
+
+
+# -- who serves the app ----------------------------------------------------------------
+
+
+def serves(lifespan_send: Any) -> bool:
+    """Whether the server that sent an ASGI lifespan scope `lifespan_send` is Hypercorn
+    on asyncio (whose connections the fast path can write to)."""
+    return isinstance(getattr(lifespan_send, "__self__", None), Lifespan)

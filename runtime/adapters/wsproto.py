@@ -1,4 +1,5 @@
-"""Inbound WebSocket messages bounded in memory, for Hypercorn.
+"""Inbound WebSocket messages bounded in memory, inside wsproto (the WebSocket protocol
+library under Hypercorn).
 
 Hypercorn 0.18 collects a message in `ws_stream.WebsocketBuffer` and compares it with
 `websocket_max_message_size` only after appending each chunk. Past the limit it sends
@@ -16,66 +17,40 @@ Here the limit is kept inside wsproto, before Hypercorn's buffer sees a byte:
   frame with 1009, Hypercorn closes the TCP connection at once, and whatever else the
   client sends is dropped unread.
 
-The only way in is Hypercorn's handshake class, looked up per connection in
-`hypercorn.protocol.ws_stream`: :func:`install` replaces it, for the whole process.
-`tests/test_websocket_limits.py` checks the Hypercorn and wsproto internals relied on.
+`bounded_connection()` makes such a connection; Hypercorn gets it from the handshake
+that runtime/adapters/hypercorn.py installs. wsproto is pinned in pyproject.toml;
+`tests/adapters/test_wsproto.py` checks the wsproto internals relied on.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 
-from hypercorn.protocol import ws_stream
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Event
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 from wsproto.handshake import server_extensions_handshake
 
-__all__ = ["compresses", "handshake_class", "install"]
-
-# Hypercorn's own, captured before install() replaces it: each class made here derives
-# from it, never from the one a previous install() put in its place.
-_HypercornHandshake = ws_stream.Handshake
+__all__ = ["bounded_connection", "compresses", "is_open"]
 
 
-def install(*, max_message_size: int, compression: bool) -> None:
-    """Bound every WebSocket message this process receives to `max_message_size` bytes."""
-    ws_stream.Handshake = handshake_class(  # type: ignore[misc]
-        max_message_size=max_message_size, compression=compression
-    )
-
-
-def handshake_class(*, max_message_size: int, compression: bool) -> type[_HypercornHandshake]:
-    """Hypercorn's handshake, accepting connections whose inbound messages are bounded.
-
-    `max_message_size` bounds a message both as it arrives (frame headers included) and,
-    with permessage-deflate, once inflated. Without `compression` the extension is never
-    negotiated (Hypercorn accepts it whenever a client offers it; browsers always do).
-    """
-
-    class Handshake(_HypercornHandshake):
-        def __init__(self, headers: list[tuple[bytes, bytes]], http_version: str) -> None:
-            super().__init__(headers, http_version)
-            # Hypercorn would negotiate permessage-deflate itself; accept() does it instead.
-            self.offers = self.extensions if compression else None
-            self.extensions = None
-
-        def accept(
-            self, subprotocol: str | None, additional_headers: Iterable[tuple[bytes, bytes]]
-        ) -> tuple[int, list[tuple[bytes, bytes]], Connection]:
-            status, headers, _ = super().accept(subprotocol, additional_headers)
-            extensions: list[Extension] = [_MessageSizeLimit(max_message_size)]
-            if self.offers:
-                deflate = _BoundedDeflate(max_message_size)
-                accepted = server_extensions_handshake(self.offers, [deflate])
-                if accepted:
-                    headers.append((b"sec-websocket-extensions", accepted))
-                    extensions.append(deflate)
-            return status, headers, _BoundedConnection(extensions)
-
-    return Handshake
+def bounded_connection(
+    max_message_size: int, offers: str | list[str] | None
+) -> tuple[Connection, bytes | None]:
+    """A server connection whose inbound messages are bounded to `max_message_size`
+    bytes, both as they arrive (frame headers included) and, with permessage-deflate,
+    once inflated; and the `Sec-WebSocket-Extensions` value accepting the client's
+    `offers` of permessage-deflate, if it was offered (None: compression off)."""
+    extensions: list[Extension] = [_MessageSizeLimit(max_message_size)]
+    accepted: bytes | None = None
+    if offers:
+        deflate = _BoundedDeflate(max_message_size)
+        accepted = server_extensions_handshake(offers, [deflate])
+        if accepted:
+            extensions.append(deflate)
+    return _BoundedConnection(extensions), accepted
 
 
 def _frame_size(payload_length: int) -> int:
@@ -235,3 +210,8 @@ def compresses(connection: Connection) -> bool:
     """Whether frames sent on `connection` may need compressing (permessage-deflate was
     negotiated, or it is not a connection made here and so cannot be known)."""
     return not isinstance(connection, _BoundedConnection) or connection.deflate
+
+
+def is_open(connection: Connection) -> bool:
+    """Whether data may still be sent on `connection` (no close begun)."""
+    return connection.state is ConnectionState.OPEN

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def create_demo_app(config: Config | None = None) -> Quart:
     """The runtime's own app with the demo's collections and pages."""
     from ..app import create_app
-    from ..realtime.extension import Realtime
+    from ..realtime import Realtime
     from . import models
     from .views import demo_blueprint
 

@@ -6,6 +6,7 @@ helpers that load the client."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from . import protocol
 from .metrics import render_metrics
 from .state import current_realtime
 from .transports import sse, websocket
-from .transports.serving import PATH, route_path
+from .transports.serving import PATH, fast_path_report, route_path
 
 __all__ = [
     "RealtimeASGI",
@@ -38,6 +39,8 @@ __all__ = [
     "realtime_client_url",
     "realtime_htmx_scripts",
 ]
+
+log = logging.getLogger("runtime.realtime")
 
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
 
@@ -52,7 +55,11 @@ class RealtimeASGI:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
-        if kind in ("websocket", "http") and route_path(scope) == PATH:
+        if kind == "lifespan":  # the server starts: say if the fast path is off, and why
+            report = fast_path_report(current_realtime(self.app).config, send)
+            if report is not None:
+                log.log(*report)
+        elif kind in ("websocket", "http") and route_path(scope) == PATH:
             state = current_realtime(self.app)
             if kind == "websocket":
                 await websocket.serve(self.app, state, scope, receive, send)

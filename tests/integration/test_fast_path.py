@@ -4,7 +4,11 @@ that the run of this suite with RUNTIME_TESTS_FAST_PATH=off really takes the slo
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
+from quart import Quart
 
 from runtime.demo import Message
 from runtime.users import User
@@ -36,3 +40,13 @@ async def test_connections_are_served_as_the_suite_is_configured(
         Message.create(text="either way", author=users["alice"])
         assert (await client.recv_type("event"))["record"]["text"] == "either way"
         assert (await stream.frame())["record"]["text"] == "either way"
+
+
+def test_the_log_says_at_start_up_when_the_fast_path_is_off(
+    app: Quart, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="runtime.realtime"), LiveServer(app):
+        pass
+    said = [r.getMessage() for r in caplog.records if "fast path" in r.getMessage()]
+    off = "realtime: the fast path is off (realtime.fast_path = false): every frame goes "
+    assert said == ([] if FAST_PATH else [off + "through the ASGI send"])

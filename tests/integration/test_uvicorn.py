@@ -4,6 +4,7 @@ SSE."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -69,3 +70,13 @@ async def test_sse(uvicorn_server: UvicornServer) -> None:
             assert unseen.status_code == 201, unseen.text
             note = (await alice.post(RECORDS.format("notes"), json={"title": "mine"})).json()
             assert (await sse.frame())["record"] == note
+
+
+def test_the_log_says_at_start_up_that_the_fast_path_is_off_and_why(
+    app: Quart, caplog: pytest.LogCaptureFixture
+) -> None:
+    with UvicornServer(app):
+        pass
+    said = [r for r in caplog.records if r.getMessage().startswith("realtime: not served by")]
+    assert [r.levelno for r in said] == [logging.WARNING], caplog.text
+    assert "inbound WebSocket messages are bounded by the server's own limits" in said[0].message

@@ -22,13 +22,15 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from ...adapters import hypercorn
 from ...errors import error_body
 
 if TYPE_CHECKING:
+    from ...config import RealtimeConfig
     from ..connections.connection import Connection, Sink
     from ..protocol import Refusal
 
-__all__ = ["PATH", "answer", "route_path", "run_connection"]
+__all__ = ["PATH", "answer", "fast_path_report", "route_path", "run_connection"]
 
 log = logging.getLogger("runtime.realtime")
 
@@ -121,3 +123,38 @@ async def _write_until_closed(conn: Connection, sink: Sink) -> None:
             assert conn.close_code is not None
             await sink.close(conn.close_code, conn.close_reason)
             return
+
+
+# What `python -m runtime serve` and runtime.server.run(app) do that other ways of
+# serving do not.
+_SERVE_SO = "`python -m runtime serve` or runtime.server.run(app) serve with both"
+
+
+def fast_path_report(config: RealtimeConfig, lifespan_send: Any) -> tuple[int, str] | None:
+    """Why realtime will not write every frame straight to the sockets, if it will not:
+    a log level and a line for the log at start-up. `lifespan_send` is the ASGI send of
+    the server's lifespan scope (it tells which server this is)."""
+    if not config.fast_path:
+        return logging.INFO, (
+            "realtime: the fast path is off (realtime.fast_path = false): every frame goes "
+            "through the ASGI send"
+        )
+    if not hypercorn.serves(lifespan_send):
+        return logging.WARNING, (
+            "realtime: not served by Hypercorn: the fast path is off (every frame goes "
+            "through the ASGI send), and inbound WebSocket messages are bounded by the "
+            f"server's own limits, not 4 x realtime.max_message_size; {_SERVE_SO}"
+        )
+    if not hypercorn.installed():
+        return logging.WARNING, (
+            "realtime: served by the hypercorn command: WebSocket frames go through the "
+            "ASGI send (the fast path is off for them), Hypercorn negotiates compression "
+            "whenever a client offers it, and inbound messages are bounded by its "
+            f"websocket_max_message_size, not 4 x realtime.max_message_size; {_SERVE_SO}"
+        )
+    if config.websocket_compression:
+        return logging.INFO, (
+            "realtime: realtime.websocket_compression = true: WebSocket connections that "
+            "negotiate compression go through the ASGI send (the fast path is off for them)"
+        )
+    return None

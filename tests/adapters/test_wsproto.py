@@ -1,7 +1,9 @@
-"""Bounded inbound messages, I/O-free: client bytes into the connection the handshake makes.
+"""Bounded inbound messages, I/O-free: client bytes into the connection the handshake
+makes (runtime/adapters/wsproto.py, behind runtime/adapters/hypercorn.py's handshake).
 
-The last test pins what runtime/wsproto.py relies on inside Hypercorn and
-wsproto; it is the one to read when an upgrade of either breaks this module.
+The last test pins what runtime/adapters/wsproto.py relies on inside wsproto; it is the
+one to read when an upgrade breaks this module (tests/adapters/test_hypercorn.py pins
+Hypercorn's side).
 """
 
 from __future__ import annotations
@@ -12,14 +14,12 @@ import zlib
 from collections.abc import Iterable
 
 import pytest
-from hypercorn.protocol import ws_stream
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import CloseConnection, Event, Message, Ping, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import FrameDecoder
 
-from runtime.adapters import wsproto
-from runtime.adapters.wsproto import handshake_class
+from runtime.adapters.hypercorn import handshake_class
 from tests.raw_websocket import (
     BINARY,
     CONTINUATION,
@@ -243,42 +243,16 @@ def test_rsv1_is_refused_on_continuations_and_without_compression() -> None:
     refused(feed(connection, client_frame(TEXT, data, rsv1=True)), 1002)
 
 
-def test_install_replaces_hypercorns_handshake_each_time_from_hypercorns_own() -> None:
-    original = ws_stream.Handshake
-    try:
-        wsproto.install(max_message_size=LIMIT, compression=True)
-        first = ws_stream.Handshake
-        wsproto.install(max_message_size=LIMIT, compression=True)
-        assert ws_stream.Handshake is not first
-        assert ws_stream.Handshake.__mro__[1] is wsproto._HypercornHandshake
-    finally:
-        ws_stream.Handshake = original  # type: ignore[misc]
-
-
-def test_the_hypercorn_and_wsproto_internals_relied_on_are_still_there() -> None:
-    """runtime/wsproto.py reaches into both libraries (pinned in pyproject.toml).
+def test_the_wsproto_internals_relied_on_are_still_there() -> None:
+    """runtime/adapters/wsproto.py reaches into wsproto (pinned in pyproject.toml).
 
     If this fails after an upgrade, read the module's docstring, re-check each point
     below against the new sources, then move the pin.
     """
-    hint = "; re-check runtime/wsproto.py against the new version"
+    hint = "; re-check runtime/adapters/wsproto.py against the new version"
 
     def params(fn: object) -> list[str]:
         return list(inspect.signature(fn).parameters)  # type: ignore[arg-type]
-
-    # Hypercorn looks its handshake class up in ws_stream on every request...
-    handle = inspect.getsource(ws_stream.WSStream.handle)
-    assert "Handshake(event.headers, event.http_version)" in handle, "WSStream.handle" + hint
-    hypercorns = wsproto._HypercornHandshake  # ws_stream.Handshake, before install()
-    assert params(hypercorns.__init__) == ["self", "headers", "http_version"], hint
-    assert params(hypercorns.accept) == ["self", "subprotocol", "additional_headers"], hint
-    offered = hypercorns([(b"sec-websocket-extensions", b"permessage-deflate")], "1.1")
-    assert offered.extensions == ["permessage-deflate"], "Handshake.extensions" + hint
-    # ...and answers a CloseConnection with a close frame in REMOTE_CLOSING, then ends
-    # the stream, which closes the TCP connection.
-    events = inspect.getsource(ws_stream.WSStream._handle_events)
-    for needed in ("ConnectionState.REMOTE_CLOSING", "event.response()", "StreamClosed"):
-        assert needed in events, f"WSStream._handle_events no longer has {needed}{hint}"
 
     # wsproto shows extensions each frame header before reading its payload (the tests
     # above prove it), through these hooks.
