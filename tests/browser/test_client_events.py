@@ -14,7 +14,7 @@ from quart import Quart
 from runtime import Realtime, create_app
 from runtime.config import Config
 from runtime.db import database
-from runtime.realtime.clients.handlers import Sender
+from runtime.realtime import Sender
 from tests.browser.conftest import log_in
 from tests.support import LiveServer
 

@@ -16,7 +16,7 @@ from runtime import Realtime, create_app
 from runtime.config import Config
 from runtime.db import database
 from runtime.errors import Forbidden
-from runtime.realtime.clients.handlers import Sender
+from runtime.realtime import Sender
 from runtime.users import User
 from tests.conftest import PASSWORD_HASH
 from tests.realtime_client import Client, login_cookie
