@@ -20,26 +20,23 @@ deletes are recorded with the database, which announces them once they commit (s
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import re
-import threading
-from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import peewee
 
-from .adapters.peewee import (
-    ReturningDelete,
-    ReturningInsert,
-    ReturningUpdate,
-    ReturningWrite,
-    Rows,
-    write_values,
-)
-from .db import ChangeTracking, RecordChange, database, tracking_of
+from .adapters.peewee import write_values
+from .db import RecordChange, database
 from .json_values import json_value
 from .rules import RULE_NAMES, Rule, UserLike, check_rule, rule_could_pass
+from .tracked_writes import (
+    TrackedDelete,
+    TrackedInsert,
+    TrackedUpdate,
+    rows_returned_to_caller,
+    tracking,
+)
 
 __all__ = ["BaseModel", "collection", "collections"]
 
@@ -217,28 +214,28 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     # -- change events ----------------------------------------------------------------
 
-    # Bulk queries are announced row by row (see `_TrackedWrite`).
+    # Bulk queries are announced row by row (see runtime/tracked_writes.py).
 
     @classmethod
     def update(cls, __data: Any = None, **update: Any) -> peewee.ModelUpdate:
-        return _TrackedUpdate(cls, write_values(cls, __data, update))
+        return TrackedUpdate(cls, write_values(cls, __data, update))
 
     @classmethod
     def insert(cls, __data: Any = None, **insert: Any) -> peewee.ModelInsert:
-        return _TrackedInsert(cls, write_values(cls, __data, insert))
+        return TrackedInsert(cls, write_values(cls, __data, insert))
 
     @classmethod
     def insert_many(cls, rows: Any, fields: Any = None) -> peewee.ModelInsert:
-        return _TrackedInsert(cls, insert=rows, columns=fields)
+        return TrackedInsert(cls, insert=rows, columns=fields)
 
     @classmethod
     def insert_from(cls, query: Any, fields: Any) -> peewee.ModelInsert:
         columns = [getattr(cls, f) if isinstance(f, str) else f for f in fields]
-        return _TrackedInsert(cls, insert=query, columns=columns)
+        return TrackedInsert(cls, insert=query, columns=columns)
 
     @classmethod
     def delete(cls) -> peewee.ModelDelete:
-        return _TrackedDelete(cls)
+        return TrackedDelete(cls)
 
     def save(self, force_insert: bool = False, only: Any = None) -> int:
         # Mirrors Peewee's own choice between INSERT and UPDATE.
@@ -250,8 +247,8 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         changed.discard(self._meta.primary_key.name)
         # One transaction even for a lone save: its commit is where its place in the
         # order of events is decided (see runtime.db).
-        with _tracking(type(self)).write_transaction():
-            with _rows_returned_to_caller(type(self)) as written:
+        with tracking(type(self)).write_transaction():
+            with rows_returned_to_caller(type(self)) as written:
                 rows = super().save(force_insert=force_insert, only=only)
             if written:
                 # The instance now holds what the database stored, as reading it back
@@ -267,14 +264,14 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         return int(rows or 0)
 
     def delete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
-        with _tracking(type(self)).write_transaction():
+        with tracking(type(self)).write_transaction():
             if recursive:  # as Peewee does; the dependants' changes are announced as bulk ones
                 for query, fk in self.dependencies(exclude_null_children=not delete_nullable):
                     if fk.null and not delete_nullable:
                         fk.model.update(**{fk.name: None}).where(query).execute()
                     else:
                         fk.model.delete().where(query).execute()
-            with _rows_returned_to_caller(type(self)) as written:
+            with rows_returned_to_caller(type(self)) as written:
                 # this record, picked as Peewee's own delete_instance() picks it
                 this = self._meta.primary_key == self.get_id()
                 rows = type(self).delete().where(this).execute()
@@ -284,73 +281,4 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
 
     def _record(self, action: str, row: dict[str, Any], changed: tuple[str, ...]) -> None:
         change = RecordChange(type(self), action, self.record_id, row, changed)
-        _tracking(type(self)).record_change(change)
-
-
-def _tracking(model: type[peewee.Model]) -> ChangeTracking:
-    return tracking_of(model._meta.database, model.__name__)
-
-
-_local = threading.local()
-
-
-class _Collector:
-    __slots__ = ("model", "rows")
-
-    def __init__(self, model: type[peewee.Model]) -> None:
-        self.model = model
-        self.rows: Rows | None = None
-
-
-@contextlib.contextmanager
-def _rows_returned_to_caller(model: type[peewee.Model]) -> Iterator[Rows]:
-    """save() and delete_instance() announce their own change (with its changed fields):
-    the rows their statement returns are handed to them instead of announced."""
-    written: Rows = []
-    previous = getattr(_local, "collector", None)
-    collector = _local.collector = _Collector(model)
-    try:
-        yield written
-    finally:
-        _local.collector = previous
-        written.extend(collector.rows or ())
-
-
-class _TrackedWrite(ReturningWrite):
-    """A write query that announces one change per row it wrote.
-
-    It writes in a transaction of its own when outside one, so that its commit and its
-    announcement are one step (see runtime.db), and records each row it wrote as that
-    record's change (`ReturningWrite` runs it with RETURNING every column). Queries with
-    a `.returning()` of their own announce nothing: their rows are not whole records.
-    """
-
-    action: ClassVar[str]
-
-    def _written(self, database: Any, write: Callable[[], Rows]) -> Rows:
-        model = self.model
-        tracking = tracking_of(database, model.__name__)
-        pk = model._meta.primary_key.name
-        collector: _Collector | None = getattr(_local, "collector", None)
-        with tracking.write_transaction():
-            rows = write()
-            if collector is not None and collector.model is model and collector.rows is None:
-                collector.rows = rows  # the statement of a save() or delete_instance()
-            else:
-                changed = self._changed_fields()
-                for row in rows:
-                    change = RecordChange(model, self.action, str(row.get(pk)), row, changed)
-                    tracking.record_change(change)
-        return rows
-
-
-class _TrackedUpdate(_TrackedWrite, ReturningUpdate):
-    action = "update"
-
-
-class _TrackedDelete(_TrackedWrite, ReturningDelete):
-    action = "delete"
-
-
-class _TrackedInsert(_TrackedWrite, ReturningInsert):
-    action = "create"
+        tracking(type(self)).record_change(change)

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 from urllib.parse import quote
 
-from quart import Blueprint, current_app, redirect, render_template, request, session, url_for
+from quart import Blueprint, current_app, redirect, render_template, request, url_for
 from quart.typing import ResponseReturnValue
 
-from .auth import current_session, current_user, log_in
+from .auth import current_user, log_in, log_out
 from .csrf import check_csrf, csrf_protect, csrf_token
 from .errors import ApiError, Unauthorized
 from .origins import refuse_cross_site
@@ -94,9 +94,5 @@ async def page() -> ResponseReturnValue:
 @login_pages.post("/logout")
 @csrf_protect
 async def logout() -> ResponseReturnValue:
-    refuse_cross_site()
-    auth = current_session()
-    if auth is not None:
-        auth.end()
-    session.clear()
+    log_out()
     return redirect(url_for("login.page"))

@@ -2,17 +2,16 @@
 
 Events go down the pipeline: the publisher hands them to the backend in commit order,
 the backend delivers them back in its order, and fan-out fills each connection's
-bounded queue. The broker owns the stages and the jobs they serve
-(`runtime/realtime/broker/`: a connection's lifecycle, subscribing with its snapshots
-and replays, who may subscribe to what, presence), starts and stops them, and is the
-one face the extension, the door and the command router use.
+bounded queue. The broker owns the stages and its jobs (`runtime/realtime/broker/`: a
+connection's lifecycle, subscribing with its snapshots and replays, who may subscribe to
+what, presence), wires them to one another, starts and stops them, publishes, and
+connects and disconnects connections across them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -34,13 +33,9 @@ if TYPE_CHECKING:
     from .realtime.channels import Channel
     from .realtime.connections.connection import Connection
     from .realtime.events import Event
-    from .realtime.patterns import Pattern
-    from .realtime.protocol import Frame, ProtocolError, Subscribe
     from .realtime.publishing.backends import Backend
 
 __all__ = ["Broker"]
-
-log = logging.getLogger("runtime.realtime")
 
 
 class Broker:
@@ -195,22 +190,3 @@ class Broker:
         if self.lifecycle.forget(conn):
             self.presence.leave_everywhere(conn)
             self.registry.remove_connection(conn)
-
-    async def subscribe(
-        self,
-        conn: Connection,
-        commands: Sequence[Subscribe | ProtocolError],
-        *,
-        replies_on_stream: bool = True,
-    ) -> list[Frame]:
-        """See `Subscribing.subscribe`."""
-        return await self.subscribing.subscribe(conn, commands, replies_on_stream=replies_on_stream)
-
-    def unsubscribe(self, conn: Connection, pattern: Pattern) -> None:
-        self.subscribing.unsubscribe(conn, pattern)
-
-    async def wait_idle(self, timeout: float) -> bool:
-        return await self.connections.wait_idle(timeout)
-
-    def close_all(self, code: int, reason: str) -> None:
-        self.lifecycle.close_all(code, reason)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from quart import Quart
 
@@ -167,8 +167,9 @@ class Realtime:
         app.extensions["realtime"] = state
         app.register_blueprint(realtime_blueprint)
         app.asgi_app = RealtimeASGI(app, app.asgi_app)  # type: ignore[method-assign]
-        app.realtime_broadcast = _broadcaster(broker)  # type: ignore[attr-defined]
-        app.realtime_broadcast_async = _async_broadcaster(broker)  # type: ignore[attr-defined]
+        broadcast, broadcast_async = _broadcasters(broker)
+        app.realtime_broadcast = broadcast  # type: ignore[attr-defined]
+        app.realtime_broadcast_async = broadcast_async  # type: ignore[attr-defined]
         app.add_template_global(realtime_client_url)
         app.add_template_global(realtime_client_script)
         app.add_template_global(realtime_htmx_scripts)
@@ -226,7 +227,16 @@ def _served_models(
     return lambda: by_name
 
 
-def _event(broker: Broker, name: str, data: Any, **targets: Any) -> Event:
+class Targets(TypedDict, total=False):
+    """Who a broadcast reaches: the readers of a collection or channel, and of those (or
+    of everyone) only some connections or users."""
+
+    collection: str | None
+    client_ids: Iterable[str] | None
+    user_ids: Iterable[Any] | None
+
+
+def _event(broker: Broker, name: str, data: Any, targets: Targets) -> Event:
     collection = targets.get("collection")
     if collection is not None and not (
         collection in broker.served() or collection in broker.channels
@@ -235,38 +245,17 @@ def _event(broker: Broker, name: str, data: Any, **targets: Any) -> Event:
     return custom_event(name, data, **targets)
 
 
-def _broadcaster(broker: Broker) -> Callable[..., str]:
-    def realtime_broadcast(
-        name: str,
-        data: Any = None,
-        *,
-        collection: str | None = None,
-        client_ids: Iterable[str] | None = None,
-        user_ids: Iterable[Any] | None = None,
-    ) -> str:
-        """Publish a custom event; returns its id. From sync code on any thread (from
-        another thread it waits for the event loop to publish it)."""
-        event = _event(
-            broker, name, data, collection=collection, client_ids=client_ids, user_ids=user_ids
-        )
-        return broker.publish_one(event)
+def _broadcasters(broker: Broker) -> tuple[Callable[..., str], Callable[..., Awaitable[str]]]:
+    def realtime_broadcast(name: str, data: Any = None, **targets: Unpack[Targets]) -> str:
+        """Publish a custom event; returns its id. Keywords: `collection`, `client_ids`,
+        `user_ids`. From sync code on any thread (from another thread it waits for the
+        event loop to publish it)."""
+        return broker.publish_one(_event(broker, name, data, targets))
 
-    return realtime_broadcast
-
-
-def _async_broadcaster(broker: Broker) -> Callable[..., Awaitable[str]]:
     async def realtime_broadcast_async(
-        name: str,
-        data: Any = None,
-        *,
-        collection: str | None = None,
-        client_ids: Iterable[str] | None = None,
-        user_ids: Iterable[Any] | None = None,
+        name: str, data: Any = None, **targets: Unpack[Targets]
     ) -> str:
         """`realtime_broadcast` for async code: awaits the event's id."""
-        event = _event(
-            broker, name, data, collection=collection, client_ids=client_ids, user_ids=user_ids
-        )
-        return await broker.publish_async(event)
+        return await broker.publish_async(_event(broker, name, data, targets))
 
-    return realtime_broadcast_async
+    return realtime_broadcast, realtime_broadcast_async

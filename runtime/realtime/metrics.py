@@ -6,62 +6,50 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..realtime_broker import Broker
+    from .stats import DeliveryStats
 
 __all__ = ["render_metrics"]
+
+# The counters without labels: name, help, the DeliveryStats field.
+COUNTERS = [
+    ("events_published_total", "Events published.", "published"),
+    ("events_delivered_total", "Frames queued to clients.", "delivered"),
+    (
+        "events_dropped_total",
+        "Frames not delivered because the connection was closing or too slow.",
+        "dropped",
+    ),
+    ("rate_limited_total", "Client messages refused by the rate limit.", "rate_limited"),
+    (
+        "slow_disconnects_total",
+        "Connections closed as too slow a reader (4429).",
+        "slow_disconnects",
+    ),
+    (
+        "events_lost_total",
+        "Events dropped before publication because the publish queue was full.",
+        "lost",
+    ),
+]
+
+Samples = list[tuple[str, int]]
 
 
 def render_metrics(broker: Broker) -> str:
     stats = broker.stats
     lines: list[str] = []
 
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, int]]) -> None:
+    def metric(name: str, kind: str, help_text: str, samples: Samples) -> None:
         lines.append(f"# HELP runtime_realtime_{name} {help_text}")
         lines.append(f"# TYPE runtime_realtime_{name} {kind}")
         lines.extend(f"runtime_realtime_{name}{labels} {value}" for labels, value in samples)
 
-    open_by_transport = broker.connections.counts_by_transport()
-    transports = sorted({"websocket", "sse", *open_by_transport, *stats.connections_total})
-    metric(
-        "connections",
-        "gauge",
-        "Open realtime connections.",
-        [(f'{{transport="{t}"}}', open_by_transport.get(t, 0)) for t in transports],
-    )
-    metric(
-        "connections_opened_total",
-        "counter",
-        "Realtime connections opened.",
-        [(f'{{transport="{t}"}}', stats.connections_total.get(t, 0)) for t in transports],
-    )
+    opened, open_now = _by_transport(broker, stats)
+    metric("connections", "gauge", "Open realtime connections.", open_now)
+    metric("connections_opened_total", "counter", "Realtime connections opened.", opened)
     metric("subscriptions", "gauge", "Active subscriptions.", [("", len(broker.registry))])
-    metric("events_published_total", "counter", "Events published.", [("", stats.published)])
-    metric(
-        "events_delivered_total", "counter", "Frames queued to clients.", [("", stats.delivered)]
-    )
-    metric(
-        "events_dropped_total",
-        "counter",
-        "Frames not delivered because the connection was closing or too slow.",
-        [("", stats.dropped)],
-    )
-    metric(
-        "rate_limited_total",
-        "counter",
-        "Client messages refused by the rate limit.",
-        [("", stats.rate_limited)],
-    )
-    metric(
-        "slow_disconnects_total",
-        "counter",
-        "Connections closed as too slow a reader (4429).",
-        [("", stats.slow_disconnects)],
-    )
-    metric(
-        "events_lost_total",
-        "counter",
-        "Events dropped before publication because the publish queue was full.",
-        [("", stats.lost)],
-    )
+    for name, help_text, field in COUNTERS:
+        metric(name, "counter", help_text, [("", getattr(stats, field))])
     metric(
         "delivery_errors_total",
         "counter",
@@ -79,3 +67,15 @@ def render_metrics(broker: Broker) -> str:
         [(f'{{task="{t}"}}', n) for t, n in sorted(stats.task_restarts.items())],
     )
     return "\n".join(lines) + "\n"
+
+
+def _by_transport(broker: Broker, stats: DeliveryStats) -> tuple[Samples, Samples]:
+    """Connections opened ever, and open now, by transport (both always listed)."""
+    open_now = broker.connections.counts_by_transport()
+    transports = sorted({"websocket", "sse", *open_now, *stats.connections_total})
+    opened = [(_transport(t), stats.connections_total.get(t, 0)) for t in transports]
+    return opened, [(_transport(t), open_now.get(t, 0)) for t in transports]
+
+
+def _transport(name: str) -> str:
+    return f'{{transport="{name}"}}'

@@ -149,7 +149,7 @@ def test_a_dropped_connection_resumes_from_history(
     expect(page.locator("#messages li .text")).to_have_text(["one"])
     # The server drops every connection (1001); the events published before the page
     # is back must be replayed from history.
-    server.call(lambda: server.broker.close_all(1001, "test"))
+    server.call(lambda: server.broker.lifecycle.close_all(1001, "test"))
     Message.create(text="two", author=alice)
     Message.create(text="three", author=alice)
     wait_live(page)

@@ -154,7 +154,7 @@ async def test_200_clients_each_receive_every_event(
         assert len(ids) == 1  # the same ids, in the same order, for everyone
     finally:
         await asyncio.gather(*(c.ws.close() for c in clients))
-    assert await server.run(server.broker.wait_idle(TIMEOUT))
+    assert await server.run(server.broker.connections.wait_idle(TIMEOUT))
 
 
 async def test_batch_clients_get_arrays_under_load(

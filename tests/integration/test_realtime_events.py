@@ -223,7 +223,7 @@ async def test_unsubscribe_and_cleanup(server: LiveServer, users: dict[str, User
     assert (await abrupt.recv_type("event"))["record"]["text"] == "after unsubscribe"
     await polite.ws.close()
     abrupt.ws.transport.abort()  # no close frame: the TCP connection just goes
-    assert await server.run(server.broker.wait_idle(TIMEOUT))
+    assert await server.run(server.broker.connections.wait_idle(TIMEOUT))
     assert server.broker.registry.is_empty() and len(server.broker.registry) == 0
     connections = server.broker.connections
     assert len(connections) == 0 and connections.by_id == {}

@@ -174,7 +174,7 @@ async def test_logout_ends_the_stream_and_cleanup(server: LiveServer) -> None:
         assert closing == {"type": "close", "code": 4401, "reason": "session ended"}
         with pytest.raises(EOFError):
             await sse.next()
-    assert await server.run(server.broker.wait_idle(TIMEOUT))
+    assert await server.run(server.broker.connections.wait_idle(TIMEOUT))
     assert server.broker.registry.is_empty()
 
 
@@ -182,7 +182,7 @@ async def test_client_disconnect_cleans_up(server: LiveServer) -> None:
     async with stream(server, "?pattern=messages&pattern=*") as sse:
         await sse.frame()
         assert len(server.broker.connections) == 1
-    assert await server.run(server.broker.wait_idle(TIMEOUT))
+    assert await server.run(server.broker.connections.wait_idle(TIMEOUT))
     assert server.broker.registry.is_empty()
 
 

@@ -359,7 +359,7 @@ async def _step(
         )
         broker.connect(conn)
         live[client] = watcher
-        await broker.subscribe(conn, [command])
+        await broker.subscribing.subscribe(conn, [command])
 
 
 @settings(

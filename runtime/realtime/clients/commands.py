@@ -61,6 +61,7 @@ class CommandRouter:
         channels: Mapping[str, Channel],
     ) -> None:
         self._broker = broker
+        self._subscribing = broker.subscribing
         self._config = config
         self._message_limit = message_limit
         # The app's, declared on its Realtime extension (read live).
@@ -85,7 +86,7 @@ class CommandRouter:
                 refusal = ProtocolError(ErrorCode.RATE_LIMITED, "too many messages", request_id)
                 _send(conn, _error(refusal, retry_after=wait))
         elif isinstance(command, Subscribe):
-            await self._broker.subscribe(conn, [command])  # its replies go on the stream
+            await self._subscribing.subscribe(conn, [command])  # its replies go on the stream
         elif isinstance(command, Emit):
             self._spawn_emit(conn, command)
         else:
@@ -115,7 +116,7 @@ class CommandRouter:
         self._check_count(count)
         self._charge(conn, max(1, count))
         subscribes = [_subscribe_item(item, i, None) for i, item in enumerate(lists["subscribe"])]
-        replies = await self._broker.subscribe(conn, subscribes, replies_on_stream=False)
+        replies = await self._subscribing.subscribe(conn, subscribes, replies_on_stream=False)
         for kind in POST_KINDS[1:]:
             for i, item in enumerate(lists[kind]):
                 reply = await self._answer(conn, _post_item(kind, item, i, self._config))
@@ -162,7 +163,7 @@ class CommandRouter:
             return _error(command)
         if isinstance(command, Unsubscribe):
             async with conn.command_lock:  # not in the middle of another POST's subscribe
-                self._broker.unsubscribe(conn, command.pattern)
+                self._subscribing.unsubscribe(conn, command.pattern)
             return protocol.unsubscribed(command.request_id, command.pattern.text)
         if isinstance(command, Emit):
             return await self._emit(conn, command)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..connections.connection import Connection, Sink
     from ..protocol import Refusal
 
-__all__ = ["PATH", "answer", "fast_path_report", "route_path", "run_connection"]
+__all__ = ["PATH", "SocketSink", "answer", "fast_path_report", "route_path", "run_connection"]
 
 log = logging.getLogger("runtime.realtime")
 
@@ -42,6 +42,28 @@ CLOSE_TIMEOUT = 2.0  # seconds a closing connection gets to say why, and to be a
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[Any], Awaitable[None]]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+class SocketSink:
+    """What the transports' sinks share: frames written straight to the connection's
+    socket where the server allows it (`socket`), else sent through the ASGI send."""
+
+    __slots__ = ("_send", "_socket")
+
+    def __init__(self, send: Send, socket: hypercorn.DirectSocket | None) -> None:
+        self._send = send
+        self._socket = socket
+
+    @property
+    def direct(self) -> bool:
+        return self._socket is not None
+
+    def writable(self) -> bool:
+        return self._socket is not None and self._socket.writable()
+
+    async def drain(self) -> None:
+        if self._socket is not None:
+            await self._socket.drain()
 
 
 def route_path(scope: Any) -> str:

@@ -20,7 +20,7 @@ from ...errors import ApiError
 from .. import protocol
 from ..protocol import ProtocolError, Refusal, Subscribe
 from .html import Fragments
-from .serving import Receive, Send, answer, run_connection
+from .serving import Receive, Send, SocketSink, answer, run_connection
 from .wire import chunk, sse_message
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ async def serve(app: Quart, state: RealtimeState, scope: Any, receive: Receive, 
     broker.connect(conn)
     try:
         if commands:
-            await broker.subscribe(conn, commands)
+            await broker.subscribing.subscribe(conn, commands)
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         first = f"retry: {RETRY_MS}\n\n".encode()
         await send({"type": "http.response.body", "body": first, "more_body": True})
@@ -99,23 +99,12 @@ def _retry_after(error: ApiError) -> int | None:
     return retry
 
 
-class SSESink:
+class SSESink(SocketSink):
     """A stream's frames as SSE messages: written straight to its socket as HTTP/1.1
     chunks where the server allows (`socket`), else sent through the ASGI send as the
     response's body."""
 
-    __slots__ = ("_send", "_socket")
-
-    def __init__(self, send: Send, socket: DirectSocket | None) -> None:
-        self._send = send
-        self._socket = socket
-
-    @property
-    def direct(self) -> bool:
-        return self._socket is not None
-
-    def writable(self) -> bool:
-        return self._socket is not None and self._socket.writable()
+    __slots__ = ()
 
     def write(self, frames: list[str], cache: FlushCache) -> None:
         assert self._socket is not None
@@ -149,10 +138,6 @@ class SSESink:
             self._socket.write(chunk(data))
         else:
             await self._send({"type": "http.response.body", "body": data, "more_body": True})
-
-    async def drain(self) -> None:
-        if self._socket is not None:
-            await self._socket.drain()
 
     async def close(self, code: int, reason: str) -> None:
         # SSE has no close codes: say why in a last message, then end the stream.

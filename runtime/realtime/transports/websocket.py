@@ -18,7 +18,7 @@ from ...adapters.hypercorn import DirectSocket
 from ...adapters.quart import websocket_for_checks
 from .. import protocol
 from ..protocol import CloseCode, Refusal
-from .serving import Receive, Send, answer, run_connection
+from .serving import Receive, Send, SocketSink, answer, run_connection
 from .wire import text_frame, wire_bytes
 
 if TYPE_CHECKING:
@@ -85,24 +85,16 @@ def _http_response(send: Send) -> Send:
     return send_as_websocket
 
 
-class WebSocketSink:
+class WebSocketSink(SocketSink):
     """A WebSocket's frames: written straight to its socket where the server allows
     (`socket`), else sent through the ASGI send, one message each; for `?batch=1`
     clients, frames queued together go as one JSON array."""
 
-    __slots__ = ("_batch", "_send", "_socket")
+    __slots__ = ("_batch",)
 
     def __init__(self, send: Send, socket: DirectSocket | None, *, batch: bool) -> None:
-        self._send = send
-        self._socket = socket
+        super().__init__(send, socket)
         self._batch = batch
-
-    @property
-    def direct(self) -> bool:
-        return self._socket is not None
-
-    def writable(self) -> bool:
-        return self._socket is not None and self._socket.writable()
 
     def write(self, frames: list[str], cache: FlushCache) -> None:
         assert self._socket is not None
@@ -136,10 +128,6 @@ class WebSocketSink:
             frames = [protocol.encode_batch(frames)]
         for frame in frames:
             await self._send({"type": "websocket.send", "text": frame})
-
-    async def drain(self) -> None:
-        if self._socket is not None:
-            await self._socket.drain()
 
     async def close(self, code: int, reason: str) -> None:
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
