@@ -78,7 +78,9 @@ class Broker:
         self.presence = Presence(
             presence_topics if presence_topics is not None else set(), self._publish_presence
         )
-        snapshots = Snapshots(limit=snapshot_limit, faults=self.faults, position=self.flushed)
+        snapshots = Snapshots(
+            limit=snapshot_limit, faults=self.faults, position=self.publisher.mark
+        )
         authorization = Authorization(
             models,
             self.channels,
@@ -160,9 +162,9 @@ class Broker:
         """Publish one event and await its id (from the loop's thread)."""
         return await asyncio.wrap_future(self.publisher.submit_one(event))
 
-    async def flushed(self) -> Any:
-        """Until everything submitted so far is published and delivered; its position."""
-        return await self.publisher.mark()
+    async def flushed(self) -> None:
+        """Until everything submitted so far is published and delivered."""
+        await self.publisher.mark()
 
     def _publish_presence(self, event: Event) -> None:
         if self.publisher.loop is not None:  # a leave as realtime stops: nobody to tell

@@ -114,6 +114,7 @@ def test_the_lifespan_tells_hypercorn_from_other_servers() -> None:
         ({}, True, True, None),
         ({"fast_path": False}, True, True, (logging.INFO, "realtime.fast_path = false")),
         ({}, True, False, (logging.WARNING, "not served by Hypercorn")),
+        ({"fast_path": False}, True, False, (logging.WARNING, "not served by Hypercorn")),
         ({}, False, True, (logging.WARNING, "served by the hypercorn command")),
         (
             {"websocket_compression": True},

@@ -10,8 +10,9 @@ records, rows read and characters.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +44,12 @@ class Wanted:
 
 class Snapshots:
     def __init__(
-        self, *, limit: int, faults: Faults, position: Callable[[], Awaitable[Position]]
+        self, *, limit: int, faults: Faults, position: Callable[[], asyncio.Future[Position]]
     ) -> None:
         self._limit = limit
         self._faults = faults
-        # Where everything announced so far stands, once it is published.
+        # Where everything announced so far will stand once it is published: asked for
+        # while the commits are held (a future, not a coroutine, which would ask later).
         self._position = position
 
     def wanted(self, model: type[BaseModel], user: Any, command: Subscribe) -> Wanted:

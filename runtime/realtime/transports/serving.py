@@ -156,11 +156,6 @@ def fast_path_report(config: RealtimeConfig, lifespan_send: Any) -> tuple[int, s
     """Why realtime will not write every frame straight to the sockets, if it will not:
     a log level and a line for the log at start-up. `lifespan_send` is the ASGI send of
     the server's lifespan scope (it tells which server this is)."""
-    if not config.fast_path:
-        return logging.INFO, (
-            "realtime: the fast path is off (realtime.fast_path = false): every frame goes "
-            "through the ASGI send"
-        )
     if not hypercorn.serves(lifespan_send):
         return logging.WARNING, (
             "realtime: not served by Hypercorn: the fast path is off (every frame goes "
@@ -173,6 +168,11 @@ def fast_path_report(config: RealtimeConfig, lifespan_send: Any) -> tuple[int, s
             "ASGI send (the fast path is off for them), Hypercorn negotiates compression "
             "whenever a client offers it, and inbound messages are bounded by its "
             f"websocket_max_message_size, not 4 x realtime.max_message_size; {_SERVE_SO}"
+        )
+    if not config.fast_path:
+        return logging.INFO, (
+            "realtime: the fast path is off (realtime.fast_path = false): every frame goes "
+            "through the ASGI send"
         )
     if config.websocket_compression:
         return logging.INFO, (
