@@ -26,10 +26,10 @@ from ..realtime_broker import Broker
 from ..users import on_session_end
 from .capture import ChangeCapture
 from .channels import Channel, ChannelRule
-from .clients.admission import Door
+from .clients.admission import Door, Identify
 from .clients.commands import CommandRouter
 from .clients.handlers import Handler, check_event_name
-from .clients.message_limit import MessageLimit
+from .connections.message_limit import MessageLimit
 from .endpoints import (
     RealtimeASGI,
     realtime_blueprint,
@@ -39,7 +39,7 @@ from .endpoints import (
 )
 from .events import Event, custom_event
 from .publishing.backends import backend_from_url
-from .state import Identify, RealtimeState
+from .state import RealtimeState
 from .transports.html import Fragments
 
 __all__ = ["Realtime"]

@@ -3,7 +3,6 @@ connections with."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,14 +11,11 @@ from quart import Quart
 if TYPE_CHECKING:
     from ..config import RealtimeConfig
     from ..realtime_broker import Broker
-    from .clients.admission import Door
+    from .clients.admission import Door, Identify
     from .clients.commands import CommandRouter
     from .transports.html import Fragments
 
-__all__ = ["Identify", "RealtimeState", "current_realtime"]
-
-# Who is connecting: (user or None, an id of their server-side session or None).
-Identify = Callable[[], Awaitable[tuple[Any, str | None]]]
+__all__ = ["RealtimeState", "current_realtime"]
 
 
 @dataclass

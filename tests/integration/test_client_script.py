@@ -12,7 +12,7 @@ import httpx
 import pytest
 from quart import render_template_string
 
-from runtime.realtime import endpoints
+from runtime.realtime.endpoints import http as endpoints
 from tests.support import TIMEOUT, LiveServer
 
 

@@ -3,7 +3,7 @@ connection, bounded by the limit's amount."""
 
 from __future__ import annotations
 
-from runtime.realtime.clients.message_limit import MessageLimit
+from runtime.realtime.connections.message_limit import MessageLimit
 
 
 def test_a_moving_window() -> None:

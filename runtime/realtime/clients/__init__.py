@@ -1,2 +1,3 @@
-"""What clients may do: connect (`admission`), send commands (`commands`, rate-limited by
-`message_limit`), and emit events to the app's handlers (`handlers`)."""
+"""What clients may do: connect (`admission`: one door for both transports), send
+commands (`commands`: one router, one rate limit, one set of caps), and emit events to
+the app's handlers (`handlers`)."""

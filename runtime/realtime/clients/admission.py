@@ -10,7 +10,7 @@ work as usual.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ...origins import origin_allowed
@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
     from ...config import RealtimeConfig
     from ..connections.index import ConnectionIndex
-    from ..state import Identify
 
-__all__ = ["Door"]
+__all__ = ["Door", "Identify"]
+
+# Who is connecting: (user or None, an id of their server-side session or None).
+Identify = Callable[[], Awaitable[tuple[Any, str | None]]]
 
 # Seconds a refused client is asked to wait before it tries again.
 RETRY_AFTER = 5

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from ...realtime_broker import Broker
     from ..channels import Channel
     from ..connections.connection import Connection
+    from ..connections.message_limit import MessageLimit
     from .handlers import Handler
-    from .message_limit import MessageLimit
 
 __all__ = ["MAX_EMITS_IN_FLIGHT", "MAX_REJECTED", "CommandRouter"]
 

@@ -24,17 +24,25 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from ..protocol import CloseCode
 
 if TYPE_CHECKING:
-    from ..clients.message_limit import MessageWindow
-    from ..fanout.registry import Subscription
-    from .flusher import FlushCache, Flusher
+    from .message_limit import MessageWindow
 
-__all__ = ["TOO_SLOW_REASON", "Connection", "HeldEvent", "Sink"]
+__all__ = ["TOO_SLOW_REASON", "Connection", "FlushCache", "Flusher", "HeldEvent", "Sink"]
 
 TOO_SLOW_REASON = "too slow: send queue full"
 
 # An event held back for subscriptions that are not live yet: (its order, its frame,
-# the held subscriptions it matched).
-HeldEvent: TypeAlias = "tuple[int, str, tuple[Subscription, ...]]"
+# the held subscriptions it matched, opaque here: see runtime/realtime/broker/).
+HeldEvent: TypeAlias = tuple[int, str, tuple[object, ...]]
+
+
+# One flush's bytes, by whatever key each kind of sink chooses (its own dict inside).
+FlushCache: TypeAlias = dict[object, dict[Any, Any]]
+
+
+class Flusher(Protocol):
+    """Writes marked connections' queues at the end of the loop's turn (flusher.py)."""
+
+    def mark(self, conn: Connection) -> None: ...
 
 
 class Sink(Protocol):

@@ -15,15 +15,12 @@ flusher hands them and empties after.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .connection import Connection
+    from .connection import Connection, FlushCache
 
-__all__ = ["FlushCache", "Flusher"]
-
-# One flush's bytes, by whatever key each kind of sink chooses (its own dict inside).
-FlushCache = dict[object, dict[Any, Any]]
+__all__ = ["Flusher"]
 
 
 class Flusher:

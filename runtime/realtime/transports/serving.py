@@ -1,12 +1,9 @@
-"""Realtime's connections, served in front of Quart from the ASGI messages.
+"""What the transports share: a connection's life on the ASGI messages, the task that
+writes to its sink, the sinks' common part, a refusal's HTTP answer, and the start-up
+report of whether frames can be written straight to the sockets.
 
-`Realtime.init_app` wraps the app's ASGI callable (`app.asgi_app`, Quart's place for
-middleware) with `endpoints.RealtimeASGI`: a WebSocket to `/realtime/subscribe`, and the
-SSE stream (a GET there), are served by `websocket.serve` and `sse.serve`; everything
-else goes to Quart as before (the SSE POST too: it is an ordinary request). What they
-share is here: a connection's life, and the task that writes to its sink.
-
-Their admission checks run inside a Quart websocket or request context, like a view
+Realtime's endpoints (runtime/realtime/endpoints/) serve connections in front of Quart:
+their admission checks run inside a Quart websocket or request context, like a view
 (sessions, `g`, the app's `identify`), and then a connection lives without Quart's
 per-connection machinery (a queue, two tasks and a request or websocket object held for
 its whole life): the server's task reads, and one task of ours writes what the flusher
@@ -30,11 +27,10 @@ if TYPE_CHECKING:
     from ..connections.connection import Connection, Sink
     from ..protocol import Refusal
 
-__all__ = ["PATH", "SocketSink", "answer", "fast_path_report", "route_path", "run_connection"]
+__all__ = ["SocketSink", "answer", "fast_path_report", "route_path", "run_connection"]
 
 log = logging.getLogger("runtime.realtime")
 
-PATH = "/realtime/subscribe"
 CLOSE_TIMEOUT = 2.0  # seconds a closing connection gets to say why, and to be answered
 
 # ASGI's callables, loosely typed: this sits between the server and Quart, whose own

@@ -1,34 +1,21 @@
-"""The Server-Sent Events transport: `GET /realtime/subscribe`, served in front of
-Quart (see endpoints.py), and its sinks, which write frames as SSE messages (the JSON
-the WebSocket would send) or, for `format=html` streams, as htmx's fragments.
-
-The door's checks run in a Quart request context; then the server's task waits for the
-client to go, and one task writes what the flusher does not (see serving.py). A live
-stream's subscriptions change with `POST /realtime/subscribe` (endpoints.py).
-"""
+"""The Server-Sent Events transport: its sinks, which write frames as SSE messages (the
+JSON the WebSocket would send) or, for `format=html` streams, as htmx's fragments; and
+the start of a stream."""
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import TYPE_CHECKING, Any
-
-from quart import Quart, request
+from typing import TYPE_CHECKING
 
 from ...adapters.hypercorn import DirectSocket
-from ...adapters.quart import request_for_checks
-from ...errors import ApiError
 from .. import protocol
-from ..protocol import ProtocolError, Refusal, Subscribe
 from .html import Fragments
-from .serving import Receive, Send, SocketSink, answer, run_connection
+from .serving import Send, SocketSink
 from .wire import chunk, sse_message
 
 if TYPE_CHECKING:
-    from ..connections.connection import Connection
-    from ..connections.flusher import FlushCache
-    from ..state import RealtimeState
+    from ..connections.connection import FlushCache
 
-__all__ = ["HTMLSink", "SSESink", "serve"]
+__all__ = ["HTMLSink", "SSESink", "start_stream"]
 
 RETRY_MS = 2000  # how long EventSource waits before reconnecting by itself
 HEADERS = [
@@ -36,67 +23,13 @@ HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # nginx would hold the stream back otherwise
 ]
-NOT_AN_EVENT_STREAM = Refusal(
-    400, "bad_request", "Connect with WebSocket, or send Accept: text/event-stream."
-)
-UNKNOWN_FORMAT = Refusal(400, "bad_request", "format is json (the default) or html.")
-
-_Admitted = tuple["Connection", bool, list[Subscribe | ProtocolError]]
 
 
-async def serve(app: Quart, state: RealtimeState, scope: Any, receive: Receive, send: Send) -> None:
-    async with app.request_context(request_for_checks(app, scope)):
-        admitted = await _admit(state)
-    if isinstance(admitted, Refusal):
-        await answer(send, admitted)
-        return
-    conn, html, commands = admitted
-    broker = state.broker
-    broker.connect(conn)
-    try:
-        if commands:
-            await broker.subscribing.subscribe(conn, commands)
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        first = f"retry: {RETRY_MS}\n\n".encode()
-        await send({"type": "http.response.body", "body": first, "more_body": True})
-        socket = DirectSocket.of(send) if state.config.fast_path else None
-        sink = HTMLSink(send, socket, state.fragments) if html else SSESink(send, socket)
-
-        async def on_message(message: MutableMapping[str, Any]) -> None:
-            pass  # the request's (empty) body: nothing to do but wait for the end
-
-        await run_connection(conn, sink, receive, on_message)
-    finally:
-        broker.disconnect(conn)
-
-
-async def _admit(state: RealtimeState) -> _Admitted | Refusal:
-    """The connection, whether it is an HTML stream, and its subscriptions; or why not.
-    In a request context."""
-    if "text/event-stream" not in request.headers.get("Accept", ""):
-        return NOT_AN_EVENT_STREAM
-    conn = await state.door.admit(request.headers, "sse", pongs=False)
-    if isinstance(conn, Refusal):
-        return conn
-    view = request.args.get("format", "json")
-    if view not in ("json", "html"):
-        return UNKNOWN_FORMAT
-    since = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
-    try:
-        commands = state.router.stream_subscriptions(
-            conn,
-            request.args.getlist("pattern"),
-            since=since,
-            snapshot=request.args.get("snapshot") == "1",
-        )
-    except ApiError as error:
-        return Refusal(error.status, error.code, error.message, retry_after=_retry_after(error))
-    return conn, view == "html", commands
-
-
-def _retry_after(error: ApiError) -> int | None:
-    retry: int | None = getattr(error, "retry_after", None)
-    return retry
+async def start_stream(send: Send) -> None:
+    """The response's head, and the `retry:` line EventSource reads first."""
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    first = f"retry: {RETRY_MS}\n\n".encode()
+    await send({"type": "http.response.body", "body": first, "more_body": True})
 
 
 class SSESink(SocketSink):

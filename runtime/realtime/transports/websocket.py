@@ -1,66 +1,25 @@
-"""The WebSocket transport: `/realtime/subscribe`, served in front of Quart (see
-endpoints.py), and its sink, which writes frames as WebSocket messages.
-
-The door's checks run in a Quart websocket context; then the server's task reads client
-messages (each one goes to the command router) and one task writes what the flusher
-does not (see serving.py).
-"""
+"""The WebSocket transport: its sink, which writes frames as WebSocket messages, and
+how it refuses a connection (an HTTP answer, or a close right after the upgrade)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from quart import Quart, websocket
-
 from ...adapters.hypercorn import DirectSocket
-from ...adapters.quart import websocket_for_checks
 from .. import protocol
 from ..protocol import CloseCode, Refusal
-from .serving import Receive, Send, SocketSink, answer, run_connection
+from .serving import Send, SocketSink, answer
 from .wire import text_frame, wire_bytes
 
 if TYPE_CHECKING:
-    from ..connections.flusher import FlushCache
-    from ..state import RealtimeState
+    from ..connections.connection import FlushCache
 
-__all__ = ["WebSocketSink", "serve"]
+__all__ = ["WebSocketSink", "refuse"]
 
 _PING = protocol.encode(protocol.ping())
 
 
-async def serve(app: Quart, state: RealtimeState, scope: Any, receive: Receive, send: Send) -> None:
-    if (await receive())["type"] != "websocket.connect":
-        return
-    async with app.websocket_context(websocket_for_checks(app, scope)):
-        admitted = await state.door.admit(websocket.headers, "websocket", pongs=True)
-        batch = websocket.args.get("batch") == "1"
-    if isinstance(admitted, Refusal):
-        await _refuse(admitted, scope, send)
-        return
-    await send({"type": "websocket.accept"})
-    conn, broker = admitted, state.broker
-    broker.connect(conn)
-    try:
-
-        async def on_message(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "websocket.receive":
-                raw = message.get("text")
-                if raw is None:
-                    raw = message.get("bytes") or b""
-                conn.last_seen = time.monotonic()
-                if not conn.closing:
-                    await state.router.frame(conn, raw)
-
-        socket = DirectSocket.of(send) if state.config.fast_path else None
-        sink = WebSocketSink(send, socket, batch=batch)
-        await run_connection(conn, sink, receive, on_message)
-    finally:
-        broker.disconnect(conn)
-
-
-async def _refuse(refusal: Refusal, scope: Any, send: Send) -> None:
+async def refuse(refusal: Refusal, scope: Any, send: Send) -> None:
     """An HTTP answer before the upgrade, or, for a refusal with a close code, the
     upgrade and that close at once."""
     if refusal.close_code is not None:

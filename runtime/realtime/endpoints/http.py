@@ -1,38 +1,24 @@
-"""Realtime's web endpoints: the ASGI layer in front of the app that serves the
-WebSocket and SSE stream on `/realtime/subscribe` (see transports/); the blueprint with
-the SSE POST that changes a stream, the JavaScript client and metrics; and the template
-helpers that load the client."""
+"""Realtime's HTTP views, on the app's `realtime` blueprint: the SSE POST that changes a
+live stream, the JavaScript client and htmx, metrics; and the template helpers that load
+the client."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from markupsafe import Markup
-from quart import (
-    Blueprint,
-    Quart,
-    Response,
-    current_app,
-    request,
-    url_for,
-)
+from quart import Blueprint, Response, current_app, request, url_for
 
-from ..errors import Forbidden, NotFound
-from ..origins import origin_allowed
-from ..proxies import request_client
-from ..requests import read_body
-from . import protocol
-from .metrics import render_metrics
-from .state import current_realtime
-from .transports import sse, websocket
-from .transports.serving import PATH, fast_path_report, route_path
+from ...errors import Forbidden, NotFound
+from ...origins import origin_allowed
+from ...proxies import request_client
+from ...requests import read_body
+from .. import protocol
+from ..metrics import render_metrics
+from ..state import current_realtime
 
 __all__ = [
-    "RealtimeASGI",
     "client_script_response",
     "realtime_blueprint",
     "realtime_client_script",
@@ -40,34 +26,7 @@ __all__ = [
     "realtime_htmx_scripts",
 ]
 
-log = logging.getLogger("runtime.realtime")
-
 realtime_blueprint = Blueprint("realtime", __name__, url_prefix="/realtime")
-
-
-class RealtimeASGI:
-    """ASGI middleware (`app.asgi_app`): realtime's WebSockets and SSE streams are served
-    here, everything else by the app."""
-
-    def __init__(self, app: Quart, inner: Callable[[Any, Any, Any], Awaitable[None]]) -> None:
-        self.app = app
-        self.inner = inner
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":  # the server starts: say if the fast path is off, and why
-            report = fast_path_report(current_realtime(self.app).config, send)
-            if report is not None:
-                log.log(*report)
-        elif kind in ("websocket", "http") and route_path(scope) == PATH:
-            state = current_realtime(self.app)
-            if kind == "websocket":
-                await websocket.serve(self.app, state, scope, receive, send)
-                return
-            if scope["method"] == "GET":
-                await sse.serve(self.app, state, scope, receive, send)
-                return
-        await self.inner(scope, receive, send)
 
 
 @realtime_blueprint.post("/subscribe")
@@ -90,7 +49,7 @@ async def sse_update() -> Response:
     return Response(protocol.encode({"results": results}), content_type="application/json")
 
 
-_STATIC = Path(__file__).resolve().parent.parent / "static"
+_STATIC = Path(__file__).resolve().parents[2] / "static"
 
 
 _CLIENT = "realtime-client.js"
