@@ -18,7 +18,7 @@ from .. import protocol
 from ..events import custom_event, public_user
 from ..patterns import InvalidPattern, parse_pattern
 from ..protocol import (
-    CloseCode,
+    RATE_LIMITED_CLOSE,
     Command,
     Emit,
     ErrorCode,
@@ -79,7 +79,7 @@ class CommandRouter:
             command = protocol.parse_client_frame(raw, max_size=self._config.max_message_size)
         except ProtocolError as error:
             command = error
-        wait = self.rate_limit(conn)
+        wait = self._rate_limit(conn)
         if wait:
             if not conn.closing:
                 request_id = getattr(command, "request_id", None)
@@ -126,7 +126,7 @@ class CommandRouter:
 
     # -- the rate limit -------------------------------------------------------------
 
-    def rate_limit(self, conn: Connection, cost: int = 1) -> int:
+    def _rate_limit(self, conn: Connection, cost: int = 1) -> int:
         """Count `cost` messages against the connection's budget; 0 if they may go on,
         else the seconds to wait (and the connection is closed after MAX_REJECTED
         refusals in a row)."""
@@ -139,14 +139,14 @@ class CommandRouter:
             conn.rejected += 1
             if conn.rejected > MAX_REJECTED:
                 # What is queued goes out first: the rate_limited errors that explain this.
-                conn.close(CloseCode.TOO_SLOW, "too many requests", flush=True)
+                conn.close(RATE_LIMITED_CLOSE, "too many requests", flush=True)
             return wait
         window.hit(cost)
         conn.rejected = 0
         return 0
 
     def _charge(self, conn: Connection, cost: int) -> None:
-        wait = self.rate_limit(conn, cost)
+        wait = self._rate_limit(conn, cost)
         if wait:
             raise RateLimited(retry_after=wait)
 

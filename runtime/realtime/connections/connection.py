@@ -49,17 +49,13 @@ class Sink(Protocol):
     """Where a connection's frames go, in its transport's wire format (see
     `runtime/realtime/transports/`)."""
 
-    @property
-    def direct(self) -> bool:
-        """Whether it can write without awaiting, at the end of the loop's turn."""
+    # Whether it can write without awaiting, at the end of the loop's turn.
+    direct: bool
 
-    def writable(self) -> bool:
-        """Whether `write` may be called now (a direct sink, open, below its high-water
-        mark)."""
-
-    def write(self, frames: list[str], cache: FlushCache) -> None:
-        """Write `frames` at once; `cache` lives for one flush, for bytes that every
-        connection with the same frames would build alike."""
+    def write(self, frames: list[str], cache: FlushCache) -> bool:
+        """Write `frames` at once, if the socket takes more now (open, below its
+        high-water mark): False, and nothing written, if not. `cache` lives for one
+        flush, for bytes that every connection with the same frames would build alike."""
 
     async def send(self, frames: list[str], *, ping: bool = False) -> None:
         """Write `frames` (and a keep-alive after them, if `ping`), awaiting the socket."""
@@ -180,8 +176,9 @@ class Connection:
         take it now, leave it to the transport's task, which waits until it can."""
         if not self.queue or self.close_code is not None or self.sink is None:
             return  # a closing connection's transport writes what close() kept
-        if self.sink.writable():
-            self.sink.write(self.take_queued(), cache)
+        if self.sink.write(self.queue, cache):
+            self.queue = []
+            self.queued_bytes = 0
         else:
             self.blocked = True
             self.wake()

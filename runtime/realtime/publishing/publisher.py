@@ -49,7 +49,9 @@ class Publisher:
         self._queue: deque[tuple[Event, Ticket | None]] = deque()
         self._submitted = 0  # how many events were queued, ever (their submission order)
         self._published = 0  # how many of them were published
-        self._last: Position | None = None  # where the last one published stands
+        # The last one published (or the start position): where everything published
+        # so far stands. Kept as it came, made a Position only when asked.
+        self._last: Event | Position | None = None
         self._marks: list[tuple[int, asyncio.Future[Position]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -139,7 +141,7 @@ class Publisher:
         with self._lock:
             if self._published == self._submitted:
                 assert self._last is not None
-                mark.set_result(self._last)
+                mark.set_result(_position_of(self._last))
             else:
                 self._marks.append((self._submitted, mark))
         return mark
@@ -199,7 +201,7 @@ class Publisher:
         with self._lock:
             first = self._published + 1
             self._published += len(batch)
-            self._last = _position_of(published[-1])
+            self._last = published[-1]
             due = [(seq, mark) for seq, mark in self._marks if seq <= self._published]
             if due:
                 self._marks = [(seq, mark) for seq, mark in self._marks if seq > self._published]
@@ -211,5 +213,5 @@ class Publisher:
                 mark.set_result(_position_of(published[seq - first]))
 
 
-def _position_of(event: Event) -> Position:
-    return Position(event.id, event.seq)
+def _position_of(point: Event | Position) -> Position:
+    return point if isinstance(point, Position) else Position(point.id, point.seq)

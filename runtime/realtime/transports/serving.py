@@ -44,18 +44,12 @@ class SocketSink:
     """What the transports' sinks share: frames written straight to the connection's
     socket where the server allows it (`socket`), else sent through the ASGI send."""
 
-    __slots__ = ("_send", "_socket")
+    __slots__ = ("_send", "_socket", "direct")
 
     def __init__(self, send: Send, socket: hypercorn.DirectSocket | None) -> None:
         self._send = send
         self._socket = socket
-
-    @property
-    def direct(self) -> bool:
-        return self._socket is not None
-
-    def writable(self) -> bool:
-        return self._socket is not None and self._socket.writable()
+        self.direct = socket is not None  # an attribute: read for every frame queued
 
     async def drain(self) -> None:
         if self._socket is not None:

@@ -39,9 +39,12 @@ class SSESink(SocketSink):
 
     __slots__ = ()
 
-    def write(self, frames: list[str], cache: FlushCache) -> None:
-        assert self._socket is not None
-        self._socket.write(chunk(self._messages(frames, cache)))
+    def write(self, frames: list[str], cache: FlushCache) -> bool:
+        socket = self._socket
+        if socket is None or not socket.writable():
+            return False
+        socket.write(chunk(self._messages(frames, cache)))
+        return True
 
     def _messages(self, frames: list[str], cache: FlushCache) -> bytes:
         """The frames' SSE messages, each built once per flush."""

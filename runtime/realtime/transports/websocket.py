@@ -55,8 +55,10 @@ class WebSocketSink(SocketSink):
         super().__init__(send, socket)
         self._batch = batch
 
-    def write(self, frames: list[str], cache: FlushCache) -> None:
-        assert self._socket is not None
+    def write(self, frames: list[str], cache: FlushCache) -> bool:
+        socket = self._socket
+        if socket is None or not socket.writable():
+            return False
         built = cache.get(WebSocketSink)
         if built is None:
             built = cache[WebSocketSink] = {}
@@ -73,7 +75,8 @@ class WebSocketSink(SocketSink):
                     part = built[frame] = text_frame(frame)
                 parts.append(part)
             data = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._socket.write(data)
+        socket.write(data)
+        return True
 
     async def send(self, frames: list[str], *, ping: bool = False) -> None:
         if ping:
