@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +120,22 @@ class PostgresServer:
         self._admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
     def connections(self, url: str) -> int:
-        """Connections open to that database (other than this question's own)."""
+        """Connections open to that database (other than this question's own), once
+        those being closed have gone. A backend whose client has just hung up leaves
+        pg_stat_activity a moment later, and nothing tells when: a count above zero is
+        asked again, every 20 ms, until it is zero or TIMEOUT has passed."""
         import psycopg
 
         name = url.rsplit("/", 1)[1]
+        deadline = time.monotonic() + TIMEOUT
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            row: Any = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
-            ).fetchone()
-            return int(row[0])
+            while True:
+                row: Any = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+                ).fetchone()
+                if int(row[0]) == 0 or time.monotonic() >= deadline:
+                    return int(row[0])
+                time.sleep(0.02)  # a backend's exit cannot be waited on from here
 
 
 def start_postgres() -> PostgresServer:
