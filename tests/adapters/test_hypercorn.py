@@ -1,8 +1,9 @@
 """Hypercorn's insides as runtime/adapters/hypercorn.py relies on them (Hypercorn is
 pinned in pyproject.toml): the chain from an ASGI send to the socket that the fast path
 writes to, the handshake class that bounds inbound messages, the lifespan that tells
-Hypercorn from other servers; and, over a real server, connections written directly
-or not, as they should be. If a test here fails after an upgrade, re-check the adapter
+Hypercorn from other servers; and, over a real server, a compressed connection written
+through the ASGI send (tests/integration/test_fast_path.py shows the others written
+directly, or not, as configured). If a test here fails after an upgrade, re-check the adapter
 against Hypercorn's new sources, then move the pin."""
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 from typing import Any
 
 import h11
-import httpx
 import pytest
 from hypercorn.asyncio.lifespan import Lifespan
 from hypercorn.asyncio.tcp_server import TCPServer
@@ -28,7 +28,7 @@ from runtime.realtime.transports.serving import fast_path_report
 from runtime.realtime.transports.wire import chunk, text_frame
 from runtime.users import User
 from tests.realtime_client import Client
-from tests.support import TIMEOUT, LiveServer
+from tests.support import LiveServer
 
 HINT = "; re-check runtime/adapters/hypercorn.py against the new version"
 LIMIT = 1000
@@ -146,33 +146,6 @@ def test_the_log_says_at_start_up_when_the_fast_path_is_off_and_why(
     else:
         assert report is not None
         assert report[0] == expected[0] and expected[1] in report[1], report
-
-
-async def test_connections_write_directly_unless_compressing(
-    server: LiveServer, users: dict[str, User]
-) -> None:
-    from runtime.demo import Message
-    from tests.sse_client import SSEStream
-
-    headers = {"Accept": "text/event-stream"}
-    async with (
-        await Client.connect(server) as plain,
-        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
-        http.stream("GET", "/realtime/subscribe?pattern=messages", headers=headers) as response,
-    ):
-        stream = SSEStream(response)
-        await stream.next()  # retry
-        await stream.frame()  # connected
-        await stream.frame()  # subscribed
-        sinks = server.call(lambda: [c.sink for c in server.broker.connections])
-        assert [(type(s).__name__, s.direct) for s in sinks] == [
-            ("WebSocketSink", True),
-            ("SSESink", True),
-        ]
-        await plain.ok_subscribe("messages")
-        Message.create(text="straight", author=users["alice"])
-        assert (await plain.recv_type("event"))["record"]["text"] == "straight"
-        assert (await stream.frame())["record"]["text"] == "straight"
 
 
 @pytest.mark.parametrize("realtime_settings", [{"websocket_compression": True}])

@@ -6,7 +6,9 @@ pin."""
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
+import pytest
 from quart import Quart
 from quart.asgi import ASGIHTTPConnection, ASGIWebsocketConnection
 from quart.wrappers.request import Request
@@ -30,39 +32,52 @@ SCOPE = {
 }
 
 
-def test_quart_builds_its_websocket_object_as_realtime_does() -> None:
-    """runtime/adapters/quart.py builds Quart's websocket object for the door's checks
-    from the ASGI scope, as Quart does."""
-    made = inspect.getsource(ASGIWebsocketConnection._create_websocket_from_scope)
-    for part in ('headers["Remote-Addr"]', 'self.scope["query_string"]', "websocket_class("):
-        assert part in made, f"Quart reads the scope differently now: {part}"
-    params = list(inspect.signature(Websocket.__init__).parameters)
-    assert params[1:8] == [
-        "path",
-        "query_string",
-        "scheme",
-        "headers",
-        "root_path",
-        "http_version",
-        "subprotocols",
-    ], "Quart's Websocket takes other arguments now"
-
-
-def test_quart_builds_its_request_object_as_realtime_does() -> None:
-    made = inspect.getsource(ASGIHTTPConnection._create_request_from_scope)
-    for part in ('headers["Remote-Addr"]', 'self.scope["query_string"]', "request_class("):
+@pytest.mark.parametrize(
+    ("made_by", "kind", "first_arguments"),
+    [
+        (
+            ASGIWebsocketConnection._create_websocket_from_scope,
+            Websocket,
+            [
+                "path",
+                "query_string",
+                "scheme",
+                "headers",
+                "root_path",
+                "http_version",
+                "subprotocols",
+            ],
+        ),
+        (
+            ASGIHTTPConnection._create_request_from_scope,
+            Request,
+            [
+                "method",
+                "scheme",
+                "path",
+                "query_string",
+                "headers",
+                "root_path",
+                "http_version",
+                "scope",
+            ],
+        ),
+    ],
+    ids=["websocket", "request"],
+)
+def test_quart_builds_its_objects_as_realtime_does(
+    made_by: Any, kind: type, first_arguments: list[str]
+) -> None:
+    """runtime/adapters/quart.py builds Quart's websocket and request objects for the
+    door's checks from the ASGI scope, with Quart's positional arguments."""
+    made = inspect.getsource(made_by)
+    constructor = "websocket_class(" if kind is Websocket else "request_class("
+    for part in ('headers["Remote-Addr"]', 'self.scope["query_string"]', constructor):
         assert part in made, f"Quart reads the scope differently now: {part}{HINT}"
-    params = list(inspect.signature(Request.__init__).parameters)
-    assert params[1:9] == [
-        "method",
-        "scheme",
-        "path",
-        "query_string",
-        "headers",
-        "root_path",
-        "http_version",
-        "scope",
-    ], "Quart's Request takes other arguments now" + HINT
+    params = list(inspect.signature(kind.__init__).parameters)
+    assert params[1 : 1 + len(first_arguments)] == first_arguments, (
+        f"Quart's {kind.__name__} takes other arguments now{HINT}"
+    )
 
 
 async def test_the_objects_read_the_scope_as_quart_reads_it() -> None:
