@@ -24,6 +24,7 @@ from .realtime.connections.flusher import Flusher
 from .realtime.connections.index import ConnectionIndex
 from .realtime.fanout.delivery import Fanout
 from .realtime.fanout.registry import SubscriptionRegistry
+from .realtime.publishing.backends import Position
 from .realtime.publishing.publisher import Publisher
 from .realtime.stats import DeliveryStats, Faults
 from .realtime.supervisor import supervise
@@ -109,7 +110,7 @@ class Broker:
         self.lifecycle.start()
         await self.backend.start(self._deliver)
         position = await self.backend.position()
-        self._delivered = position.seq
+        self._delivered = position.offset
         self.publisher.start(position)
         restarts = self.stats.task_restarts
         self._tasks = [
@@ -172,6 +173,8 @@ class Broker:
 
     def _deliver(self, events: Sequence[Event]) -> None:
         """From the backend: published events, in order, on the loop's thread."""
+        if not events:
+            return
         for event in events:
             if event.is_presence:
                 self.presence.apply(event)
@@ -180,6 +183,7 @@ class Broker:
             except Exception as error:  # fan-out isolates readers; this is a last resort
                 self.faults.record(event.collection or "-", "fan-out", "fan-out", error)
             self._delivered = event.seq
+        self.publisher.delivered(Position.of(events[-1]))
 
     # -- connections -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import runtime.realtime.channels
 import runtime.realtime.clients.handlers
 import runtime.realtime.endpoints
 import runtime.realtime.extension
+import runtime.realtime.publishing.publisher
 
 
 def _star_import(module: ModuleType) -> set[str]:
@@ -33,7 +34,14 @@ def test_realtimes_face() -> None:
     """What apps use of the realtime wing (tests/test_architecture.py keeps the rest of
     the runtime to it too)."""
     realtime = runtime.realtime
-    assert _star_import(realtime) == {"Channel", "Realtime", "Sender", "client_script_response"}
+    assert _star_import(realtime) == {
+        "BrokerUnavailable",
+        "Channel",
+        "Realtime",
+        "Sender",
+        "client_script_response",
+    }
+    assert realtime.BrokerUnavailable is runtime.realtime.publishing.publisher.BrokerUnavailable
     assert realtime.Realtime is runtime.realtime.extension.Realtime
     assert realtime.Sender is runtime.realtime.clients.handlers.Sender
     assert realtime.Channel is runtime.realtime.channels.Channel

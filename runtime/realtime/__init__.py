@@ -23,5 +23,6 @@ from .channels import Channel
 from .clients.handlers import Sender
 from .endpoints import client_script_response
 from .extension import Realtime
+from .publishing.publisher import BrokerUnavailable
 
-__all__ = ["Channel", "Realtime", "Sender", "client_script_response"]
+__all__ = ["BrokerUnavailable", "Channel", "Realtime", "Sender", "client_script_response"]

@@ -31,9 +31,13 @@ class Event:
     user: Any = None  # JSON-safe: who joined or left, or who published from a browser
     client_ids: frozenset[str] | None = None
     user_ids: frozenset[Any] | None = None
-    id: str = ""  # given by the backend when published
-    # The backend's order: events compare by it (ids are opaque to everyone else).
+    id: str = ""  # given by the backend when published: its position's id
+    # The offset of its position: events of one epoch compare by it (ids are opaque to
+    # everyone else).
     seq: int = 0
+    # Its publication's idempotency key, given when it is first queued: a retried
+    # publish of the same event is not published twice.
+    key: str = ""
 
     @property
     def is_custom(self) -> bool:

@@ -30,6 +30,11 @@ COUNTERS = [
         "Events dropped before publication because the publish queue was full.",
         "lost",
     ),
+    (
+        "broker_outages_total",
+        "Times the broker's backend started failing to publish (each outage once).",
+        "broker_outages",
+    ),
 ]
 
 Samples = list[tuple[str, int]]
@@ -48,6 +53,17 @@ def render_metrics(broker: Broker) -> str:
     metric("connections", "gauge", "Open realtime connections.", open_now)
     metric("connections_opened_total", "counter", "Realtime connections opened.", opened)
     metric("subscriptions", "gauge", "Active subscriptions.", [("", len(broker.registry))])
+    publisher = broker.publisher
+    metric(
+        "publish_queue",
+        "gauge",
+        "Events waiting to be published (they pile up while the broker's backend is down).",
+        [("", publisher.pending)],
+    )
+    up = 0 if publisher.outage is not None else 1
+    metric(
+        "broker_up", "gauge", "1 while the broker's backend publishes, 0 in an outage.", [("", up)]
+    )
     for name, help_text, field in COUNTERS:
         metric(name, "counter", help_text, [("", getattr(stats, field))])
     metric(

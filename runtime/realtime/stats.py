@@ -18,6 +18,7 @@ class DeliveryStats:
     delivered: int = 0  # frames queued to connections
     dropped: int = 0  # frames not queued: the connection was closing or too slow
     lost: int = 0  # events dropped before publication (the publish queue was full)
+    broker_outages: int = 0  # times the backend started failing to publish
     rate_limited: int = 0
     slow_disconnects: int = 0
     connections_total: dict[str, int] = field(default_factory=dict)  # by transport

@@ -45,7 +45,7 @@ async def test_the_position_is_asked_for_while_commits_are_held(
     def position() -> asyncio.Future[Position]:
         asked.append(_could_commit_now())
         where: asyncio.Future[Position] = asyncio.get_running_loop().create_future()
-        where.set_result(Position("run-1", 1))
+        where.set_result(Position("run", 1))
         return where
 
     snapshots = Snapshots(limit=10, faults=Faults(), position=position)

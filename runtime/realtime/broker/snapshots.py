@@ -83,7 +83,7 @@ class Snapshots:
             mark = self._position()
         position = await mark
         for item, body in zip(wanted, bodies, strict=True):
-            body.update(position=position.id, sort=item.sort, seq=position.seq)
+            body.update(position=position.id, sort=item.sort, seq=position.offset)
         return bodies, budget
 
 

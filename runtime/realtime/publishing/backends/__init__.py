@@ -4,6 +4,22 @@ Every event goes through the backend, the in-memory one included, so that ids an
 ordering are one code path whether the server is one process or a cluster. The
 interface is asynchronous because a network backend (Redis) cannot give an id or read
 its history without awaiting; everything is called on the event loop's thread.
+
+The contract, the same for every backend (tests/realtime/test_backend_contract.py):
+
+- A position is an epoch and an offset. Offsets grow by one per event within an epoch;
+  an epoch is one unbroken history (a memory backend's run, a Redis stream that kept its
+  data). An event's id is its position's id, `<epoch>-<offset>`, and is what clients
+  resume from; ids of another epoch are not ours.
+- Publishing is idempotent by the event's `key`: an event whose key was published
+  before (within the backend's dedup window) is not published again, and comes back as
+  it was published the first time. So a publish retried after an error whose outcome
+  is unknown (a lost acknowledgement) cannot duplicate an event.
+- Publishing is not delivering: `publish` returns the events as published; they reach
+  `deliver`, in the backend's order, when the backend delivers them, which for a
+  network backend is later, and includes the events other processes publish.
+- A backend that cannot publish raises `BackendUnavailable`; nothing it raises means the
+  events were not published (see the previous point).
 """
 
 from __future__ import annotations
@@ -14,18 +30,56 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from ...events import Event
 
-__all__ = ["Backend", "Deliver", "Position", "PublishesNow", "backend_from_url"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "Deliver",
+    "Position",
+    "PublishesNow",
+    "backend_from_url",
+]
 
 # Receives published events in the backend's order, on the event loop's thread.
 Deliver = Callable[[Sequence["Event"]], None]
 
+_MAX_OFFSET_DIGITS = 18  # an offset past this is no id we gave out (and no huge int parse)
+
 
 class Position(NamedTuple):
-    """A point in the backend's order: `id` is a valid `since` (the id of the event
-    there, or of the point before the first event), `seq` compares."""
+    """A point in the backend's order: after the event at `offset` of `epoch` (offset 0:
+    before the first event). Positions of one epoch compare by offset."""
 
-    id: str
-    seq: int
+    epoch: str
+    offset: int
+
+    @property
+    def id(self) -> str:
+        """As clients see it: a valid `since`."""
+        return f"{self.epoch}-{self.offset}"
+
+    @classmethod
+    def parse(cls, text: str) -> Position | None:
+        """The position an id names; None when it cannot be one of ours."""
+        epoch, _, offset = text.rpartition("-")
+        if not epoch or not (offset.isascii() and offset.isdigit()):
+            return None
+        if len(offset) > _MAX_OFFSET_DIGITS:
+            return None
+        return cls(epoch, int(offset))
+
+    @classmethod
+    def of(cls, event: Event) -> Position:
+        """Where a published event stands."""
+        return cls(event.id.rpartition("-")[0], event.seq)
+
+    def covers(self, other: Position) -> bool:
+        """Whether everything up to `other` is at or before this position. A position of
+        another epoch is covered: its history is gone, nothing more of it will come."""
+        return self.epoch != other.epoch or self.offset >= other.offset
+
+
+class BackendUnavailable(ConnectionError):
+    """The backend cannot publish or read now (a network backend's outage)."""
 
 
 class Backend(Protocol):
@@ -37,21 +91,24 @@ class Backend(Protocol):
     async def stop(self) -> None: ...
 
     async def publish(self, events: Sequence[Event]) -> list[Event]:
-        """Give each event the next id and order number, keep it in the history, deliver
-        it; return them as published, in the order given."""
+        """Give each event the next position (its id and `seq`, the offset), keep it in
+        the history, have it delivered; return them as published, in the order given. An
+        event whose `key` was published before is returned as it was then, and neither
+        kept nor delivered again."""
 
     async def position(self) -> Position:
         """The newest position: after the last event published."""
 
     async def read_after(self, event_id: str, limit: int) -> list[Event] | None:
         """The events published after `event_id`, oldest first; None when the history
-        no longer covers that point, the id is not one of ours (another run, garbage),
+        no longer covers that point, the id is not one of ours (another epoch, garbage),
         or more than `limit` events would have to be read."""
 
 
 @runtime_checkable
 class PublishesNow(Protocol):
-    """A backend that publishes without I/O (in-process): it can do so synchronously."""
+    """A backend that publishes without I/O (in-process): it can do so synchronously,
+    and delivers what it publishes before returning."""
 
     def publish_now(self, events: Sequence[Event]) -> list[Event]: ...
 
