@@ -10,7 +10,8 @@ Everything queued for a connection counts against its budget, events, replies,
 replays and errors alike, and so do events held back while one of its subscribes is
 under way: past `max_queue` frames or `max_queue_bytes` characters the
 connection is closed as too slow a reader (4429). A client that never reads cannot make
-the server keep more than that for it.
+the server keep more than that for it, nor keep it once closed (its transport drops a
+connection whose client does not take the close: runtime/realtime/transports/serving.py).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ class Sink(Protocol):
 
     async def close(self, code: int, reason: str) -> None:
         """Tell the client why, and end the connection."""
+
+    def unread(self) -> bool:
+        """Whether the socket holds bytes that its client has not taken (False where
+        that cannot be told)."""
+
+    def drop(self) -> None:
+        """End the connection at once, and what it holds for the client with it."""
 
 
 class Connection:
