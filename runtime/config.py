@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -297,9 +298,11 @@ def _to_number(key: str, value: Any, typ: Any) -> Any:
         except ValueError:
             number = None
     whole = isinstance(number, int) and not isinstance(number, bool)
-    if whole or (typ is float and isinstance(number, float)):
+    # NaN passes every comparison with a bound (a heartbeat of NaN seconds spins), and
+    # an infinity is no bound at all: a number must be finite.
+    if whole or (typ is float and isinstance(number, float) and math.isfinite(number)):
         return typ(number)
-    kind = "a whole number" if typ is int else "a number"
+    kind = "a whole number" if typ is int else "a finite number"
     raise ConfigError(f"{key}: expected {kind}, got {str(value)!r}{_where(value)}")
 
 

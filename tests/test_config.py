@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
@@ -139,3 +141,44 @@ def test_a_bad_database_url_is_one_line_without_its_password(url: str, message: 
     text = str(failure.value)
     assert text.startswith("database.url: ") and message in text
     assert "s3cret" not in text and "\n" not in text
+
+
+def _numeric_keys() -> list[tuple[str, str]]:
+    """Every number in the configuration, as (section, key): new keys are covered too."""
+    found = []
+    for section in dataclasses.fields(Config):
+        types = get_type_hints(get_type_hints(Config)[section.name])
+        found.extend((section.name, key) for key, typ in types.items() if typ in (int, float))
+    return found
+
+
+NUMERIC_KEYS = _numeric_keys()
+
+
+def test_the_numeric_keys_are_found() -> None:
+    assert ("realtime", "heartbeat") in NUMERIC_KEYS
+    assert ("auth", "session_lifetime") in NUMERIC_KEYS
+    assert len(NUMERIC_KEYS) >= 15
+
+
+@pytest.mark.parametrize("section, key", NUMERIC_KEYS)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_no_number_may_be_nan_or_infinite(
+    tmp_path: Path, section: str, key: str, value: str
+) -> None:
+    """NaN passes every comparison with a bound: a heartbeat of NaN seconds spins the
+    heartbeat loop, a heartbeat_timeout of NaN never times out. From TOML and from the
+    environment alike, one line naming the key (and the variable)."""
+    with pytest.raises(ConfigError) as from_toml:
+        load_config(write(tmp_path, f"[{section}]\n{key} = {value}\n"), environ={})
+    variable = f"RUNTIME_{section.upper()}_{key.upper()}"
+    texts = {"nan": ["nan", "NaN", "+nan"], "inf": ["inf", "Infinity", "1e400"], "-inf": ["-inf"]}
+    for text in texts[value]:
+        with pytest.raises(ConfigError) as from_env:
+            load_config(None, environ={variable: text})
+        assert variable in str(from_env.value) and "\n" not in str(from_env.value)
+        assert str(from_env.value).startswith(f"{section}.{key}: ")
+    message = str(from_toml.value)
+    assert message.startswith(f"{section}.{key}: ") and "\n" not in message
+    with pytest.raises(ConfigError, match=rf"^{section}\.{key}: "):
+        Config().replace(**{section: {key: float(value)}})
