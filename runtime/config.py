@@ -141,6 +141,7 @@ class RealtimeConfig:
     send_queue_size: int = 1000
     send_queue_bytes: int = 4 * 1024 * 1024
     history_size: int = 10000
+    history_bytes: int = 64 * 1024 * 1024
     replay_limit: int = 1000
     max_message_size: int = 65536
     max_subscriptions: int = 100
@@ -170,6 +171,7 @@ class RealtimeConfig:
         _at_least("realtime.send_queue_size", self.send_queue_size, 1)
         _at_least("realtime.send_queue_bytes", self.send_queue_bytes, 65536)
         _at_least("realtime.history_size", self.history_size, 0)
+        _at_least("realtime.history_bytes", self.history_bytes, 0)
         _at_least("realtime.replay_limit", self.replay_limit, 1)
         _at_least("realtime.publish_queue_size", self.publish_queue_size, 1)
         _at_least("realtime.max_message_size", self.max_message_size, 256)

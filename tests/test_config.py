@@ -182,3 +182,21 @@ def test_no_number_may_be_nan_or_infinite(
     assert message.startswith(f"{section}.{key}: ") and "\n" not in message
     with pytest.raises(ConfigError, match=rf"^{section}\.{key}: "):
         Config().replace(**{section: {key: float(value)}})
+
+
+def test_every_key_is_documented_and_in_config_toml() -> None:
+    """docs/configuration.md has a row for each key under its section, and config.toml
+    names each (a commented example counts: `# url = …`)."""
+    root = Path(__file__).parent.parent
+    docs = (root / "docs" / "configuration.md").read_text()
+    toml = (root / "config.toml").read_text()
+    missing = []
+    for section in dataclasses.fields(Config):
+        table = docs.split(f"## `[{section.name}]`", 1)[1].split("\n## ", 1)[0]
+        toml_section = "\n" + toml.split(f"[{section.name}]\n", 1)[1].split("\n[", 1)[0]
+        for key in get_type_hints(get_type_hints(Config)[section.name]):
+            if f"| `{key}` |" not in table:
+                missing.append(f"docs/configuration.md: {section.name}.{key}")
+            if f"\n{key} =" not in toml_section and f"\n# {key} =" not in toml_section:
+                missing.append(f"config.toml: {section.name}.{key}")
+    assert missing == []

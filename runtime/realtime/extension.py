@@ -137,7 +137,11 @@ class Realtime:
             raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
         identify = self._identify or (_runtime_identify if runtime else _anonymous)
         broker = Broker(
-            backend_from_url(config.broker, history_size=config.history_size),
+            backend_from_url(
+                config.broker,
+                history_size=config.history_size,
+                history_bytes=config.history_bytes,
+            ),
             models,
             max_subscriptions=config.max_subscriptions,
             snapshot_limit=config.snapshot_limit,
