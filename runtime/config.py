@@ -144,6 +144,7 @@ class RealtimeConfig:
     history_bytes: int = 64 * 1024 * 1024
     replay_limit: int = 1000
     max_message_size: int = 65536
+    max_publish_size: int = 16384
     max_subscriptions: int = 100
     max_connections: int = 10000
     max_connections_per_user: int = 0  # 0: no cap
@@ -175,6 +176,7 @@ class RealtimeConfig:
         _at_least("realtime.replay_limit", self.replay_limit, 1)
         _at_least("realtime.publish_queue_size", self.publish_queue_size, 1)
         _at_least("realtime.max_message_size", self.max_message_size, 256)
+        _at_least("realtime.max_publish_size", self.max_publish_size, 16)
         _at_least("realtime.max_subscriptions", self.max_subscriptions, 1)
         _at_least("realtime.max_connections", self.max_connections, 1)
         _at_least("realtime.max_connections_per_user", self.max_connections_per_user, 0)
