@@ -215,7 +215,7 @@ export type ClientFrame =
 
 export type RealtimeErrorCode =
   | ServerErrorCode
-  /** The server ended the session (logout, user removed): close code 4401. */
+  /** The server ended the session (logout, user removed, its lifetime reached): close code 4401. */
   | "session_ended"
   /** An established connection dropped (see `closeCode`). */
   | "connection_lost"

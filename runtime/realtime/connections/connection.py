@@ -94,6 +94,7 @@ class Connection:
         "queue",
         "queued_bytes",
         "rejected",
+        "session_ends",
         "session_hash",
         "sink",
         "transport",
@@ -110,11 +111,13 @@ class Connection:
         max_queue_bytes: int = 1 << 62,
         address: str | None = None,
         pongs: bool = False,
+        session_ends: float | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self.address = address  # the client's, as app.trusted_proxies tells it
         self.user = user
         self.session_hash = session_hash
+        self.session_ends = session_ends  # a Unix time: closed with 4401 from then on
         self.transport = transport
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes

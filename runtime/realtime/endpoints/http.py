@@ -41,7 +41,7 @@ async def sse_update() -> Response:
     conn = state.broker.connections.get(str(body.get("connection_id", "")))
     if conn is None or conn.transport != "sse":
         raise NotFound("No such SSE connection.")
-    _user, session_hash = await state.identify()
+    session_hash = (await state.identify())[1]
     if session_hash != conn.session_hash:
         raise Forbidden("Only the session that opened this stream may change it.")
     results = await state.router.post(conn, body)
@@ -114,7 +114,7 @@ async def vendor_script(name: str) -> Response:
 async def metrics() -> Response:
     state = current_realtime(current_app)
     if not request_client().is_local:  # a proxy's requests are never local, even from ::1
-        user, _session = await state.identify()
+        user = (await state.identify())[0]
         if user is None or not user.is_admin:
             raise Forbidden("Metrics are for administrators and loopback callers.")
     text = render_metrics(state.broker)
