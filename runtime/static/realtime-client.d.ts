@@ -23,6 +23,12 @@ export interface ConnectedFrame {
   user: RealtimeUser | null;
   /** Seconds between the server's pings. */
   heartbeat: number;
+  /**
+   * SSE only: the stream's secret, which only its client reads. A `POST
+   * /realtime/subscribe` that changes the stream carries it (a visitor's stream, which
+   * has no session, needs it); the client does this itself. Never share it.
+   */
+  stream_key?: string;
 }
 
 interface RecordEventBase<R> {

@@ -63,7 +63,8 @@ class Lifecycle:
         totals = self._stats.connections_total
         totals[conn.transport] = totals.get(conn.transport, 0) + 1
         info = json_tree(public_user(conn.user))
-        conn.send(protocol.encode(protocol.connected(conn.id, info, self.heartbeat)))
+        frame = protocol.connected(conn.id, info, self.heartbeat, conn.stream_key)
+        conn.send(protocol.encode(frame))
 
     def forget(self, conn: Connection) -> bool:
         """`conn` is gone; False if it was forgotten before."""

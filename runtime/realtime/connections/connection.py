@@ -97,6 +97,7 @@ class Connection:
         "session_ends",
         "session_hash",
         "sink",
+        "stream_key",
         "transport",
         "user",
     )
@@ -119,6 +120,9 @@ class Connection:
         self.session_hash = session_hash
         self.session_ends = session_ends  # a Unix time: closed with 4401 from then on
         self.transport = transport
+        # An SSE stream's secret, which only its client reads (on the stream, in its
+        # `connected` frame): its POSTs carry it. None for other transports.
+        self.stream_key = secrets.token_urlsafe(18) if transport == "sse" else None
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         # Plain lists and a bare future, not deques and asyncio.Events (each of those
