@@ -70,6 +70,7 @@ class Lifecycle:
         """`conn` is gone; False if it was forgotten before."""
         if not self._connections.remove(conn):
             return False
+        conn.gone = True
         if conn.close_code == CloseCode.TOO_SLOW and conn.close_reason == TOO_SLOW_REASON:
             self._stats.slow_disconnects += 1
         return True

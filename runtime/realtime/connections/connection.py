@@ -26,7 +26,15 @@ from ..protocol import CloseCode
 if TYPE_CHECKING:
     from .message_limit import MessageWindow
 
-__all__ = ["TOO_SLOW_REASON", "Connection", "FlushCache", "Flusher", "HeldEvent", "Sink"]
+__all__ = [
+    "TOO_SLOW_REASON",
+    "Connection",
+    "ConnectionGone",
+    "FlushCache",
+    "Flusher",
+    "HeldEvent",
+    "Sink",
+]
 
 TOO_SLOW_REASON = "too slow: send queue full"
 
@@ -37,6 +45,11 @@ HeldEvent: TypeAlias = tuple[int, str, tuple[object, ...]]
 
 # One flush's bytes, by whatever key each kind of sink chooses (its own dict inside).
 FlushCache: TypeAlias = dict[object, dict[Any, Any]]
+
+
+class ConnectionGone(Exception):
+    """What was asked for a connection cannot be done: the connection is gone (an SSE
+    POST's stream ended while the POST was under way)."""
 
 
 class Flusher(Protocol):
@@ -79,6 +92,7 @@ class Connection:
         "emits",
         "flusher",
         "globals_from",
+        "gone",
         "held",
         "held_bytes",
         "id",
@@ -135,6 +149,9 @@ class Connection:
         self._waiter: asyncio.Future[None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        # The broker forgot it: nothing may be registered for it any more (what awaits
+        # on its behalf, an SSE POST's subscribe, checks this when it resumes).
+        self.gone = False
         self.on_close: Callable[[], object] | None = None  # the transport's, told of close()
         self.last_seen = time.monotonic()
         self.pongs = pongs  # the client answers pings: silence past the timeout closes it

@@ -17,6 +17,7 @@ from ...origins import origin_allowed
 from ...proxies import request_client
 from ...requests import read_body
 from .. import protocol
+from ..connections.connection import ConnectionGone
 from ..metrics import render_metrics
 from ..state import current_realtime
 
@@ -56,7 +57,10 @@ async def sse_update() -> Response:
             "Only the client that opened this stream may change it: send the stream_key "
             "of its connected message."
         )
-    results = await state.router.post(conn, body)
+    try:
+        results = await state.router.post(conn, body)
+    except ConnectionGone:  # the stream ended while this was under way
+        raise NotFound("No such SSE connection.") from None
     # Encoded as frames are: a snapshot's datetimes as ISO text, like on the stream.
     return Response(protocol.encode({"results": results}), content_type="application/json")
 
