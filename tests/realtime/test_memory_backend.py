@@ -43,8 +43,12 @@ PAYLOADS = {
 @pytest.mark.parametrize("shape", PAYLOADS)
 def test_event_bytes_is_at_least_what_the_history_holds(shape: str) -> None:
     count = 10
-    backend = MemoryBackend(history_size=count, history_bytes=1 << 40)
     frames = [PAYLOADS[shape]] * count
+    # Once before measuring, so that what the first publication of a process allocates
+    # for good (the ABCs' isinstance caches, the JSON scanner) is not taken for what the
+    # history holds: a test run alone, or first, failed by that much.
+    MemoryBackend(history_size=count, history_bytes=1 << 40).publish_now([_published(frames[0])])
+    backend = MemoryBackend(history_size=count, history_bytes=1 << 40)
     gc.collect()
     tracemalloc.start()
     try:
