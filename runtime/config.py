@@ -340,6 +340,10 @@ def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _at_least(key: str, value: float, minimum: float) -> None:
+    # Finite first: NaN passes `<`, and a section made in Python (`RealtimeConfig(…)`)
+    # has not been through the parsing that refuses it.
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value}")
     if value < minimum:
         raise ConfigError(f"{key}: must be at least {minimum}; got {value}")
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import get_type_hints
 
 import pytest
 
-from runtime.config import DEFAULT_SECRET_KEY, Config, ConfigError, load_config
+from runtime.config import DEFAULT_SECRET_KEY, Config, ConfigError, RealtimeConfig, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -200,3 +201,29 @@ def test_every_key_is_documented_and_in_config_toml() -> None:
             if f"\n{key} =" not in toml_section and f"\n# {key} =" not in toml_section:
                 missing.append(f"config.toml: {section.name}.{key}")
     assert missing == []
+
+
+@pytest.mark.parametrize("section, key", NUMERIC_KEYS)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_section_made_in_python_is_checked_for_finite_numbers_too(
+    section: str, key: str, value: float
+) -> None:
+    """`RealtimeConfig(heartbeat=math.nan)`, as an app may write it for `Realtime(config=
+    …)`: its check refuses it, naming the key, as loading does."""
+    made = dataclasses.replace(getattr(Config(), section), **{key: value})
+    with pytest.raises(ConfigError, match=rf"^{section}\.{key}: ") as refused:
+        made.check()
+    assert "\n" not in str(refused.value)
+
+
+def test_realtime_checks_the_configuration_it_is_given() -> None:
+    from quart import Quart
+
+    from runtime import Realtime
+
+    for bad, key in (
+        (RealtimeConfig(heartbeat=math.nan), "heartbeat"),
+        (RealtimeConfig(send_queue_size=0), "send_queue_size"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^realtime\.{key}: "):
+            Realtime(config=bad).init_app(Quart("checked"))

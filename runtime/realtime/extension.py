@@ -131,6 +131,7 @@ class Realtime:
     def init_app(self, app: Quart) -> None:
         runtime = app.extensions.get("runtime")
         config = self._config or (runtime.config.realtime if runtime else RealtimeConfig())
+        config.check()  # one made in Python has not been through load_config's checks
         models = _served_models(self._models, runtime, self._database)
         clash = set(self.channels) & set(models())
         if clash:
