@@ -25,7 +25,7 @@ import httpx
 
 from tests.support import TIMEOUT, ThreadedServer
 
-__all__ = ["EventStreamParser", "SSEMessage", "SSEStream", "stream"]
+__all__ = ["EventStreamParser", "SSEMessage", "SSEStream", "ids_of", "stream"]
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
@@ -173,3 +173,10 @@ async def stream(
         first = await sse.next()
         assert first.retry == 2000 and first.data == ""  # retry: comes first
         yield sse
+
+
+def ids_of(connected: dict[str, Any]) -> dict[str, str]:
+    """What a POST that changes a stream names it by: its id, and its key (the secret
+    only the stream's client reads, which a visitor's stream needs)."""
+    assert connected["type"] == "connected", connected
+    return {"connection_id": connected["connection_id"], "stream_key": connected["stream_key"]}

@@ -31,7 +31,7 @@ from runtime.realtime.transports.wire import chunk, text_frame
 from runtime.users import User
 from tests.raw_websocket import RawWebSocket
 from tests.realtime_client import Client
-from tests.support import LiveServer
+from tests.support import TIMEOUT, LiveServer
 
 HINT = "; re-check runtime/adapters/hypercorn.py against the new version"
 LIMIT = 1000
