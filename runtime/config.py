@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -140,8 +141,10 @@ class RealtimeConfig:
     send_queue_size: int = 1000
     send_queue_bytes: int = 4 * 1024 * 1024
     history_size: int = 10000
+    history_bytes: int = 64 * 1024 * 1024
     replay_limit: int = 1000
     max_message_size: int = 65536
+    max_publish_size: int = 16384
     max_subscriptions: int = 100
     max_connections: int = 10000
     max_connections_per_user: int = 0  # 0: no cap
@@ -169,9 +172,11 @@ class RealtimeConfig:
         _at_least("realtime.send_queue_size", self.send_queue_size, 1)
         _at_least("realtime.send_queue_bytes", self.send_queue_bytes, 65536)
         _at_least("realtime.history_size", self.history_size, 0)
+        _at_least("realtime.history_bytes", self.history_bytes, 0)
         _at_least("realtime.replay_limit", self.replay_limit, 1)
         _at_least("realtime.publish_queue_size", self.publish_queue_size, 1)
         _at_least("realtime.max_message_size", self.max_message_size, 256)
+        _at_least("realtime.max_publish_size", self.max_publish_size, 16)
         _at_least("realtime.max_subscriptions", self.max_subscriptions, 1)
         _at_least("realtime.max_connections", self.max_connections, 1)
         _at_least("realtime.max_connections_per_user", self.max_connections_per_user, 0)
@@ -297,9 +302,11 @@ def _to_number(key: str, value: Any, typ: Any) -> Any:
         except ValueError:
             number = None
     whole = isinstance(number, int) and not isinstance(number, bool)
-    if whole or (typ is float and isinstance(number, float)):
+    # NaN passes every comparison with a bound (a heartbeat of NaN seconds spins), and
+    # an infinity is no bound at all: a number must be finite.
+    if whole or (typ is float and isinstance(number, float) and math.isfinite(number)):
         return typ(number)
-    kind = "a whole number" if typ is int else "a number"
+    kind = "a whole number" if typ is int else "a finite number"
     raise ConfigError(f"{key}: expected {kind}, got {str(value)!r}{_where(value)}")
 
 
@@ -333,6 +340,10 @@ def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
 
 
 def _at_least(key: str, value: float, minimum: float) -> None:
+    # Finite first: NaN passes `<`, and a section made in Python (`RealtimeConfig(…)`)
+    # has not been through the parsing that refuses it.
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite number, got {value}")
     if value < minimum:
         raise ConfigError(f"{key}: must be at least {minimum}; got {value}")
 

@@ -1,10 +1,22 @@
-"""A real SSE client for the tests: httpx streaming, messages parsed per the spec."""
+"""A real SSE client for the tests: httpx streaming, messages parsed per the spec.
+
+`EventStreamParser` is the WHATWG HTML standard's "event stream interpretation"
+(https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation),
+step by step, as browsers read a stream: UTF-8 with one leading BOM dropped, a line
+ended by CRLF, LF or a bare CR (even across two reads), fields split at the first colon
+and one space after it dropped, `data:` lines joined with LF, an `id:` holding NUL
+ignored, the last event id kept from message to message. (httpx's `aiter_lines` is not
+that: it also ends lines at U+2028, U+0085, form feeds and the like, and it would make
+two messages of what a browser reads as one.)
+"""
 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,20 +25,95 @@ import httpx
 
 from tests.support import TIMEOUT, ThreadedServer
 
-__all__ = ["SSEMessage", "SSEStream", "stream"]
+__all__ = ["EventStreamParser", "SSEMessage", "SSEStream", "ids_of", "stream"]
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
 class SSEMessage:
+    """One block of the stream, up to its blank line. `event`, `data` and
+    `last_event_id` are what a browser's MessageEvent would carry (`type`, `data`,
+    `lastEventId`), if it dispatches one (`dispatched`: only with a data buffer). `id` is
+    the block's own `id:` field, if it has one; `retry` its `retry:`; `comments` its
+    comment lines."""
+
     event: str = "message"
     data: str = ""
     id: str | None = None
     retry: int | None = None
     comments: list[str] = field(default_factory=list)
+    last_event_id: str = ""
+    dispatched: bool = False
 
     @property
     def json(self) -> Any:
         return json.loads(self.data)
+
+
+class EventStreamParser:
+    """Bytes of an event stream in, the blocks that a blank line ended out."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._started = False  # a BOM first in the stream is dropped
+        self._line = ""  # the start of a line not yet ended
+        self._after_cr = False  # the last read ended with CR: an LF first in the next is its pair
+        self.last_event_id = ""  # the "last event ID buffer": kept across messages
+        self._block = SSEMessage()
+        self._seen = False  # the block has a line
+        self._data: list[str] = []  # the "data buffer", as its lines
+        self._event = ""  # the "event type buffer"
+
+    def feed(self, data: bytes) -> list[SSEMessage]:
+        text = self._decoder.decode(data)
+        if not text:
+            return []
+        if not self._started:
+            self._started = True
+            text = text.removeprefix("\ufeff")
+        if self._after_cr and text.startswith("\n"):
+            text = text[1:]
+        self._after_cr = text.endswith("\r")
+        blocks: list[SSEMessage] = []
+        text, start = self._line + text, 0
+        for end in _LINE_END.finditer(text):
+            block = self._process(text[start : end.start()])
+            if block is not None:
+                blocks.append(block)
+            start = end.end()
+        self._line = text[start:]
+        return blocks
+
+    def _process(self, line: str) -> SSEMessage | None:
+        if line == "":
+            return self._dispatch()
+        self._seen = True
+        if line.startswith(":"):
+            self._block.comments.append(line[1:].removeprefix(" "))
+            return None
+        name, colon, value = line.partition(":")
+        if colon:
+            value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id" and "\0" not in value:  # an id holding NUL is ignored
+            self.last_event_id = self._block.id = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self._block.retry = int(value)
+        return None  # any other field, or value, is ignored
+
+    def _dispatch(self) -> SSEMessage | None:
+        block, seen = self._block, self._seen
+        block.last_event_id = self.last_event_id
+        if self._data:  # the data buffer is not empty (each line added an LF)
+            block.dispatched = True
+            block.data = "\n".join(self._data)  # the last LF removed
+            block.event = self._event or "message"
+        self._block, self._seen, self._data, self._event = SSEMessage(), False, [], ""
+        return block if seen else None
 
 
 class SSEStream:
@@ -34,35 +121,24 @@ class SSEStream:
 
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
-        self._lines: AsyncIterator[str] = response.aiter_lines()
+        self._chunks: AsyncIterator[bytes] = response.aiter_bytes()
+        self._parser = EventStreamParser()
+        self._blocks: list[SSEMessage] = []
 
     async def next(self, *, keep_comments: bool = False) -> SSEMessage:
         """The next message (or, with keep_comments, a comment-only block)."""
         return await asyncio.wait_for(self._next(keep_comments), TIMEOUT)
 
     async def _next(self, keep_comments: bool) -> SSEMessage:
-        message = SSEMessage()
-        seen = False
-        async for line in self._lines:
-            if line == "":
-                if seen and (message.data or message.retry is not None or keep_comments):
-                    return message
-                message, seen = SSEMessage(), False
-                continue
-            seen = True
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "":
-                message.comments.append(value)
-            elif name == "data":
-                message.data = f"{message.data}\n{value}" if message.data else value
-            elif name == "event":
-                message.event = value
-            elif name == "id":
-                message.id = value
-            elif name == "retry":
-                message.retry = int(value)
-        raise EOFError("stream ended")
+        while True:
+            while self._blocks:
+                block = self._blocks.pop(0)
+                if block.dispatched or block.retry is not None or keep_comments:
+                    return block
+            chunk = await anext(self._chunks, None)
+            if chunk is None:
+                raise EOFError("stream ended")
+            self._blocks.extend(self._parser.feed(chunk))
 
     async def frame(self) -> dict[str, Any]:
         """The next frame, checking that `event:` names its type and events carry `id:`."""
@@ -97,3 +173,10 @@ async def stream(
         first = await sse.next()
         assert first.retry == 2000 and first.data == ""  # retry: comes first
         yield sse
+
+
+def ids_of(connected: dict[str, Any]) -> dict[str, str]:
+    """What a POST that changes a stream names it by: its id, and its key (the secret
+    only the stream's client reads, which a visitor's stream needs)."""
+    assert connected["type"] == "connected", connected
+    return {"connection_id": connected["connection_id"], "stream_key": connected["stream_key"]}

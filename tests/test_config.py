@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
-from runtime.config import DEFAULT_SECRET_KEY, Config, ConfigError, load_config
+from runtime.config import DEFAULT_SECRET_KEY, Config, ConfigError, RealtimeConfig, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -139,3 +142,88 @@ def test_a_bad_database_url_is_one_line_without_its_password(url: str, message: 
     text = str(failure.value)
     assert text.startswith("database.url: ") and message in text
     assert "s3cret" not in text and "\n" not in text
+
+
+def _numeric_keys() -> list[tuple[str, str]]:
+    """Every number in the configuration, as (section, key): new keys are covered too."""
+    found = []
+    for section in dataclasses.fields(Config):
+        types = get_type_hints(get_type_hints(Config)[section.name])
+        found.extend((section.name, key) for key, typ in types.items() if typ in (int, float))
+    return found
+
+
+NUMERIC_KEYS = _numeric_keys()
+
+
+def test_the_numeric_keys_are_found() -> None:
+    assert ("realtime", "heartbeat") in NUMERIC_KEYS
+    assert ("auth", "session_lifetime") in NUMERIC_KEYS
+    assert len(NUMERIC_KEYS) >= 15
+
+
+@pytest.mark.parametrize("section, key", NUMERIC_KEYS)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_no_number_may_be_nan_or_infinite(
+    tmp_path: Path, section: str, key: str, value: str
+) -> None:
+    """NaN passes every comparison with a bound: a heartbeat of NaN seconds spins the
+    heartbeat loop, a heartbeat_timeout of NaN never times out. From TOML and from the
+    environment alike, one line naming the key (and the variable)."""
+    with pytest.raises(ConfigError) as from_toml:
+        load_config(write(tmp_path, f"[{section}]\n{key} = {value}\n"), environ={})
+    variable = f"RUNTIME_{section.upper()}_{key.upper()}"
+    texts = {"nan": ["nan", "NaN", "+nan"], "inf": ["inf", "Infinity", "1e400"], "-inf": ["-inf"]}
+    for text in texts[value]:
+        with pytest.raises(ConfigError) as from_env:
+            load_config(None, environ={variable: text})
+        assert variable in str(from_env.value) and "\n" not in str(from_env.value)
+        assert str(from_env.value).startswith(f"{section}.{key}: ")
+    message = str(from_toml.value)
+    assert message.startswith(f"{section}.{key}: ") and "\n" not in message
+    with pytest.raises(ConfigError, match=rf"^{section}\.{key}: "):
+        Config().replace(**{section: {key: float(value)}})
+
+
+def test_every_key_is_documented_and_in_config_toml() -> None:
+    """docs/configuration.md has a row for each key under its section, and config.toml
+    names each (a commented example counts: `# url = …`)."""
+    root = Path(__file__).parent.parent
+    docs = (root / "docs" / "configuration.md").read_text()
+    toml = (root / "config.toml").read_text()
+    missing = []
+    for section in dataclasses.fields(Config):
+        table = docs.split(f"## `[{section.name}]`", 1)[1].split("\n## ", 1)[0]
+        toml_section = "\n" + toml.split(f"[{section.name}]\n", 1)[1].split("\n[", 1)[0]
+        for key in get_type_hints(get_type_hints(Config)[section.name]):
+            if f"| `{key}` |" not in table:
+                missing.append(f"docs/configuration.md: {section.name}.{key}")
+            if f"\n{key} =" not in toml_section and f"\n# {key} =" not in toml_section:
+                missing.append(f"config.toml: {section.name}.{key}")
+    assert missing == []
+
+
+@pytest.mark.parametrize("section, key", NUMERIC_KEYS)
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_section_made_in_python_is_checked_for_finite_numbers_too(
+    section: str, key: str, value: float
+) -> None:
+    """`RealtimeConfig(heartbeat=math.nan)`, as an app may write it for `Realtime(config=
+    …)`: its check refuses it, naming the key, as loading does."""
+    made = dataclasses.replace(getattr(Config(), section), **{key: value})
+    with pytest.raises(ConfigError, match=rf"^{section}\.{key}: ") as refused:
+        made.check()
+    assert "\n" not in str(refused.value)
+
+
+def test_realtime_checks_the_configuration_it_is_given() -> None:
+    from quart import Quart
+
+    from runtime import Realtime
+
+    for bad, key in (
+        (RealtimeConfig(heartbeat=math.nan), "heartbeat"),
+        (RealtimeConfig(send_queue_size=0), "send_queue_size"),
+    ):
+        with pytest.raises(ConfigError, match=rf"^realtime\.{key}: "):
+            Realtime(config=bad).init_app(Quart("checked"))

@@ -1,7 +1,8 @@
 """Hypercorn's insides that realtime relies on: the socket behind an ASGI send, for
-writing frames directly (the fast path); the WebSocket handshake, for bounding inbound
-messages (with runtime/adapters/wsproto.py); and telling, at start-up, whether the app
-is served that way at all.
+writing frames directly (the fast path) and for dropping a connection whose client
+stopped reading (either path); the WebSocket handshake, for bounding inbound messages
+(with runtime/adapters/wsproto.py); and telling, at start-up, whether the app is served
+that way at all.
 
 Sending through the ASGI send goes Hypercorn's stream (`WSStream.app_send`, or
 `HTTPStream.app_send` for an SSE response) → wsproto's or h11's framing →
@@ -11,6 +12,12 @@ Quart's wrapper, at two thirds). Server WebSocket frames are not masked and an S
 message is the same text for every subscriber, so realtime builds each one's bytes once
 (runtime/realtime/transports/) and writes them to each connection's transport here:
 WebSocket frames, or HTTP/1.1 chunks of the SSE response's chunked body.
+
+A connection's writer may stop waiting on a send (a close does not wait behind a
+client that stopped reading, runtime/realtime/transports/serving.py): Hypercorn writes
+each frame or chunk in one call, then waits (`TCPServer.protocol_send`), so a cancelled
+send has written all of its frame or none of it. And a connection whose client never
+takes what it holds is dropped here (`abort`), which Hypercorn would keep for ever.
 
 Hypercorn is pinned in pyproject.toml; `tests/adapters/test_hypercorn.py` fails loudly
 if what is relied on here changes. Wherever the chain is not as expected (another
@@ -23,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
+import struct
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +50,12 @@ if TYPE_CHECKING:
 __all__ = [
     "HIGH_WATER",
     "DirectSocket",
+    "abort",
     "handshake_class",
     "install",
     "installed",
     "serves",
+    "unsent",
 ]
 
 # Bytes in the transport's buffer past which a connection waits (its reader is slow):
@@ -84,13 +95,8 @@ class DirectSocket:
             still_open = functools.partial(_response_open, stream)
         else:
             return None
-        http = getattr(stream.send, "__self__", None)  # H11Protocol.stream_send
-        if not isinstance(http, H11Protocol):
-            return None  # HTTP/2 frames its data itself
-        server = getattr(http.send, "__self__", None)  # TCPServer.protocol_send
-        if not isinstance(server, TCPServer):
-            return None
-        return cls(still_open, server.writer)
+        writer = _writer(stream)
+        return None if writer is None else cls(still_open, writer)
 
     def open(self) -> bool:
         return self._open() and not self._transport.is_closing()
@@ -109,6 +115,59 @@ class DirectSocket:
 
 def _response_open(stream: HTTPStream) -> bool:
     return stream.state is ASGIHTTPState.RESPONSE and not stream.closed
+
+
+def _writer(stream: WSStream | HTTPStream) -> asyncio.StreamWriter | None:
+    """The writer of the TCP connection under a stream of Hypercorn's HTTP/1.1 (h11)
+    protocol; None under HTTP/2, whose streams share a connection and frame their data."""
+    http = getattr(stream.send, "__self__", None)  # H11Protocol.stream_send
+    if not isinstance(http, H11Protocol):
+        return None
+    server = getattr(http.send, "__self__", None)  # TCPServer.protocol_send
+    if not isinstance(server, TCPServer):
+        return None
+    return server.writer
+
+
+def _transport(send: Any) -> asyncio.WriteTransport | None:
+    stream = getattr(send, "__self__", None)  # Hypercorn's stream's app_send
+    if not isinstance(stream, WSStream | HTTPStream):
+        return None
+    writer = _writer(stream)
+    return None if writer is None else writer.transport
+
+
+# -- a connection's end ----------------------------------------------------------------
+
+
+def unsent(send: Any) -> int | None:
+    """How many bytes the connection behind an ASGI `send` holds in this process, that
+    the kernel has not taken yet (it takes none once its own buffers are full: the
+    client stopped reading), whether they were written directly or through `send`; None
+    where that cannot be told (another server, HTTP/2)."""
+    transport = _transport(send)
+    return None if transport is None else transport.get_write_buffer_size()
+
+
+def abort(send: Any) -> bool:
+    """Drop the connection behind an ASGI `send` at once, and what it holds: a TCP reset,
+    so that the kernel does not keep its unsent bytes either; False where that cannot be
+    done (another server, HTTP/2).
+
+    Hypercorn closes a connection only once it has written everything it holds
+    (`TCPServer._close` awaits the writer's `wait_closed()`), so a client that never
+    reads again would keep the connection, its buffer and Hypercorn's task for it for
+    ever. Once aborted, Hypercorn's reader sees the end and its pending writes fail
+    with ConnectionError, which it takes as a close."""
+    transport = _transport(send)
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:  # linger 0: close() resets the connection, it sends nothing more
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return True
 
 
 # -- the handshake: inbound messages bounded ------------------------------------------

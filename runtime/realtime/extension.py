@@ -26,7 +26,7 @@ from ..realtime_broker import Broker
 from ..users import on_session_end
 from .capture import ChangeCapture
 from .channels import Channel, ChannelRule
-from .clients.admission import Door, Identify
+from .clients.admission import Door, Identify, Identity
 from .clients.commands import CommandRouter
 from .clients.handlers import Handler, check_event_name
 from .connections.message_limit import MessageLimit
@@ -47,14 +47,14 @@ __all__ = ["Realtime"]
 log = logging.getLogger("runtime.realtime")
 
 
-async def _runtime_identify() -> tuple[Any, str | None]:
+async def _runtime_identify() -> Identity:
     from ..auth import current_session
 
     auth = current_session()
-    return (auth.user, auth.token_hash) if auth is not None else (None, None)
+    return (auth.user, auth.token_hash, auth.expires_at) if auth is not None else (None, None)
 
 
-async def _anonymous() -> tuple[Any, str | None]:
+async def _anonymous() -> Identity:
     return None, None
 
 
@@ -131,13 +131,18 @@ class Realtime:
     def init_app(self, app: Quart) -> None:
         runtime = app.extensions.get("runtime")
         config = self._config or (runtime.config.realtime if runtime else RealtimeConfig())
+        config.check()  # one made in Python has not been through load_config's checks
         models = _served_models(self._models, runtime, self._database)
         clash = set(self.channels) & set(models())
         if clash:
             raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
         identify = self._identify or (_runtime_identify if runtime else _anonymous)
         broker = Broker(
-            backend_from_url(config.broker, history_size=config.history_size),
+            backend_from_url(
+                config.broker,
+                history_size=config.history_size,
+                history_bytes=config.history_bytes,
+            ),
             models,
             max_subscriptions=config.max_subscriptions,
             snapshot_limit=config.snapshot_limit,

@@ -295,8 +295,19 @@ def _filter(value: object, request_id: RequestId) -> dict[str, JSONScalar] | Non
     return dict(value) or None
 
 
-def connected(connection_id: str, user: dict[str, Any] | None, heartbeat: float) -> Frame:
-    return dict(type="connected", connection_id=connection_id, user=user, heartbeat=heartbeat)
+def connected(
+    connection_id: str,
+    user: dict[str, Any] | None,
+    heartbeat: float,
+    stream_key: str | None = None,
+) -> Frame:
+    """The first frame. An SSE stream's carries its `stream_key` too: the secret its
+    POSTs prove they come from its client with (the connection id may be known to
+    others; app code gets it)."""
+    frame = dict(type="connected", connection_id=connection_id, user=user, heartbeat=heartbeat)
+    if stream_key is not None:
+        frame["stream_key"] = stream_key
+    return frame
 
 
 def subscribed(

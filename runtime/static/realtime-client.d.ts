@@ -23,6 +23,12 @@ export interface ConnectedFrame {
   user: RealtimeUser | null;
   /** Seconds between the server's pings. */
   heartbeat: number;
+  /**
+   * SSE only: the stream's secret, which only its client reads. A `POST
+   * /realtime/subscribe` that changes the stream carries it (a visitor's stream, which
+   * has no session, needs it); the client does this itself. Never share it.
+   */
+  stream_key?: string;
 }
 
 interface RecordEventBase<R> {
@@ -215,7 +221,7 @@ export type ClientFrame =
 
 export type RealtimeErrorCode =
   | ServerErrorCode
-  /** The server ended the session (logout, user removed): close code 4401. */
+  /** The server ended the session (logout, user removed, its lifetime reached): close code 4401. */
   | "session_ended"
   /** An established connection dropped (see `closeCode`). */
   | "connection_lost"

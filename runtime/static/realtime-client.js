@@ -517,6 +517,8 @@ export class RealtimeClient {
     conn.connectedAt = Date.now();
     clearTimeout(this._connectTimer);
     this.connectionId = frame.connection_id ?? null;
+    // SSE: the stream's secret, which its POSTs carry (the id may be known to others).
+    conn.streamKey = frame.stream_key ?? null;
     this.user = frame.user ?? null;
     conn.heartbeatMs = Number(frame.heartbeat) > 0 ? Number(frame.heartbeat) * 1000 : 0;
     if (conn.kind === "websocket") {
@@ -939,6 +941,7 @@ export class RealtimeClient {
     if (this._conn !== conn) return;
     const unsubscribe = body.unsubscribe.map((topic) => topic.pattern);
     const payload = { connection_id: this.connectionId, subscribe: body.subscribe, unsubscribe };
+    if (conn.streamKey) payload.stream_key = conn.streamKey;
     if (body.emit.length) payload.emit = body.emit;
     if (body.publish.length) payload.publish = body.publish;
     const asked = [...body.emit, ...body.publish].map((item) => item.id);

@@ -9,7 +9,9 @@ against Hypercorn's new sources, then move the pin."""
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import select
 from typing import Any
 
 import h11
@@ -27,8 +29,9 @@ from runtime.config import RealtimeConfig
 from runtime.realtime.transports.serving import fast_path_report
 from runtime.realtime.transports.wire import chunk, text_frame
 from runtime.users import User
+from tests.raw_websocket import RawWebSocket
 from tests.realtime_client import Client
-from tests.support import LiveServer
+from tests.support import TIMEOUT, LiveServer
 
 HINT = "; re-check runtime/adapters/hypercorn.py against the new version"
 LIMIT = 1000
@@ -55,6 +58,29 @@ def test_the_direct_socket_internals_relied_on_are_still_there() -> None:
     # wsproto sends data frames without remembering anything about them (no state).
     sent = FrameProtocol(client=False, extensions=[]).send_data("x", fin=True)
     assert sent == text_frame("x"), "wsproto frames data differently" + hint
+
+
+def test_the_internals_a_connections_end_relies_on_are_still_there() -> None:
+    """A close cuts short a send that waits on a client that stopped reading, then
+    `abort` drops a connection whose client never takes what it holds
+    (runtime/realtime/transports/serving.py)."""
+    hint = HINT
+    send = inspect.getsource(TCPServer.protocol_send)
+    # A send writes its frame in one call, then waits: cut short, it wrote all or none.
+    write, drain = send.find("self.writer.write(event.data)"), send.find("self.writer.drain()")
+    assert 0 <= write < drain, "TCPServer.protocol_send" + hint
+    # A write pending when the connection is dropped fails, and is taken as its end.
+    assert "except (ConnectionError, RuntimeError)" in send, "TCPServer.protocol_send" + hint
+    assert "self.protocol.handle(Closed())" in send, "TCPServer.protocol_send" + hint
+    # Hypercorn closes the TCP connection once it has written everything it holds: for a
+    # client that never reads, never (hence `abort`).
+    assert "await self.writer.wait_closed()" in inspect.getsource(TCPServer._close), hint
+    # A close sent is a close, even if its send is cut short: once the app returns,
+    # Hypercorn adds a 1011 of its own only to a connection that was not closed.
+    app_send = inspect.getsource(WSStream.app_send)
+    closed = app_send.find("self.state = ASGIWebsocketState.CLOSED")
+    assert 0 <= closed < app_send.find("CloseConnection(", closed), "WSStream.app_send" + hint
+    assert "elif self.state == ASGIWebsocketState.CONNECTED:" in app_send, hint
 
 
 def test_the_handshake_internals_relied_on_are_still_there() -> None:
@@ -161,3 +187,25 @@ async def test_a_compressed_connection_sends_through_quart(
         await compressed.ok_subscribe("messages")
         Message.create(text="squeezed", author=users["alice"])
         assert (await compressed.recv_type("event"))["record"]["text"] == "squeezed"
+
+
+def test_unsent_and_abort_reach_the_socket_behind_a_send(server: LiveServer) -> None:
+    """`unsent` tells what a connection holds, `abort` resets it; neither for another
+    server's send."""
+
+    async def other_servers_send(message: Any) -> None:
+        pass
+
+    assert hypercorn.unsent(other_servers_send) is None
+    assert hypercorn.abort(other_servers_send) is False
+    with RawWebSocket(server.port) as ws:
+        assert json.loads(ws.recv_frame()[1])["type"] == "connected"
+        sends = server.call(lambda: [c.sink._send for c in server.broker.connections])
+        assert len(sends) == 1
+        assert server.call(hypercorn.unsent, sends[0]) == 0  # the client took everything
+        assert server.call(hypercorn.abort, sends[0]) is True
+        poller = select.poll()
+        poller.register(ws.sock, select.POLLERR | select.POLLHUP)
+        assert poller.poll(TIMEOUT * 1000), "not reset"
+        with pytest.raises(ConnectionResetError):  # a reset, not a graceful close
+            ws.sock.recv(1)

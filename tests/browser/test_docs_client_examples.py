@@ -196,6 +196,18 @@ def test_sse_with_a_plain_eventsource(
     (note,) = [line for line in logged if line.startswith("log notes create ")]
     assert '"title":"mine"' in note
 
+    # A visitor's page: its POST carries the stream's key, which its stream needs.
+    page = new_page()
+    page.add_init_script(RECORD_CONSOLE)
+    page.goto(f"{server.url}/example")
+    page.wait_for_function(
+        """() => ["log subscribed messages", "log unsubscribed messages"]
+            .every((line) => window.logged.includes(line))"""
+    )
+    # notes are not for visitors: that item's result is an error, the POST went through
+    assert any(line.startswith("log error") for line in page.evaluate("window.logged"))
+    assert not any(line.startswith("warn") for line in page.evaluate("window.logged"))
+
     # The stream is gone by the time of the POST: a 404, which is no refusal.
     page = new_page()
     page.add_init_script(RECORD_CONSOLE)
@@ -211,7 +223,7 @@ def test_sse_with_a_plain_eventsource(
     page.wait_for_function("window.logged.includes('log subscribed messages')")
     Message.create(text="still followed", author=alice)
     page.wait_for_function("window.logged.some((line) => line.startsWith('log messages create'))")
-    assert len(posts) == 1 and posts[0]["connection_id"]
+    assert len(posts) == 1 and posts[0]["connection_id"] and posts[0]["stream_key"]
     assert not any(line.startswith("warn") for line in page.evaluate("window.logged"))
 
 

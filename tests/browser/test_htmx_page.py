@@ -3,14 +3,17 @@ fragments swapped in by htmx's SSE extension (vendored, no CDN)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from runtime.demo import Message
 from runtime.users import User
 from tests.browser.conftest import log_in
-from tests.support import LiveServer
+from tests.conftest import PASSWORD
+from tests.support import TIMEOUT, LiveServer
 
 
 def test_the_htmx_page_follows_every_change(
@@ -46,3 +49,39 @@ def test_the_htmx_page_follows_every_change(
     old.delete_instance()
     expect(visitor.locator("#htmx-messages li .text")).to_have_text(["edited in place"])
     assert all(url.startswith(server.url) for url in requests)  # htmx from us, no CDN
+
+
+def test_a_record_cannot_forge_another_users_list(
+    server: LiveServer, users: dict[str, User], new_page: Callable[..., Page]
+) -> None:
+    """Issue 15, item 2: a message posted through the API with bare CRs in its text was
+    read by the browser as a second SSE message, `messages:snapshot`, and every viewer's
+    list was replaced by what its author wrote."""
+    old = Message.create(text="already here", author=users["bob"])
+    bob, visitor = new_page(), new_page()
+    log_in(bob, server.url, "bob", next_path="/htmx")
+    visitor.goto(f"{server.url}/htmx")
+    for page in (bob, visitor):
+        expect(page.locator("#live-state")).to_have_attribute("data-state", "connected")
+        expect(page.locator("#htmx-messages li .text")).to_have_text(["already here"])
+        page.evaluate(f"document.getElementById('message-{old.id}').dataset.mark = 'kept'")
+
+    forgery = "hi\r\rid: forged-1\revent: messages:snapshot\rdata: LIST WIPED BY ALICE"
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as alice:
+        login = {"username": "alice", "password": PASSWORD}
+        assert alice.post("/auth/login", json=login).status_code == 200
+        for text in (forgery, "and after it"):
+            posted = alice.post("/api/collections/messages/records", json={"text": text})
+            assert posted.status_code == 201, posted.text
+
+    # Its text as a browser shows it: each line break, and the spaces around, one space.
+    shown = re.compile(
+        r"^hi\s+id: forged-1\s+event: messages:snapshot\s+data: LIST WIPED BY ALICE$"
+    )
+    for page in (bob, visitor):
+        # Once the message after it is in, everything before it has been swapped: the
+        # forged text is one message's text, and the list is still the whole list.
+        expect(page.locator("#htmx-messages li .text")).to_have_text(
+            ["and after it", shown, "already here"]
+        )
+        expect(page.locator(f"#message-{old.id}")).to_have_attribute("data-mark", "kept")

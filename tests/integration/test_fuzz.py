@@ -114,15 +114,16 @@ async def test_sse_queries_and_posts(
             if response.status_code != 200:
                 return
             lines = response.aiter_lines()
-            connection_id = None
+            stream = {}
             async for line in lines:
                 if line.startswith("data: "):
-                    connection_id = json.loads(line[6:])["connection_id"]
+                    connected = json.loads(line[6:])
+                    stream = {k: connected[k] for k in ("connection_id", "stream_key")}
                     break
             for payload in (
                 body,
-                {"connection_id": connection_id, "subscribe": items},
-                {"connection_id": connection_id, "unsubscribe": items},
+                {**stream, "subscribe": items},
+                {**stream, "unsubscribe": items},
             ):
                 posted = await http.post("/realtime/subscribe", json=payload)
                 assert posted.status_code in (200, 400, 403, 404, 429), posted.text

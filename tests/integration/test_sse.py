@@ -7,9 +7,9 @@ import pytest
 
 from runtime.demo import Message, Note
 from runtime.users import User
-from tests.realtime_client import login_cookie
-from tests.sse_client import stream
-from tests.support import TIMEOUT, LiveServer
+from tests.realtime_client import Client, login_cookie
+from tests.sse_client import ids_of, stream
+from tests.support import TIMEOUT, LiveServer, assert_error
 
 
 async def test_stream_opening_and_events(server: LiveServer, users: dict[str, User]) -> None:
@@ -120,7 +120,8 @@ async def test_only_the_opening_session_may_change_a_stream(
         httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
     ):
         mine_id = (await mine.frame())["connection_id"]
-        anonymous_id = (await anonymous.frame())["connection_id"]
+        anonymous_stream = await anonymous.frame()
+        anonymous_id = anonymous_stream["connection_id"]
 
         async def change(connection_id: str, cookie: str | None) -> httpx.Response:
             http.cookies.clear()  # only the Cookie header given here counts
@@ -137,7 +138,11 @@ async def test_only_the_opening_session_may_change_a_stream(
         http.cookies.clear()
         denied = await http.post(
             "/realtime/subscribe",
-            json={"connection_id": anonymous_id, "subscribe": ["notes"]},
+            json={
+                "connection_id": anonymous_id,
+                "stream_key": anonymous_stream["stream_key"],
+                "subscribe": ["notes"],
+            },
         )
         assert denied.json()["results"][0]["code"] == "forbidden"
         assert (await change("no-such-id", alice)).status_code == 404
@@ -148,6 +153,60 @@ async def test_only_the_opening_session_may_change_a_stream(
         )
         assert form.status_code == 400 and form.json()["error"]["code"] == "bad_request"
         assert (await change(mine_id, alice)).status_code == 200
+
+
+async def test_a_visitors_stream_is_changed_only_by_its_own_client(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    """Issue 15, item 6: visitors have no session, so "the same session" passed for any
+    visitor who knew another's connection id (app code gets it: `sender.connection_id`),
+    and could subscribe, unsubscribe, emit and publish on that stream. The stream's key,
+    which only its own client reads, is what binds its POSTs now."""
+    cookie = await login_cookie(server, "alice")
+    async with (
+        stream(server) as victim,
+        stream(server) as other,
+        stream(server, cookie=cookie) as alices,
+        await Client.connect(server) as websocket,
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+    ):
+        victim_ids, other_ids = ids_of(await victim.frame()), ids_of(await other.frame())
+        alice_ids = ids_of(await alices.frame())
+        keys = {victim_ids["stream_key"], other_ids["stream_key"], alice_ids["stream_key"]}
+        assert len(keys) == 3 and all(len(key) >= 24 for key in keys)  # 18 random bytes each
+        assert victim_ids["connection_id"] not in keys
+        assert "stream_key" not in websocket.connected  # a WebSocket needs none
+
+        async def change(ids: dict[str, str], cookie: str | None = None) -> httpx.Response:
+            http.cookies.clear()  # only the Cookie header given here counts
+            return await http.post(
+                "/realtime/subscribe",
+                json={**ids, "subscribe": ["messages"]},
+                headers={"Cookie": cookie} if cookie else {},
+            )
+
+        victim_id = victim_ids["connection_id"]
+        for forged in (
+            {"connection_id": victim_id},  # what was enough before
+            {"connection_id": victim_id, "stream_key": other_ids["stream_key"]},
+            {"connection_id": victim_id, "stream_key": ""},
+            {"connection_id": victim_id, "stream_key": 12},
+        ):
+            error = assert_error(await change(forged), 403, "forbidden")
+            assert "stream_key" in error["message"]
+        Message.create(text="unseen", author=users["alice"])  # no forged POST subscribed
+        assert (await change(victim_ids)).json()["results"][0]["type"] == "subscribed"
+        Message.create(text="seen", author=users["alice"])
+        assert (await victim.frame())["record"]["text"] == "seen"  # "unseen" never came
+
+        # A session's stream: its session is enough, as it always was; a key it carries
+        # must be its own.
+        alice_id = alice_ids["connection_id"]
+        assert (await change({"connection_id": alice_id}, cookie)).status_code == 200
+        assert (await change(alice_ids, cookie)).status_code == 200
+        wrong = {"connection_id": alice_id, "stream_key": victim_ids["stream_key"]}
+        assert_error(await change(wrong, cookie), 403, "forbidden")
+        assert_error(await change(alice_ids), 403, "forbidden")  # the key without the session
 
 
 async def test_stream_needs_the_event_stream_accept_header(server: LiveServer) -> None:
@@ -192,11 +251,11 @@ async def test_post_items_are_subscriptions_whatever_else_they_carry(server: Liv
         stream(server) as sse,
         httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
     ):
-        connection_id = (await sse.frame())["connection_id"]
+        stream_id = ids_of(await sse.frame())
         reply = await http.post(
             "/realtime/subscribe",
             json={
-                "connection_id": connection_id,
+                **stream_id,
                 "subscribe": [
                     {"type": "ping"},
                     {"type": "unsubscribe", "pattern": "messages", "id": "u"},
@@ -216,7 +275,7 @@ async def test_post_items_are_subscriptions_whatever_else_they_carry(server: Liv
         assert results[1]["id"] == "u"
         too_many = await http.post(
             "/realtime/subscribe",
-            json={"connection_id": connection_id, "subscribe": ["messages"] * 101},
+            json={**stream_id, "subscribe": ["messages"] * 101},
         )
         assert too_many.status_code == 400
 
@@ -245,14 +304,12 @@ async def test_each_item_of_a_post_counts_against_the_rate_limit(server: LiveSer
         stream(server, "?" + "&".join(f"pattern=messages/{i}" for i in range(30))) as sse,
         httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
     ):
-        connection_id = (await sse.frame())["connection_id"]
+        stream_id = ids_of(await sse.frame())
         items = [{"pattern": f"messages/{i}", "snapshot": True} for i in range(30, 90)]
-        first = await http.post(
-            "/realtime/subscribe", json={"connection_id": connection_id, "subscribe": items}
-        )
+        first = await http.post("/realtime/subscribe", json={**stream_id, "subscribe": items})
         assert first.status_code == 200  # 30 in the query and 60 here: 90 of 100
         second = await http.post(
             "/realtime/subscribe",
-            json={"connection_id": connection_id, "subscribe": items[:20]},
+            json={**stream_id, "subscribe": items[:20]},
         )
         assert second.status_code == 429 and int(second.headers["retry-after"]) >= 1

@@ -16,8 +16,9 @@ from runtime.config import Config
 from runtime.db import database
 from runtime.demo import Message, Note
 from runtime.users import User
-from tests.realtime_client import login_cookie
+from tests.realtime_client import api_session, login_cookie
 from tests.sse_client import SSEMessage, SSEStream
+from tests.sse_client import stream as json_stream
 from tests.support import TIMEOUT, LiveServer
 
 TEMPLATES = {
@@ -126,6 +127,52 @@ async def test_each_subscriber_sees_the_fields_and_records_it_may(
         assert (await next_named(mine, "notes:")).data == "<p>alice&#39;s &lt;secret&gt;</p>"
         # Bob's first fragment is his own note: alice's never reached his stream.
         assert (await next_named(theirs, "notes:")).data == "<p>bob&#39;s</p>"
+
+
+# A record's text as an attacker posts it (issue 15, item 2): framed by LF alone, a bare
+# CR ended each line for the reader, which read a second message, `messages:snapshot`
+# with the id "forged-1", and the htmx page swapped it in as everyone's whole list. Line
+# separators that SSE does not break at (U+2028, U+0085, form feed) ride along.
+FORGERY = "hi\r\rid: forged-1\revent: messages:snapshot\rdata: LIST WIPED BY ALICE"
+TEXT = f"{FORGERY}\r\n\u2028\x85\x0c\rend"
+
+
+async def test_a_line_break_in_a_record_cannot_forge_a_message(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    Message.create(text="already here", author=users["bob"])
+    bobs = await login_cookie(server, "bob")
+    async with (
+        stream(server, "?pattern=messages&snapshot=1&format=html", bobs) as html,
+        json_stream(server, "?pattern=messages") as plain,
+        api_session(server, "alice") as alice,
+    ):
+        assert (await html.frame())["type"] == "subscribed"
+        assert (await html.next()).event == "messages:snapshot"
+        await plain.frame()  # connected
+        assert (await plain.frame())["type"] == "subscribed"
+
+        posted = await alice.post("/api/collections/messages/records", json={"text": TEXT})
+        assert posted.status_code == 201, posted.text
+        record_id = posted.json()["id"]
+        server.app.realtime_broadcast("after", {}, collection="messages")  # type: ignore[attr-defined]
+
+        # The JSON stream: the text exactly, then the next event.
+        created = await plain.frame()
+        assert created["record"]["text"] == TEXT
+        assert (await plain.frame())["name"] == "after"
+
+        # The HTML stream: one message, the fragment with each line break an LF, its
+        # own id; then the next event, and nothing between.
+        fragment = await html.next()
+        assert fragment.event == "messages:create"
+        assert fragment.id == fragment.last_event_id == created["id"]
+        shown = TEXT.replace("\r\n", "\n").replace("\r", "\n")
+        assert fragment.data == (
+            f'<li id="message-{record_id}">alice: {shown} (create messages/{record_id})</li>'
+        )
+        after = await html.next()
+        assert after.json["name"] == "after" and after.event == "event"
 
 
 async def test_a_failing_template_sends_the_json_frame_instead(

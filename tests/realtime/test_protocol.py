@@ -311,6 +311,7 @@ def test_server_frame_shapes() -> None:
         "heartbeat": 25,
     }
     assert connected("c2", None, 30)["user"] is None
+    assert connected("c3", None, 30, "key")["stream_key"] == "key"  # an SSE stream's
     assert subscribed("r1", "posts/*", True) == {
         "type": "subscribed",
         "id": "r1",

@@ -9,7 +9,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from runtime.realtime.transports.sse import SSESink
 from runtime.realtime.transports.websocket import WebSocketSink
-from runtime.realtime.transports.wire import chunk, sse_message, text_frame, wire_bytes
+from runtime.realtime.transports.wire import chunk, frame_message, text_frame, wire_bytes
 
 
 def _parse_server_frames(data: bytes) -> list[tuple[Opcode, str]]:
@@ -67,5 +67,5 @@ def test_the_bytes_of_a_flush_are_built_once_for_every_connection(batch: bool) -
     streams = [_Socket(), _Socket()]
     for socket in streams:
         SSESink(_unused_send, socket).write(list(events), cache)  # type: ignore[arg-type]
-    expected = chunk("".join(sse_message(frame) for frame in events).encode())
+    expected = chunk("".join(frame_message(frame) for frame in events).encode())
     assert streams[0].written == streams[1].written == [expected]

@@ -1,9 +1,10 @@
 """A connection's life as the broker sees it: connected, kept alive, closed.
 
 One heartbeat for every connection: each interval a ping for each (its transport sends
-it its own way) and a close (4408) for those that answer pings but went silent. A
-session that ends closes its connections (4401); a server that stops closes them all
-(1001), refusing new ones meanwhile.
+it its own way), a close (4408) for those that answer pings but went silent, and a close
+(4401) for those whose session reached its end. A session that ends otherwise (logout)
+closes its connections at once (4401); a server that stops closes them all (1001),
+refusing new ones meanwhile.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ if TYPE_CHECKING:
     from ..connections.index import ConnectionIndex
     from ..stats import DeliveryStats
 
-__all__ = ["Lifecycle"]
+__all__ = ["SESSION_EXPIRED", "Lifecycle"]
 
 log = logging.getLogger("runtime.realtime")
+
+SESSION_EXPIRED = "session expired"  # the reason of a 4401 for a session's lifetime
 
 
 class Lifecycle:
@@ -60,12 +63,14 @@ class Lifecycle:
         totals = self._stats.connections_total
         totals[conn.transport] = totals.get(conn.transport, 0) + 1
         info = json_tree(public_user(conn.user))
-        conn.send(protocol.encode(protocol.connected(conn.id, info, self.heartbeat)))
+        frame = protocol.connected(conn.id, info, self.heartbeat, conn.stream_key)
+        conn.send(protocol.encode(frame))
 
     def forget(self, conn: Connection) -> bool:
         """`conn` is gone; False if it was forgotten before."""
         if not self._connections.remove(conn):
             return False
+        conn.gone = True
         if conn.close_code == CloseCode.TOO_SLOW and conn.close_reason == TOO_SLOW_REASON:
             self._stats.slow_disconnects += 1
         return True
@@ -74,12 +79,21 @@ class Lifecycle:
         """The heartbeat, for ever (a supervised task)."""
         while True:
             await asyncio.sleep(self.heartbeat)
-            silent_since = time.monotonic() - self.heartbeat_timeout
-            for conn in self._connections:
-                if conn.pongs and conn.last_seen < silent_since:
-                    conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
-                else:
-                    conn.ping()
+            # Sessions end by the wall clock, as the HTTP side sees them; silence is
+            # measured by the monotonic one.
+            self.beat(now=time.time(), silent_since=time.monotonic() - self.heartbeat_timeout)
+
+    def beat(self, *, now: float, silent_since: float) -> None:
+        """One heartbeat: close with 4401 the connections whose session ended by `now`
+        (a Unix time), with 4408 those that answer pings but were last heard before
+        `silent_since` (a monotonic time), and ping the others."""
+        for conn in self._connections:
+            if conn.session_ends is not None and conn.session_ends <= now:
+                conn.close(CloseCode.SESSION_ENDED, SESSION_EXPIRED)
+            elif conn.pongs and conn.last_seen < silent_since:
+                conn.close(CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")
+            else:
+                conn.ping()
 
     def close_session(self, session_hash: str) -> None:
         for conn in self._connections.of_session(session_hash):

@@ -5,6 +5,10 @@ waits for its position to be published), so live events may arrive meanwhile: th
 subscriptions hold them back, and when the history or snapshot is in, those already
 covered are dropped and the rest follow the reply, as Centrifugo merges by offset. So
 there is no gap and no duplicate between a snapshot or a replay and the live events.
+
+The connection may go meanwhile too (an SSE POST subscribes beside its stream, which
+can end at any time): a subscribe that resumes to find it gone registers nothing,
+joins no presence, and raises ConnectionGone, so that nothing outlives the connection.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...change_tracking import ReadsBlocked
 from .. import protocol
+from ..connections.connection import ConnectionGone
 from ..fanout.replay import replay_frames
 from ..protocol import ErrorCode, Frame, ProtocolError, Subscribe
 
@@ -91,16 +96,16 @@ class Subscribing:
         (`subscribed`, or `error` for a refused one or a ProtocolError given in its
         place). With `replies_on_stream` the replies are queued on the connection too;
         the replay and the events held meanwhile always are, after them.
+        ConnectionGone if the connection is gone before they go live.
         """
         async with conn.command_lock:
+            _check_open(conn)  # it may have gone while this waited for the lock
             replies, pending = self._accept(conn, commands)
             try:
                 frames = await self._settle(conn, pending, replies)
+                _check_open(conn)  # or while this settled: its presence would stay
             except BaseException:
-                for item in pending:
-                    if item.sub.held:
-                        self._registry.discard(conn, item.command.pattern)
-                conn.take_held()
+                self._abandon(conn, pending)
                 raise
             # Still without awaiting since the subscriptions went live: nothing can come
             # between these frames, and live events follow them (a join of theirs too).
@@ -112,6 +117,14 @@ class Subscribing:
             for frame in frames:
                 conn.send(frame)
             return replies
+
+    def _abandon(self, conn: Connection, pending: list[Pending]) -> None:
+        """A subscribe that will not be answered: what it registered goes (all of it if
+        the connection is gone), and so do the events held back for it."""
+        for item in pending:
+            if item.sub.held or conn.gone:
+                self._registry.discard(conn, item.command.pattern)
+        conn.take_held()
 
     def unsubscribe(self, conn: Connection, pattern: Pattern) -> None:
         self._registry.discard(conn, pattern)
@@ -262,3 +275,8 @@ class Subscribing:
             item.snapshot,
             self._presence.who(topic) if topic is not None else None,
         )
+
+
+def _check_open(conn: Connection) -> None:
+    if conn.gone:
+        raise ConnectionGone(conn.id)

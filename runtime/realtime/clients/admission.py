@@ -10,8 +10,9 @@ work as usual.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ...origins import origin_allowed
 from ...proxies import request_client
@@ -24,10 +25,13 @@ if TYPE_CHECKING:
     from ...config import RealtimeConfig
     from ..connections.index import ConnectionIndex
 
-__all__ = ["Door", "Identify"]
+__all__ = ["Door", "Identify", "Identity", "session_end"]
 
-# Who is connecting: (user or None, an id of their server-side session or None).
-Identify = Callable[[], Awaitable[tuple[Any, str | None]]]
+# Who is connecting: (user or None, an id of their server-side session or None), and
+# optionally when that session ends (a datetime, UTC if naive; None: it does not), after
+# which its connections are closed with 4401 within a heartbeat.
+Identity: TypeAlias = tuple[Any, str | None] | tuple[Any, str | None, datetime.datetime | None]
+Identify = Callable[[], Awaitable[Identity]]
 
 # Seconds a refused client is asked to wait before it tries again.
 RETRY_AFTER = 5
@@ -83,7 +87,8 @@ class Door:
         origin, host = headers.get("Origin"), headers.get("Host")
         if not origin_allowed(origin, host, config.allowed_origins):
             return FORBIDDEN_ORIGIN
-        user, session_hash = await self._identify()
+        identity = await self._identify()
+        user, session_hash = identity[0], identity[1]
         if user is None and not config.allow_anonymous:
             return LOG_IN_FIRST
         if self._shutting_down():
@@ -102,6 +107,7 @@ class Door:
             max_queue=config.send_queue_size,
             max_queue_bytes=config.send_queue_bytes,
             pongs=pongs,
+            session_ends=session_end(identity),
         )
 
     def _too_many(self, user: Any, address: str) -> Refusal | None:
@@ -113,3 +119,13 @@ class Door:
         if per_address and self._connections.count_of_address(address) >= per_address:
             return TOO_MANY_FROM_ADDRESS
         return None
+
+
+def session_end(identity: Identity) -> float | None:
+    """When the identified session ends, as a Unix time; None if it does not."""
+    ends = identity[2] if len(identity) > 2 else None
+    if ends is None:
+        return None
+    if ends.tzinfo is None:  # naive: UTC, as runtime.users stores it
+        ends = ends.replace(tzinfo=datetime.UTC)
+    return ends.timestamp()

@@ -234,11 +234,26 @@ class CommandRouter:
         if not allowed:
             message = f"no channel named {command.channel!r} that you may publish to"
             return protocol.error(command.request_id, ErrorCode.FORBIDDEN, message)
+        too_big = _too_big_to_publish(command, self._config.max_publish_size)
+        if too_big is not None:
+            return too_big
         event = custom_event(
             command.name, command.data, collection=command.channel, user=public_user(conn.user)
         )
         event_id = await self._broker.publish_async(event)
         return protocol.ack(command.request_id, {"event_id": event_id})
+
+
+def _too_big_to_publish(command: Publish, limit: int) -> Frame | None:
+    """`message_too_big` for a publication whose data takes more than `limit` bytes as
+    compact JSON (`realtime.max_publish_size`): what browsers publish is kept in the
+    history for resuming, so it has a budget of its own, below a message's."""
+    text = protocol.encode(command.data)
+    # A character is at least one byte: no need to encode what is already too long.
+    if len(text) > limit or len(text.encode("utf-8", "surrogatepass")) > limit:
+        message = f"the data to publish exceeds {limit} bytes"
+        return protocol.error(command.request_id, ErrorCode.MESSAGE_TOO_BIG, message)
+    return None
 
 
 def _send(conn: Connection, frame: Frame) -> None:

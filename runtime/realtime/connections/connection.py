@@ -10,7 +10,8 @@ Everything queued for a connection counts against its budget, events, replies,
 replays and errors alike, and so do events held back while one of its subscribes is
 under way: past `max_queue` frames or `max_queue_bytes` characters the
 connection is closed as too slow a reader (4429). A client that never reads cannot make
-the server keep more than that for it.
+the server keep more than that for it, nor keep it once closed (its transport drops a
+connection whose client does not take the close: runtime/realtime/transports/serving.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from ..protocol import CloseCode
 if TYPE_CHECKING:
     from .message_limit import MessageWindow
 
-__all__ = ["TOO_SLOW_REASON", "Connection", "FlushCache", "Flusher", "HeldEvent", "Sink"]
+__all__ = [
+    "TOO_SLOW_REASON",
+    "Connection",
+    "ConnectionGone",
+    "FlushCache",
+    "Flusher",
+    "HeldEvent",
+    "Sink",
+]
 
 TOO_SLOW_REASON = "too slow: send queue full"
 
@@ -37,6 +46,11 @@ HeldEvent: TypeAlias = tuple[int, str, tuple[object, ...]]
 
 # One flush's bytes, by whatever key each kind of sink chooses (its own dict inside).
 FlushCache: TypeAlias = dict[object, dict[Any, Any]]
+
+
+class ConnectionGone(Exception):
+    """What was asked for a connection cannot be done: the connection is gone (an SSE
+    POST's stream ended while the POST was under way)."""
 
 
 class Flusher(Protocol):
@@ -66,6 +80,13 @@ class Sink(Protocol):
     async def close(self, code: int, reason: str) -> None:
         """Tell the client why, and end the connection."""
 
+    def unread(self) -> bool:
+        """Whether the socket holds bytes that its client has not taken (False where
+        that cannot be told)."""
+
+    def drop(self) -> None:
+        """End the connection at once, and what it holds for the client with it."""
+
 
 class Connection:
     __slots__ = (
@@ -79,6 +100,7 @@ class Connection:
         "emits",
         "flusher",
         "globals_from",
+        "gone",
         "held",
         "held_bytes",
         "id",
@@ -94,8 +116,10 @@ class Connection:
         "queue",
         "queued_bytes",
         "rejected",
+        "session_ends",
         "session_hash",
         "sink",
+        "stream_key",
         "transport",
         "user",
     )
@@ -110,12 +134,17 @@ class Connection:
         max_queue_bytes: int = 1 << 62,
         address: str | None = None,
         pongs: bool = False,
+        session_ends: float | None = None,
     ) -> None:
         self.id = secrets.token_urlsafe(12)
         self.address = address  # the client's, as app.trusted_proxies tells it
         self.user = user
         self.session_hash = session_hash
+        self.session_ends = session_ends  # a Unix time: closed with 4401 from then on
         self.transport = transport
+        # An SSE stream's secret, which only its client reads (on the stream, in its
+        # `connected` frame): its POSTs carry it. None for other transports.
+        self.stream_key = secrets.token_urlsafe(18) if transport == "sse" else None
         self.max_queue = max_queue
         self.max_queue_bytes = max_queue_bytes
         # Plain lists and a bare future, not deques and asyncio.Events (each of those
@@ -128,6 +157,9 @@ class Connection:
         self._waiter: asyncio.Future[None] | None = None
         self.close_code: int | None = None
         self.close_reason = ""
+        # The broker forgot it: nothing may be registered for it any more (what awaits
+        # on its behalf, an SSE POST's subscribe, checks this when it resumes).
+        self.gone = False
         self.on_close: Callable[[], object] | None = None  # the transport's, told of close()
         self.last_seen = time.monotonic()
         self.pongs = pongs  # the client answers pings: silence past the timeout closes it

@@ -25,7 +25,7 @@ from typing import Any
 import jinja2
 from quart import Quart
 
-from .wire import html_message, sse_message
+from .wire import frame_message, sse_message
 
 __all__ = ["Fragments"]
 
@@ -71,7 +71,7 @@ class Fragments:
             return self._html(frame)
         except Exception:  # the app's template: its stream gets the JSON, the log why
             log.exception("rendering a fragment failed; sent as JSON instead")
-            return sse_message(frame)
+            return frame_message(frame)
 
     def _html(self, frame: str) -> str:
         if frame.startswith(_EVENT):
@@ -89,15 +89,16 @@ class Fragments:
                     if action == "delete"
                     else self._render(collection, event["record"], record_id, action)
                 )
-                return f"id: {event['id']}\n" + html_message(name, html)
+                return sse_message(html, event=name, id=event["id"])
         elif frame.startswith(_SUBSCRIBED) and '"snapshot":' in frame:
             reply = json.loads(frame)
             collection = reply["pattern"].partition("/")[0]
             snapshot = reply.get("snapshot")
             if snapshot is not None and collection in self._templates:
                 html = self._snapshot(collection, snapshot["records"], snapshot["key"])
-                return sse_message(frame) + html_message(f"{collection}:snapshot", html)
-        return sse_message(frame)
+                snapshot_message = sse_message(html, event=f"{collection}:snapshot")
+                return frame_message(frame) + snapshot_message
+        return frame_message(frame)
 
     def _snapshot(self, collection: str, records: list[dict[str, Any]], key: str) -> str:
         return "".join(

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ...adapters import hypercorn
@@ -55,6 +56,12 @@ class SocketSink:
         if self._socket is not None:
             await self._socket.drain()
 
+    def unread(self) -> bool:
+        return bool(hypercorn.unsent(self._send))  # None on another server: it cannot tell
+
+    def drop(self) -> None:
+        hypercorn.abort(self._send)
+
 
 def route_path(scope: Any) -> str:
     """The scope's path as the app routes it (without the root path it is mounted at)."""
@@ -86,11 +93,10 @@ async def run_connection(
     """
     conn.sink = sink
     conn.wake()  # what was queued before the sink was there
-    writer = asyncio.create_task(_write_until_closed(conn, sink))
+    writing = _write_until_closed(conn, sink)
+    writer = asyncio.create_task(writing)
+    _bound_the_close(conn, writer, writing)
     loop = asyncio.get_running_loop()
-    # A close gives the writer a bounded time to get its last words out (a client that
-    # stopped reading may never let them through): a timer, not a task per connection.
-    conn.on_close = lambda: loop.call_later(CLOSE_TIMEOUT, writer.cancel)
     reading = asyncio.current_task()
     assert reading is not None
 
@@ -103,6 +109,7 @@ async def run_connection(
         loop.call_later(0 if task.cancelled() else CLOSE_TIMEOUT, reading.cancel)
 
     writer.add_done_callback(writer_done)
+    gave_up = False  # on the client: its time to take the close and answer is over
     try:
         while True:
             message = await receive()
@@ -113,28 +120,83 @@ async def run_connection(
         if not writer.done():
             raise  # cancelled from outside: shutting down
         reading.uncancel()  # our own timer: the client did not answer in time
+        gave_up = True
     finally:
         writer.remove_done_callback(writer_done)
         writer.cancel()
+        _let_go(sink, gave_up)
         with contextlib.suppress(asyncio.CancelledError):
             await writer
 
 
+def _bound_the_close(
+    conn: Connection, writer: asyncio.Task[None], writing: Coroutine[Any, Any, None]
+) -> None:
+    """When `conn` closes, its close goes out at once, after what is in flight, not once
+    the socket takes more (a client that stopped reading may never take more): the
+    writer stops waiting (see _write_until_closed), unless it has not begun. It then has
+    a bounded time to get the close out, as that client may not take the close either:
+    a timer, not a task per connection."""
+    loop = asyncio.get_running_loop()
+
+    def on_close() -> None:
+        if inspect.getcoroutinestate(writing) != inspect.CORO_CREATED:
+            writer.cancel()
+        loop.call_later(CLOSE_TIMEOUT, writer.cancel)
+
+    conn.on_close = on_close
+    if conn.closing:  # before it was served (its first snapshots overflowed it, say)
+        loop.call_later(CLOSE_TIMEOUT, writer.cancel)
+
+
+def _let_go(sink: Sink, gave_up: bool) -> None:
+    """The connection is over for us. What its socket still holds, the client has had
+    its time to take (or gets it now, if it left half-way): then the connection is
+    dropped, which the server would keep until the client reads it, if ever."""
+    if gave_up:
+        _drop_if_unread(sink)
+    elif sink.unread():
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, _drop_if_unread, sink)
+
+
+def _drop_if_unread(sink: Sink) -> None:
+    if sink.unread():
+        sink.drop()
+
+
 async def _write_until_closed(conn: Connection, sink: Sink) -> None:
-    """What the flusher does not write: everything, for a sink that is not direct; for
-    one that is, what was queued while its socket was full; pings; and last the close."""
+    """What the flusher does not write (everything, for a sink that is not direct; for
+    one that is, what was queued while its socket was full) and pings, until the
+    connection closes; then what the close kept, and the close.
+
+    `close()` cancels this task (see _bound_the_close): if it waits on the socket, it
+    stops, and the close does not wait behind what the client has not taken. A send cut
+    short so has written all of its frame or none (the server writes a frame in one call
+    before it waits: runtime/adapters/hypercorn.py), and what it had not sent is
+    dropped with the rest of the queue.
+    """
+    try:
+        await _write_until_closing(conn, sink)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        assert task is not None
+        if not conn.closing or task.uncancel() > 0:
+            raise  # not close()'s doing, or not only: shutting down
+    await sink.send(conn.take_queued())  # what close(flush=True) kept
+    assert conn.close_code is not None
+    await sink.close(conn.close_code, conn.close_reason)
+
+
+async def _write_until_closing(conn: Connection, sink: Sink) -> None:
     while True:
         await conn.wait()
-        closing = conn.closing  # then what is queued now is all there will be
+        if conn.closing:
+            return
         if conn.blocked:
             await sink.drain()
             conn.blocked = False
-        ping, conn.ping_due = conn.ping_due and not closing, False
+        ping, conn.ping_due = conn.ping_due, False
         await sink.send(conn.take_queued(), ping=ping)
-        if closing:
-            assert conn.close_code is not None
-            await sink.close(conn.close_code, conn.close_reason)
-            return
 
 
 # What `python -m runtime serve` and runtime.server.run(app) do that other ways of

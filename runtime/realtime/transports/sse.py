@@ -10,7 +10,7 @@ from ...adapters.hypercorn import DirectSocket
 from .. import protocol
 from .html import Fragments
 from .serving import Send, SocketSink
-from .wire import chunk, sse_message
+from .wire import chunk, frame_message
 
 if TYPE_CHECKING:
     from ..connections.connection import FlushCache
@@ -55,12 +55,12 @@ class SSESink(SocketSink):
         for frame in frames:
             data = built.get(frame)
             if data is None:
-                data = built[frame] = sse_message(frame).encode("utf-8")
+                data = built[frame] = frame_message(frame).encode("utf-8")
             parts.append(data)
         return b"".join(parts)
 
     def _text(self, frames: list[str]) -> str:
-        return "".join(sse_message(frame) for frame in frames)
+        return "".join(frame_message(frame) for frame in frames)
 
     async def send(self, frames: list[str], *, ping: bool = False) -> None:
         text = self._text(frames)
@@ -78,7 +78,7 @@ class SSESink(SocketSink):
     async def close(self, code: int, reason: str) -> None:
         # SSE has no close codes: say why in a last message, then end the stream.
         frame = protocol.encode({"type": "close", "code": code, "reason": reason})
-        await self._body(f"event: close\ndata: {frame}\n\n".encode())
+        await self._body(frame_message(frame).encode())  # `event: close`
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -8,35 +8,57 @@ however many connections get them.
 
 from __future__ import annotations
 
+import re
 import struct
 
 from ..protocol import encode_batch
 
-__all__ = ["chunk", "html_message", "sse_message", "text_frame", "wire_bytes"]
+__all__ = ["chunk", "frame_message", "sse_message", "text_frame", "wire_bytes"]
 
 _EVENT_PREFIX = '{"type":"event","id":"'
 _TYPE_PREFIX = '{"type":"'
+_LINE_BREAK = re.compile("\r\n|\r|\n")  # where an SSE reader ends a line
 
 
-def sse_message(frame: str) -> str:
+def sse_message(data: str, *, event: str | None = None, id: str | None = None) -> str:
+    """One SSE message: every message of every stream is framed here, the JSON frames,
+    the HTML fragments and the last words of a closing stream alike.
+
+    A reader ends a line at CRLF, LF or a bare CR (the HTML standard's event stream
+    interpretation), so `data` becomes one `data:` line for each line of it, split at
+    all three: whatever text it holds, it is read back as this one message, each of its
+    line breaks an LF (SSE cannot carry a CR in data). `event` and `id` are one line
+    each: a line break in either is a ValueError, as is NUL in `id` (readers ignore such
+    an id), never a line that would start a field or a message of its own.
+    """
+    head = ""
+    if id is not None:
+        if "\n" in id or "\r" in id or "\0" in id:
+            raise ValueError(f"an SSE id cannot hold a line break or NUL: {id!r}")
+        head = f"id: {id}\n"
+    if event is not None:
+        if "\n" in event or "\r" in event:
+            raise ValueError(f"an SSE event name cannot hold a line break: {event!r}")
+        head = f"{head}event: {event}\n"
+    if "\n" in data or "\r" in data:
+        lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(data))
+        return f"{head}{lines}\n"
+    return f"{head}data: {data}\n\n"
+
+
+def frame_message(frame: str) -> str:
     """One encoded frame as an SSE message: `event:` its type, `data:` the frame, and
     events carry `id:`, so that EventSource resumes with Last-Event-ID by itself.
 
     `protocol.encode` writes "type" first and, for events, "id" second, in compact JSON
-    with no raw newlines; so both are read off the front without decoding the frame
+    (no raw line breaks); so both are read off the front without decoding the frame
     again (it is encoded once for every subscriber).
     """
     if frame.startswith(_EVENT_PREFIX):
         event_id = frame[len(_EVENT_PREFIX) : frame.index('"', len(_EVENT_PREFIX))]
-        return f"id: {event_id}\nevent: event\ndata: {frame}\n\n"
+        return sse_message(frame, event="event", id=event_id)
     kind = frame[len(_TYPE_PREFIX) : frame.index('"', len(_TYPE_PREFIX))]
-    return f"event: {kind}\ndata: {frame}\n\n"
-
-
-def html_message(name: str, html: str) -> str:
-    """An SSE message named `name` carrying `html` (one `data:` line per line of it)."""
-    data = "".join(f"data: {line}\n" for line in html.split("\n"))
-    return f"event: {name}\n{data}\n"
+    return sse_message(frame, event=kind)
 
 
 def chunk(data: bytes) -> bytes:

@@ -83,7 +83,8 @@ class BackendUnavailable(ConnectionError):
 
 
 class Backend(Protocol):
-    """Publishes events in one order and keeps a bounded history of them."""
+    """Publishes events in one order and keeps a history of them, bounded in events and
+    in bytes."""
 
     async def start(self, deliver: Deliver) -> None:
         """Begin delivering every published event, in order, to `deliver`."""
@@ -113,9 +114,9 @@ class PublishesNow(Protocol):
     def publish_now(self, events: Sequence[Event]) -> list[Event]: ...
 
 
-def backend_from_url(url: str, *, history_size: int) -> Backend:
+def backend_from_url(url: str, *, history_size: int, history_bytes: int) -> Backend:
     if url == "memory":
         from .memory import MemoryBackend
 
-        return MemoryBackend(history_size=history_size)
+        return MemoryBackend(history_size=history_size, history_bytes=history_bytes)
     raise ValueError(f"realtime.broker: unsupported backend {url!r}")

@@ -1,19 +1,23 @@
-"""The in-process backend: offsets from a counter, history in a ring buffer."""
+"""The in-process backend: offsets from a counter, history in a ring buffer bounded in
+events and in bytes."""
 
 from __future__ import annotations
 
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING
+from sys import getsizeof
+from typing import TYPE_CHECKING, Any
 
 from . import Deliver, Position
 
 if TYPE_CHECKING:
     from ...events import Event
 
-__all__ = ["DEDUP_WINDOW", "MemoryBackend"]
+__all__ = ["DEDUP_WINDOW", "DEFAULT_HISTORY_BYTES", "MemoryBackend", "event_bytes"]
+
+DEFAULT_HISTORY_BYTES = 64 * 1024 * 1024
 
 # Keys of the latest events kept to tell a retried publish from a new one. In-process a
 # publish cannot half fail, so this only matters to callers that retry on their own.
@@ -23,13 +27,19 @@ DEDUP_WINDOW = 10_000
 class MemoryBackend:
     """The epoch is the run: a random token made at each start, so that ids of an
     earlier server run are told apart. Publishing does no I/O, so it is offered
-    synchronously too (`publish_now`), and delivers before it returns.
+    synchronously too (`publish_now`), and delivers before it returns. The history keeps
+    the newest events, at most `history_size` of them holding at most `history_bytes` of
+    memory together (`event_bytes`): whichever bound is met first lets the oldest go.
     """
 
-    def __init__(self, *, history_size: int) -> None:
+    def __init__(self, *, history_size: int, history_bytes: int = DEFAULT_HISTORY_BYTES) -> None:
         self.epoch = secrets.token_hex(4)
         self._offset = 0
-        self._history: deque[Event] = deque(maxlen=history_size)
+        self._history: deque[Event] = deque()
+        self._sizes: deque[int] = deque()  # each kept event's event_bytes, in order
+        self._kept_bytes = 0
+        self._max_events = history_size
+        self._max_bytes = history_bytes
         self._published: OrderedDict[str, Event] = OrderedDict()  # by key, oldest first
         self._deliver: Deliver | None = None
 
@@ -38,6 +48,8 @@ class MemoryBackend:
         self.epoch = secrets.token_hex(4)
         self._offset = 0
         self._history.clear()
+        self._sizes.clear()
+        self._kept_bytes = 0
         self._published.clear()
         self._deliver = deliver
 
@@ -61,8 +73,8 @@ class MemoryBackend:
             new.append(event)
             if event.key:
                 self._remember(event)
-        if self._history.maxlen:
-            self._history.extend(new)
+        if self._max_events and self._max_bytes:
+            self._keep(new)
         if self._deliver is not None and new:
             self._deliver(new)
         return published
@@ -71,6 +83,19 @@ class MemoryBackend:
         self._published[event.key] = event
         if len(self._published) > DEDUP_WINDOW:
             self._published.popitem(last=False)
+
+    def _keep(self, events: list[Event]) -> None:
+        history, sizes = self._history, self._sizes
+        for event in events:
+            size = event_bytes(event)
+            history.append(event)
+            sizes.append(size)
+            self._kept_bytes += size
+        # An event larger than the whole budget leaves at once: the history is then
+        # empty, and resuming from before it is `recovered: false`, as it should be.
+        while len(history) > self._max_events or self._kept_bytes > self._max_bytes:
+            history.popleft()
+            self._kept_bytes -= sizes.popleft()
 
     async def position(self) -> Position:
         return Position(self.epoch, self._offset)
@@ -88,3 +113,46 @@ class MemoryBackend:
         if offset + 1 < oldest:
             return None  # events after `offset` have already left the history
         return list(islice(self._history, offset + 1 - oldest, None))
+
+
+def event_bytes(event: Event) -> int:
+    """The memory `event` holds, about and never less: the event, its strings, and its
+    record's values, data and user walked to every leaf, each by `sys.getsizeof`.
+
+    Not its JSON's length, which a hostile payload makes tiny beside what it holds: the
+    16 KB `[[],[],…]` parses to 5,400 lists of 56 bytes and more each. Objects shared
+    with other events (field names, small numbers) are counted for each: it errs high.
+    """
+    total = getsizeof(event)
+    level: list[Any] = [
+        event.id,
+        event.key,
+        event.collection,
+        event.record_id,
+        event.changed,
+        event.name,
+        event.values,
+        event.data,
+        event.user,
+        event.client_ids,
+        event.user_ids,
+    ]
+    while level:  # a level at a time: no recursion, however deep the data
+        inner: list[Any] = []
+        for value in level:
+            total += getsizeof(value)
+            kind = type(value)
+            if kind in _LEAVES:
+                continue
+            if kind is dict or isinstance(value, Mapping):
+                inner.extend(value.keys())
+                inner.extend(value.values())
+            elif kind is list or isinstance(value, _CONTAINERS):
+                inner.extend(value)
+        level = inner
+    return total
+
+
+# What JSON values and stored fields mostly are: nothing inside to walk.
+_LEAVES = frozenset({str, int, float, bool, type(None), bytes})
+_CONTAINERS = (list, tuple, set, frozenset)
