@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     from .db import DatabaseUnavailable
+    from .realtime import BrokerUnavailable
 
     try:
         if args.command == "create-user":
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.app is not None:
             return _serve_app_of_your_own(args.config, args.app, args.host, args.port)
         return _serve(config, args.host, args.port)
-    except DatabaseUnavailable as exc:  # one line that names the key and what to do
+    except (DatabaseUnavailable, BrokerUnavailable) as exc:  # one line naming the key
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -11,12 +11,13 @@ import ipaddress
 import math
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from .database_url import postgresql_url
+from .database_url import postgresql_url, redacted
 
 __all__ = [
     "DEFAULT_SECRET_KEY",
@@ -156,11 +157,7 @@ class RealtimeConfig:
     fast_path: bool = True
 
     def check(self) -> None:
-        if self.broker != "memory":
-            # The Redis backend comes with scale-out; until then say so, not crash later.
-            raise ConfigError(
-                f"realtime.broker: only 'memory' is available in this version; got {self.broker!r}"
-            )
+        _check_broker(self.broker)
         for origin in self.allowed_origins:
             if origin != "*" and "://" not in origin:
                 raise ConfigError(
@@ -355,3 +352,26 @@ def _rate_limit(key: str, value: str) -> None:
         parse_many(value)
     except ValueError:
         raise ConfigError(f"{key}: not a rate limit like '5/minute'; got {value!r}") from None
+
+
+def _check_broker(url: str) -> None:
+    """`realtime.broker`: "memory", or a Redis URL that names a server (reaching it is
+    checked when the server starts)."""
+    if url == "memory":
+        return
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme in ("redis", "rediss"):
+        try:
+            parsed.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"realtime.broker: {redacted(url)!r} has a bad port") from None
+        if parsed.hostname and (parsed.path.strip("/") or "0").isdigit():
+            return
+        raise ConfigError(
+            f"realtime.broker: {redacted(url)!r} is not a URL like redis://host:6379/0"
+        )
+    if parsed.scheme == "unix" and parsed.path:
+        return
+    raise ConfigError(
+        f"realtime.broker: {redacted(url)!r} is neither 'memory' nor a Redis URL (redis://host:6379/0)"
+    )

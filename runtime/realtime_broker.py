@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from .realtime.connections.flusher import Flusher
 from .realtime.connections.index import ConnectionIndex
 from .realtime.fanout.delivery import Fanout
 from .realtime.fanout.registry import SubscriptionRegistry
+from .realtime.protocol import CloseCode
 from .realtime.publishing.backends import Position
 from .realtime.publishing.publisher import Publisher
 from .realtime.stats import DeliveryStats, Faults
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from .realtime.publishing.backends import Backend
 
 __all__ = ["Broker"]
+
+log = logging.getLogger("runtime.realtime")
 
 
 class Broker:
@@ -101,7 +105,8 @@ class Broker:
             replay_limit=replay_limit,
             delivered=lambda: self._delivered,
         )
-        self._delivered = 0  # the order number of the last event delivered
+        self._delivered = 0  # the offset of the last event delivered
+        self._epoch = ""  # and its epoch
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -111,6 +116,7 @@ class Broker:
         await self.backend.start(self._deliver)
         position = await self.backend.position()
         self._delivered = position.offset
+        self._epoch = position.epoch
         self.publisher.start(position)
         restarts = self.stats.task_restarts
         self._tasks = [
@@ -175,6 +181,16 @@ class Broker:
         """From the backend: published events, in order, on the loop's thread."""
         if not events:
             return
+        at = Position.of(events[0])
+        if at.epoch == self._epoch and at.offset <= self._delivered:
+            # Read again (a backend that started reading before the broker asked where it
+            # stood): delivered already.
+            events = [event for event in events if event.seq > self._delivered]
+            if not events:
+                return
+            at = Position.of(events[0])
+        if at.offset != self._delivered + 1 or at.epoch != self._epoch:
+            self._interrupted(at)
         for event in events:
             if event.is_presence:
                 self.presence.apply(event)
@@ -184,6 +200,22 @@ class Broker:
                 self.faults.record(event.collection or "-", "fan-out", "fan-out", error)
             self._delivered = event.seq
         self.publisher.delivered(Position.of(events[-1]))
+
+    def _interrupted(self, at: Position) -> None:
+        """Events were missed (the backend lost its history, or trimmed what this process
+        had not read yet): no connection can be sure of what it has, so each is told to
+        reconnect and resume, as after a restart; their `since` then says `recovered:
+        false` where the history cannot cover it."""
+        log.warning(
+            "realtime: events interrupted (expected %s-%d, got %s); connections are told "
+            "to reconnect and resume",
+            self._epoch,
+            self._delivered + 1,
+            at.id,
+        )
+        self.stats.interruptions += 1
+        self._epoch = at.epoch
+        self.lifecycle.close_all(CloseCode.GOING_AWAY, "events were interrupted; resume")
 
     # -- connections -------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from runtime.db import database
 from runtime.demo import create_demo_app
 from runtime.users import User
 from tests.databases import PostgresServer, start_postgres
+from tests.redis_server import RedisServer, start_redis
 from tests.support import FAST_PATH, LiveServer
 
 PASSWORD = "correct horse battery"
@@ -42,6 +43,15 @@ def postgres() -> Iterator[PostgresServer]:
     server = start_postgres()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server for the session, started when a test first needs it; tests keep
+    apart by key prefix (`redis_server.prefix()`)."""
+    server = start_redis()
+    yield server
+    server.close()
 
 
 @pytest.fixture

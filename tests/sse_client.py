@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import TIMEOUT, ThreadedServer
+from tests.support import TIMEOUT, ServerProcess, ThreadedServer
 
 __all__ = ["EventStreamParser", "SSEMessage", "SSEStream", "ids_of", "stream"]
 
@@ -154,7 +154,7 @@ class SSEStream:
 
 @contextlib.asynccontextmanager
 async def stream(
-    server: ThreadedServer,
+    server: ThreadedServer | ServerProcess,
     query: str = "",
     *,
     cookie: str | None = None,

@@ -63,6 +63,21 @@ def test_environment_lists_are_comma_separated() -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "memory",
+        "redis://127.0.0.1:6379/0",
+        "redis://:pw@cache:6380",
+        "rediss://u:p@h/2",
+        "unix:///run/redis.sock",
+    ],
+)
+def test_the_broker_is_memory_or_a_redis_url(tmp_path: Path, url: str) -> None:
+    config = load_config(write(tmp_path, ""), environ={"RUNTIME_REALTIME_BROKER": url})
+    assert config.realtime.broker == url
+
+
+@pytest.mark.parametrize(
     "toml, environ, key",
     [
         ("[api]\npage_size = 'ten'\n", {}, "api.page_size"),
@@ -71,7 +86,11 @@ def test_environment_lists_are_comma_separated() -> None:
         ("", {"RUNTIME_API_PAGE_SIZE": "ten"}, "api.page_size"),
         ("", {"RUNTIME_REALTIME_ALLOW_ANONYMOUS": "maybe"}, "realtime.allow_anonymous"),
         ("[realtime]\nbroker = 'kafka'\n", {}, "realtime.broker"),
-        ("", {"RUNTIME_REALTIME_BROKER": "redis://127.0.0.1:6379/0"}, "realtime.broker"),
+        ("", {"RUNTIME_REALTIME_BROKER": "redis://"}, "realtime.broker"),
+        ("", {"RUNTIME_REALTIME_BROKER": "redis://host:port/0"}, "realtime.broker"),
+        ("", {"RUNTIME_REALTIME_BROKER": "redis://host/zero"}, "realtime.broker"),
+        ("", {"RUNTIME_REALTIME_BROKER": "http://127.0.0.1:6379"}, "realtime.broker"),
+        ("", {"RUNTIME_REALTIME_BROKER": "unix://"}, "realtime.broker"),
         ("[auth]\nrate_limit_storage = 'redis://x'\n", {}, "auth.rate_limit_storage"),
         ("[realtime]\nallowed_origins = 'x'\n", {}, "realtime.allowed_origins"),
         ("[realtime]\nallowed_origins = ['example.com']\n", {}, "realtime.allowed_origins"),

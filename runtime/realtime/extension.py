@@ -38,7 +38,9 @@ from .endpoints import (
     realtime_htmx_scripts,
 )
 from .events import Event, custom_event
-from .publishing.backends import backend_from_url
+from .publishing.backends import BackendUnavailable, backend_from_url
+from .publishing.codec import EventCodec
+from .publishing.publisher import BrokerUnavailable
 from .state import RealtimeState
 from .transports.html import Fragments
 
@@ -137,12 +139,17 @@ class Realtime:
         if clash:
             raise ValueError(f"channels {sorted(clash)}: a served collection has that name")
         identify = self._identify or (_runtime_identify if runtime else _anonymous)
-        broker = Broker(
-            backend_from_url(
+        try:
+            backend = backend_from_url(
                 config.broker,
                 history_size=config.history_size,
                 history_bytes=config.history_bytes,
-            ),
+                codec=EventCodec(Event),
+            )
+        except BackendUnavailable as error:  # one line, naming the setting
+            raise BrokerUnavailable(f"realtime.broker: {error}") from None
+        broker = Broker(
+            backend,
             models,
             max_subscriptions=config.max_subscriptions,
             snapshot_limit=config.snapshot_limit,
@@ -198,7 +205,10 @@ class Realtime:
         @app.before_serving
         async def _start() -> None:
             require_databases(models().values(), self._database)
-            await broker.start()
+            try:
+                await broker.start()
+            except BackendUnavailable as error:  # one line, naming the setting
+                raise BrokerUnavailable(f"realtime.broker: {error}") from None
             on_commit.connect(capture)
             on_session_end.append(on_session_ended)
             log.info("realtime ready: broker=%s", config.broker)

@@ -35,6 +35,12 @@ COUNTERS = [
         "Times the broker's backend started failing to publish (each outage once).",
         "broker_outages",
     ),
+    (
+        "event_interruptions_total",
+        "Times events were missed (the broker lost or trimmed them before this process "
+        "read them) and every connection was told to reconnect and resume.",
+        "interruptions",
+    ),
 ]
 
 Samples = list[tuple[str, int]]

@@ -19,6 +19,7 @@ class DeliveryStats:
     dropped: int = 0  # frames not queued: the connection was closing or too slow
     lost: int = 0  # events dropped before publication (the publish queue was full)
     broker_outages: int = 0  # times the backend started failing to publish
+    interruptions: int = 0  # times events were missed, and every connection told to resume
     rate_limited: int = 0
     slow_disconnects: int = 0
     connections_total: dict[str, int] = field(default_factory=dict)  # by transport

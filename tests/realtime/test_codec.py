@@ -83,6 +83,7 @@ EVERY_FIELD = Event(
     user_ids=frozenset({3, "u-4"}),
     id="1-7",
     seq=7,
+    key="3f2a9c-7",
 )
 
 

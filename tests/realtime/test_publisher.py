@@ -10,7 +10,12 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from runtime.realtime.events import Event, custom_event
-from runtime.realtime.publishing.backends import BackendUnavailable, Deliver, Position
+from runtime.realtime.publishing.backends import (
+    BackendUnavailable,
+    Deliver,
+    Position,
+    UnpublishableEvent,
+)
 from runtime.realtime.publishing.backends.memory import MemoryBackend
 from runtime.realtime.publishing.publisher import BrokerUnavailable, NotRunning, Publisher
 from runtime.realtime.stats import DeliveryStats
@@ -209,3 +214,34 @@ async def test_stopped_and_started_again() -> None:
         assert _names(delivered) == ["after"]
     finally:
         task.cancel()
+
+
+class PickyBackend(MemoryBackend):
+    """Cannot carry an event named "bad", as a codec cannot carry some value."""
+
+    async def publish(self, events: Sequence[Event]) -> list[Event]:
+        for index, event in enumerate(events):
+            if event.name == "bad":
+                raise UnpublishableEvent(index, TypeError("cannot encode a thing"))
+        return await super().publish(events)
+
+
+async def test_an_event_the_backend_cannot_carry_is_lost_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stats = DeliveryStats()
+    publisher, delivered = await _started(PickyBackend(history_size=10), stats)
+    task = await _running(publisher)
+    try:
+        publisher.submit([custom_event("good 1", None)])
+        ticket = publisher.submit_one(custom_event("bad", None))
+        publisher.submit([custom_event("good 2", None)])
+        await asyncio.wait_for(publisher.mark(), TIMEOUT)
+        assert _names(delivered) == ["good 1", "good 2"]
+        with pytest.raises(ValueError, match="cannot encode a thing"):
+            ticket.result(0)
+        assert stats.lost == 1 and stats.broker_outages == 0 and publisher.outage is None
+        assert any("cannot be published" in r.getMessage() for r in caplog.records)
+    finally:
+        task.cancel()
+        publisher.stop()

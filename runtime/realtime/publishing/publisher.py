@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..stats import DeliveryStats
-from .backends import Backend, Position, PublishesNow
+from .backends import Backend, Position, PublishesNow, UnpublishableEvent
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -55,7 +55,7 @@ class NotRunning(RuntimeError):
     """Realtime is not serving: there is no event loop to publish on."""
 
 
-class BrokerUnavailable(RuntimeError):
+class BrokerUnavailable(Exception):
     """The broker's backend could not publish the event (an outage): it may or may not
     have gone out. Raised by `app.realtime_broadcast()` while the backend is down."""
 
@@ -259,6 +259,9 @@ class Publisher:
         self._publishing = True
         try:
             published = await self._backend.publish([entry.event for entry in batch])
+        except UnpublishableEvent as error:
+            self._unpublishable(batch, error)
+            return True  # the others go again at once
         except BaseException as error:
             self._failed(batch, error)
             raise
@@ -301,15 +304,33 @@ class Publisher:
             kept = [entry for entry in batch if entry.ticket is None]
             failed = [entry.ticket for entry in batch if entry.ticket is not None]
             self._outage(error)
-        with self._lock:
-            self._queue.extendleft(reversed(kept))
-            self._finished = self._queue[0].number - 1 if self._queue else self._submitted
-            due = self._due()
-            for _, mark in due:
-                self._when_delivered(self._last, mark)
+        self._requeue(kept)
         for ticket in failed:
             if ticket is not None:
                 ticket.set_exception(_unavailable(error))
+
+    def _unpublishable(self, batch: list[_Entry], error: UnpublishableEvent) -> None:
+        """The event the backend cannot carry is dropped (counted, logged, its caller
+        told); the rest of the batch goes back in front, as it was."""
+        culprit = batch[error.index]
+        self._stats.lost += 1
+        log.error(
+            "realtime: an event of %r cannot be published and is lost: %s",
+            culprit.event.collection or culprit.event.name,
+            error.__cause__ or error,
+        )
+        self._requeue(batch[: error.index] + batch[error.index + 1 :])
+        if culprit.ticket is not None:
+            culprit.ticket.set_exception(ValueError(str(error.__cause__ or error)))
+
+    def _requeue(self, kept: list[_Entry]) -> None:
+        """Entries of a batch that did not go out back in front, in order; marks waiting
+        only for those that are gone for good resolve."""
+        with self._lock:
+            self._queue.extendleft(reversed(kept))
+            self._finished = self._queue[0].number - 1 if self._queue else self._submitted
+            for _, mark in self._due():
+                self._when_delivered(self._last, mark)
 
     def _outage(self, error: BaseException) -> None:
         if self.outage is None:

@@ -12,14 +12,16 @@ The contract, the same for every backend (tests/realtime/test_backend_contract.p
   data). An event's id is its position's id, `<epoch>-<offset>`, and is what clients
   resume from; ids of another epoch are not ours.
 - Publishing is idempotent by the event's `key`: an event whose key was published
-  before (within the backend's dedup window) is not published again, and comes back as
-  it was published the first time. So a publish retried after an error whose outcome
+  before (within the backend's dedup window) is not published again, and comes back with
+  the position it was published at the first time. So a publish retried after an error whose outcome
   is unknown (a lost acknowledgement) cannot duplicate an event.
 - Publishing is not delivering: `publish` returns the events as published; they reach
   `deliver`, in the backend's order, when the backend delivers them, which for a
   network backend is later, and includes the events other processes publish.
 - A backend that cannot publish raises `BackendUnavailable`; nothing it raises means the
   events were not published (see the previous point).
+- An event a backend cannot carry (a value its codec cannot encode) is
+  `UnpublishableEvent`, naming it, before anything of the batch is published.
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ...events import Event
+    from ..codec import EventCodec
 
 __all__ = [
+    "REDIS_SCHEMES",
     "Backend",
     "BackendUnavailable",
     "Deliver",
     "Position",
     "PublishesNow",
+    "UnpublishableEvent",
     "backend_from_url",
 ]
 
@@ -82,6 +87,14 @@ class BackendUnavailable(ConnectionError):
     """The backend cannot publish or read now (a network backend's outage)."""
 
 
+class UnpublishableEvent(ValueError):
+    """The backend cannot carry the event at `index` of a batch; none was published."""
+
+    def __init__(self, index: int, reason: Exception) -> None:
+        super().__init__(f"event {index} of the batch cannot be published: {reason}")
+        self.index = index
+
+
 class Backend(Protocol):
     """Publishes events in one order and keeps a history of them, bounded in events and
     in bytes."""
@@ -94,8 +107,8 @@ class Backend(Protocol):
     async def publish(self, events: Sequence[Event]) -> list[Event]:
         """Give each event the next position (its id and `seq`, the offset), keep it in
         the history, have it delivered; return them as published, in the order given. An
-        event whose `key` was published before is returned as it was then, and neither
-        kept nor delivered again."""
+        event whose `key` was published before is returned at the position it was given
+        then, and neither kept nor delivered again."""
 
     async def position(self) -> Position:
         """The newest position: after the last event published."""
@@ -114,9 +127,23 @@ class PublishesNow(Protocol):
     def publish_now(self, events: Sequence[Event]) -> list[Event]: ...
 
 
-def backend_from_url(url: str, *, history_size: int, history_bytes: int) -> Backend:
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def backend_from_url(
+    url: str, *, history_size: int, history_bytes: int, codec: EventCodec[Event]
+) -> Backend:
+    """The backend `realtime.broker` names: "memory", or a Redis URL (events of every
+    process in one Redis stream, see redis_streams.py; `history_bytes` bounds only the
+    memory backend: Redis keeps `history_size` entries). BackendUnavailable if Redis
+    cannot be reached."""
     if url == "memory":
         from .memory import MemoryBackend
 
         return MemoryBackend(history_size=history_size, history_bytes=history_bytes)
+    if url.startswith(REDIS_SCHEMES):
+        from .redis_streams import RedisBackend, check_reachable
+
+        check_reachable(url)  # now, with one clear line, not in the server's start-up
+        return RedisBackend(url, codec, history_size=history_size)
     raise ValueError(f"realtime.broker: unsupported backend {url!r}")

@@ -40,7 +40,8 @@ class MemoryBackend:
         self._kept_bytes = 0
         self._max_events = history_size
         self._max_bytes = history_bytes
-        self._published: OrderedDict[str, Event] = OrderedDict()  # by key, oldest first
+        # Offsets by key, oldest first (not the events: they would outlive the history).
+        self._published: OrderedDict[str, int] = OrderedDict()
         self._deliver: Deliver | None = None
 
     async def start(self, deliver: Deliver) -> None:
@@ -56,6 +57,11 @@ class MemoryBackend:
     async def stop(self) -> None:
         self._deliver = None
 
+    @property
+    def kept_bytes(self) -> int:
+        """What the events in the history hold now, by `event_bytes`."""
+        return self._kept_bytes
+
     async def publish(self, events: Sequence[Event]) -> list[Event]:
         return self.publish_now(events)
 
@@ -65,7 +71,7 @@ class MemoryBackend:
         for event in events:
             earlier = self._published.get(event.key) if event.key else None
             if earlier is not None:
-                published.append(earlier)
+                published.append(event.published(f"{self.epoch}-{earlier}", earlier))
                 continue
             self._offset += 1
             event = event.published(f"{self.epoch}-{self._offset}", self._offset)
@@ -80,7 +86,7 @@ class MemoryBackend:
         return published
 
     def _remember(self, event: Event) -> None:
-        self._published[event.key] = event
+        self._published[event.key] = event.seq
         if len(self._published) > DEDUP_WINDOW:
             self._published.popitem(last=False)
 

@@ -1,0 +1,200 @@
+"""Several server processes on one Redis act as one server (issue 14): real
+`python -m runtime serve` processes sharing a database and a redis-server, real
+WebSocket and SSE clients on each."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import PASSWORD
+from tests.realtime_client import Client
+from tests.redis_server import RedisServer, start_redis
+from tests.sse_client import stream
+from tests.support import TIMEOUT, ServerProcess
+
+RECORDS = "/api/collections/messages/records"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
+    """Two server processes: one database file, one Redis."""
+    settings = {
+        "RUNTIME_DATABASE_PATH": str(tmp_path / "shared.sqlite3"),
+        "RUNTIME_REALTIME_BROKER": redis_server.database(),
+        "RUNTIME_APP_SECRET_KEY": "a-secret-key-both-processes-share-0123456789",
+    }
+    with ExitStack() as stack:
+        first = stack.enter_context(ServerProcess(tmp_path / "config.toml", settings))
+        _create_user(tmp_path, settings, "alice")  # once the first made the tables
+        second = stack.enter_context(ServerProcess(tmp_path / "config.toml", settings))
+        yield [first, second]
+
+
+def _create_user(folder: Path, settings: dict[str, str], name: str) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    environ.update(settings, RUNTIME_PASSWORD=PASSWORD)
+    subprocess.run(
+        [sys.executable, "-m", "runtime", "--config", "config.toml", "create-user", name],
+        cwd=folder,
+        env=environ,
+        check=True,
+        capture_output=True,
+        timeout=TIMEOUT * 6,
+    )
+
+
+@asynccontextmanager
+async def logged_in(server: ServerProcess, name: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        response = await http.post("/auth/login", json={"username": name, "password": PASSWORD})
+        assert response.status_code == 200, response.text
+        yield http
+
+
+async def test_writes_through_either_process_reach_clients_of_both_in_one_order(
+    cluster: list[ServerProcess],
+) -> None:
+    first, second = cluster
+    async with (
+        await Client.connect(first) as on_first,
+        await Client.connect(second) as on_second,
+        stream(second, "?pattern=messages") as sse_on_second,
+        logged_in(first, "alice") as via_first,
+        logged_in(second, "alice") as via_second,
+    ):
+        await on_first.ok_subscribe("messages")
+        await on_second.ok_subscribe("messages")
+        assert (await sse_on_second.frame())["type"] == "connected"
+        assert (await sse_on_second.frame())["type"] == "subscribed"
+        texts = [f"message {i}" for i in range(10)]
+        for i, text in enumerate(texts):
+            http = via_first if i % 2 == 0 else via_second
+            response = await http.post(RECORDS, json={"text": text})
+            assert response.status_code == 201, response.text
+        heard_first = await on_first.events(10)
+        heard_second = await on_second.events(10)
+        heard_sse = [await sse_on_second.frame() for _ in range(10)]
+        assert [e["record"]["text"] for e in heard_first] == texts
+        ids = [e["id"] for e in heard_first]
+        assert [e["id"] for e in heard_second] == ids == [e["id"] for e in heard_sse]
+        # Nothing twice: the next event each hears is a new write's.
+        assert (await via_second.post(RECORDS, json={"text": "last"})).status_code == 201
+        for client in (on_first, on_second):
+            assert (await client.recv_type("event"))["record"]["text"] == "last"
+        assert (await sse_on_second.frame())["record"]["text"] == "last"
+
+
+async def test_a_client_resumes_on_the_other_process(cluster: list[ServerProcess]) -> None:
+    first, second = cluster
+    async with await Client.connect(first) as on_first, logged_in(first, "alice") as http:
+        await on_first.ok_subscribe("messages")
+        for i in range(3):
+            await http.post(RECORDS, json={"text": f"before {i}"})
+        seen = await on_first.events(3)
+    async with logged_in(second, "alice") as http:
+        for i in range(2):
+            await http.post(RECORDS, json={"text": f"missed {i}"})
+    async with await Client.connect(second) as on_second:
+        reply = await on_second.ok_subscribe("messages", since=seen[0]["id"])
+        assert reply["recovered"] is True
+        replayed = await on_second.events(4)
+        assert [e["record"]["text"] for e in replayed] == [
+            "before 1",
+            "before 2",
+            "missed 0",
+            "missed 1",
+        ]
+        async with logged_in(second, "alice") as http:
+            await http.post(RECORDS, json={"text": "live"})
+        assert (await on_second.recv_type("event"))["record"]["text"] == "live"
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to stop and start (it keeps its data)."""
+    server = start_redis(persistent=True)
+    yield server
+    server.close()
+
+
+async def _metrics_until(http: httpx.AsyncClient, line: str) -> str:
+    async def poll() -> str:
+        while line not in (metrics := (await http.get("/realtime/metrics")).text):
+            await asyncio.sleep(0.05)
+        return metrics
+
+    return await asyncio.wait_for(poll(), 4 * TIMEOUT)
+
+
+async def test_redis_down_and_back_loses_nothing(tmp_path: Path, own_redis: RedisServer) -> None:
+    settings = {
+        "RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "RUNTIME_REALTIME_BROKER": own_redis.url,
+    }
+    with ServerProcess(tmp_path / "config.toml", settings) as server:
+        _create_user(tmp_path, settings, "alice")
+        async with (
+            await Client.connect(server) as watcher,
+            logged_in(server, "alice") as http,
+        ):
+            await watcher.ok_subscribe("messages")
+            await http.post(RECORDS, json={"text": "before"})
+            before = await watcher.recv_type("event")
+            own_redis.stop()
+            # The server keeps serving: pages, the API, its connections.
+            assert (await http.get("/", follow_redirects=True)).status_code == 200
+            for i in range(3):
+                response = await http.post(RECORDS, json={"text": f"during {i}"})
+                assert response.status_code == 201, response.text
+            await _metrics_until(http, "runtime_realtime_broker_up 0\n")
+            own_redis.start()
+            during = await asyncio.wait_for(watcher.events(3), 4 * TIMEOUT)
+            assert [e["record"]["text"] for e in during] == [f"during {i}" for i in range(3)]
+            assert before["id"].rpartition("-")[0] == during[0]["id"].rpartition("-")[0]
+            metrics = await _metrics_until(http, "runtime_realtime_broker_up 1\n")
+            assert "runtime_realtime_broker_outages_total 1\n" in metrics
+            assert "runtime_realtime_event_interruptions_total 0\n" in metrics
+    log = "".join(server.output)
+    assert log.count("the broker's backend failed") == 1, log
+
+
+async def test_a_redis_that_lost_its_data_makes_clients_resume_knowingly(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    broker = redis_server.database()
+    settings = {
+        "RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "RUNTIME_REALTIME_BROKER": broker,
+    }
+    with ServerProcess(tmp_path / "config.toml", settings) as server:
+        _create_user(tmp_path, settings, "alice")
+        async with logged_in(server, "alice") as http:
+            async with await Client.connect(server) as watcher:
+                await watcher.ok_subscribe("messages")
+                await http.post(RECORDS, json={"text": "before"})
+                before = await watcher.recv_type("event")
+                with redis.Redis.from_url(broker) as client:
+                    client.flushdb()  # as a restart without persistence would
+                await http.post(RECORDS, json={"text": "after"})
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await watcher.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+            async with await Client.connect(server) as again:
+                reply = await again.ok_subscribe("messages", since=before["id"])
+                assert reply["recovered"] is False  # never a silent gap
+                await http.post(RECORDS, json={"text": "live again"})
+                assert (await again.recv_type("event"))["record"]["text"] == "live again"
+            metrics = (await http.get("/realtime/metrics")).text
+            assert "runtime_realtime_event_interruptions_total 1\n" in metrics
