@@ -14,7 +14,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, free_port
 
 __all__ = ["BACKENDS", "PostgresServer", "both_databases", "find_postgres"]
 
@@ -45,20 +44,13 @@ def find_postgres() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PostgresServer:
     """A PostgreSQL cluster of our own; `database()` makes a fresh, empty database."""
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.folder = Path(tempfile.mkdtemp(prefix="runtime-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self._names = itertools.count(1)
         self._as: list[str] = []
         if os.geteuid() == 0:

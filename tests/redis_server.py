@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, free_port
 
 __all__ = ["RedisServer", "find_redis_server", "start_redis"]
 
@@ -23,19 +23,12 @@ def find_redis_server() -> str | None:
     return shutil.which("redis-server")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class RedisServer:
     def __init__(self, binary: str, *, persistent: bool = False) -> None:
         self.persistent = persistent  # every write on disk: a restart keeps the data
         self.binary = binary
         self.folder = Path(tempfile.mkdtemp(prefix="runtime-redis-"))
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
         self._prefixes = itertools.count(1)
         self._databases = itertools.count(0)

@@ -29,6 +29,8 @@ __all__ = [
     "ThreadedServer",
     "UvicornServer",
     "assert_error",
+    "free_port",
+    "metrics_until",
 ]
 
 # One timeout for every wait in the suite; slow machines scale it, never tests' sleeps.
@@ -288,3 +290,23 @@ class ServerProcess:
     def reset_peak(self) -> None:
         """Linux >= 4.0: the peak (VmHWM) starts again from what is resident now."""
         Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def metrics_until(http: httpx.AsyncClient, line: str, timeout: float = TIMEOUT) -> str:
+    """`/realtime/metrics` once it holds `line` (asked again every 20 ms: a counter
+    cannot be waited on from outside the server)."""
+
+    async def poll() -> str:
+        while line not in (metrics := (await http.get("/realtime/metrics")).text):
+            await asyncio.sleep(0.02)
+        return metrics
+
+    return await asyncio.wait_for(poll(), timeout)

@@ -22,7 +22,7 @@ from runtime.realtime.publishing.backends import BackendUnavailable
 from runtime.realtime.publishing.backends.memory import MemoryBackend
 from runtime.users import User
 from tests.realtime_client import Client
-from tests.support import TIMEOUT, LiveServer
+from tests.support import TIMEOUT, LiveServer, metrics_until
 
 
 class SwitchableBackend(MemoryBackend):
@@ -51,15 +51,6 @@ def app(
     database.close()
 
 
-async def _metrics_until(http: httpx.AsyncClient, line: str) -> str:
-    async def poll() -> str:
-        while line not in (metrics := (await http.get("/realtime/metrics")).text):
-            await asyncio.sleep(0.01)
-        return metrics
-
-    return await asyncio.wait_for(poll(), TIMEOUT)
-
-
 async def test_changes_wait_out_an_outage_and_broadcasts_raise(
     server: LiveServer,
     app: Quart,
@@ -76,13 +67,13 @@ async def test_changes_wait_out_an_outage_and_broadcasts_raise(
         backend.down = True
         for text in ("during 1", "during 2", "during 3"):
             Message.create(text=text, author=users["alice"])
-        await _metrics_until(http, "runtime_realtime_broker_up 0\n")
+        await metrics_until(http, "runtime_realtime_broker_up 0\n")
         with pytest.raises(BrokerUnavailable, match="the test's outage"):
             await asyncio.to_thread(app.realtime_broadcast, "during", {})
         backend.down = False
         events = await asyncio.wait_for(watcher.events(3), 3 * TIMEOUT)
         assert [e["record"]["text"] for e in events] == ["during 1", "during 2", "during 3"]
-        metrics = await _metrics_until(http, "runtime_realtime_broker_up 1\n")
+        metrics = await metrics_until(http, "runtime_realtime_broker_up 1\n")
         assert "runtime_realtime_broker_outages_total 1\n" in metrics
         assert "runtime_realtime_publish_queue 0\n" in metrics
         await asyncio.to_thread(app.realtime_broadcast, "after", {"n": 1})

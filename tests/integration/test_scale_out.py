@@ -21,7 +21,7 @@ from tests.conftest import PASSWORD
 from tests.realtime_client import Client
 from tests.redis_server import RedisServer, start_redis
 from tests.sse_client import stream
-from tests.support import TIMEOUT, ServerProcess
+from tests.support import TIMEOUT, ServerProcess, metrics_until
 
 RECORDS = "/api/collections/messages/records"
 
@@ -128,15 +128,6 @@ def own_redis() -> Iterator[RedisServer]:
     server.close()
 
 
-async def _metrics_until(http: httpx.AsyncClient, line: str) -> str:
-    async def poll() -> str:
-        while line not in (metrics := (await http.get("/realtime/metrics")).text):
-            await asyncio.sleep(0.05)
-        return metrics
-
-    return await asyncio.wait_for(poll(), 4 * TIMEOUT)
-
-
 async def test_redis_down_and_back_loses_nothing(tmp_path: Path, own_redis: RedisServer) -> None:
     settings = {
         "RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
@@ -157,12 +148,12 @@ async def test_redis_down_and_back_loses_nothing(tmp_path: Path, own_redis: Redi
             for i in range(3):
                 response = await http.post(RECORDS, json={"text": f"during {i}"})
                 assert response.status_code == 201, response.text
-            await _metrics_until(http, "runtime_realtime_broker_up 0\n")
+            await metrics_until(http, "runtime_realtime_broker_up 0\n", 4 * TIMEOUT)
             own_redis.start()
             during = await asyncio.wait_for(watcher.events(3), 4 * TIMEOUT)
             assert [e["record"]["text"] for e in during] == [f"during {i}" for i in range(3)]
             assert before["id"].rpartition("-")[0] == during[0]["id"].rpartition("-")[0]
-            metrics = await _metrics_until(http, "runtime_realtime_broker_up 1\n")
+            metrics = await metrics_until(http, "runtime_realtime_broker_up 1\n", 4 * TIMEOUT)
             assert "runtime_realtime_broker_outages_total 1\n" in metrics
             assert "runtime_realtime_event_interruptions_total 0\n" in metrics
     log = "".join(server.output)
