@@ -251,6 +251,36 @@ def test_bad_subscribe_fields(field: str, value: object) -> None:
     assert f"'{field}'" in exc.message
 
 
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"type": "publish", "channel": "c", "name": "n", "data": "\ud800"}, "'data'"),
+        ({"type": "publish", "channel": "c", "name": "n", "data": [[{"k": "\udfff"}]]}, "'data'"),
+        ({"type": "publish", "channel": "c", "name": "n", "data": {"\udc00\ud800": 1}}, "'data'"),
+        ({"type": "emit", "name": "n", "data": {"deep": ["ok", "x\ud83d"]}}, "'data'"),
+        ({"type": "subscribe", "pattern": "p", "filter": {"a": "\ud800"}}, "'filter'"),
+        ({"type": "subscribe", "pattern": "p", "filter": {"\ud800": 1}}, "'filter'"),
+        ({"type": "subscribe", "pattern": "p", "since": "\ud800"}, "'since'"),
+        ({"type": "pong", "later": "\ud800"}, "a field"),
+        ({"type": "ping", "\ud800": 1}, "a field"),
+    ],
+)
+def test_text_utf8_cannot_encode_is_refused_wherever_it_is(
+    fields: dict[str, Any], named: str
+) -> None:
+    """Anywhere in the frame, keys included: nothing that could not be sent on gets in."""
+    exc = fails(frame(id="r", **fields))
+    assert (exc.code, exc.request_id) == (ErrorCode.BAD_REQUEST, "r")
+    assert named in exc.message and "surrogate" in exc.message
+    assert encode(error(exc.request_id, exc.code, exc.message)).encode("utf-8")
+
+
+def test_text_with_real_pairs_and_any_other_character_is_text() -> None:
+    data = {"pair": "\N{GRINNING FACE}", "escaped": "\ud83d\ude00", "nul": "\x00", "bom": "\ufeff"}
+    command = parse(frame(type="emit", id="e", name="n", data=data))
+    assert command.data["pair"] == command.data["escaped"] == "\N{GRINNING FACE}"
+
+
 def test_field_limits_are_inclusive() -> None:
     command = parse(
         frame(type="subscribe", pattern="p", since="x" * 128, filter={str(i): i for i in range(16)})

@@ -234,9 +234,13 @@ class CommandRouter:
         if not allowed:
             message = f"no channel named {command.channel!r} that you may publish to"
             return protocol.error(command.request_id, ErrorCode.FORBIDDEN, message)
-        event = custom_event(
-            command.name, command.data, collection=command.channel, user=public_user(conn.user)
-        )
+        try:
+            event = custom_event(
+                command.name, command.data, collection=command.channel, user=public_user(conn.user)
+            )
+        except ValueError as error:  # data nested too deep for an event
+            message = str(error).removeprefix("realtime_broadcast: ")
+            return protocol.error(command.request_id, ErrorCode.BAD_REQUEST, message)
         event_id = await self._broker.publish_async(event)
         return protocol.ack(command.request_id, {"event_id": event_id})
 
