@@ -85,6 +85,7 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutting down: clients reconnect
     MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011  # writing to this connection failed (a bug, logged)
     TRY_AGAIN_LATER = 1013  # at capacity
     SESSION_ENDED = 4401  # logout, user removed
     HEARTBEAT_TIMEOUT = 4408

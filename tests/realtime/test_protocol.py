@@ -394,6 +394,7 @@ def test_codes_match_the_contract() -> None:
         "NORMAL": 1000,
         "GOING_AWAY": 1001,
         "MESSAGE_TOO_BIG": 1009,
+        "INTERNAL_ERROR": 1011,  # added: writing to that connection failed (issue 15)
         "TRY_AGAIN_LATER": 1013,
         "SESSION_ENDED": 4401,
         "HEARTBEAT_TIMEOUT": 4408,

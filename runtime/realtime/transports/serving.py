@@ -122,19 +122,29 @@ async def run_connection(
 
 async def _write_until_closed(conn: Connection, sink: Sink) -> None:
     """What the flusher does not write: everything, for a sink that is not direct; for
-    one that is, what was queued while its socket was full; pings; and last the close."""
+    one that is, what was queued while its socket was full; pings; and last the close.
+
+    A write that raises (the frames, the socket) closes this connection (1011), counted
+    and logged; its close is then written if the sink still can."""
+    failed = False
     while True:
         await conn.wait()
         closing = conn.closing  # then what is queued now is all there will be
-        if conn.blocked:
-            await sink.drain()
-            conn.blocked = False
-        ping, conn.ping_due = conn.ping_due and not closing, False
-        await sink.send(conn.take_queued(), ping=ping)
-        if closing:
-            assert conn.close_code is not None
-            await sink.close(conn.close_code, conn.close_reason)
-            return
+        try:
+            if conn.blocked:
+                await sink.drain()
+                conn.blocked = False
+            ping, conn.ping_due = conn.ping_due and not closing, False
+            await sink.send(conn.take_queued(), ping=ping)
+            if closing:
+                assert conn.close_code is not None
+                await sink.close(conn.close_code, conn.close_reason)
+                return
+        except Exception as error:
+            if failed:
+                return  # its close could not be written either: the socket just ends
+            failed = True
+            conn.fail("write", error)
 
 
 # What `python -m runtime serve` and runtime.server.run(app) do that other ways of
