@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..db import RecordChange
-from ..json_values import has_lone_surrogate, sendable_tree
+from ..json_values import has_lone_surrogate, json_tree, sendable_tree
 
 __all__ = ["Event", "custom_event", "public_user", "record_event"]
 
@@ -88,7 +88,7 @@ def custom_event(
         data=sendable_tree(data, "realtime_broadcast: data"),
         client_ids=frozenset(client_ids) if client_ids is not None else None,
         user_ids=frozenset(user_ids) if user_ids is not None else None,
-        user=sendable_tree(user, "realtime_broadcast: user"),
+        user=json_tree(user),  # the server's own account of who: see protocol.encode
     )
 
 

@@ -368,12 +368,21 @@ def pong() -> Frame:
 
 
 def encode(frame: object) -> str:
-    """Compact JSON text of a frame; NaN and infinities become null (JSON has neither)."""
+    """Compact JSON text of a frame; NaN and infinities become null (JSON has neither).
+
+    The text is always UTF-8 encodable, so that a frame can be sent whoever gets it: a
+    lone surrogate is written as its JSON escape (`\\ud800`). Clients' text holding one
+    is refused at the edge and app code's broadcasts and answers too; what is left is the
+    app's own account of a user (in `connected`, presence and publications).
+    """
     try:
-        return _ENCODER.encode(frame)
+        text = _ENCODER.encode(frame)
     except ValueError:
         # Rare, so the walk is paid only when the fast path found a non-finite float.
-        return _ENCODER.encode(_finite(frame))
+        text = _ENCODER.encode(_finite(frame))
+    if has_lone_surrogate(text):  # at once for ASCII text
+        return _ASCII_ENCODER.encode(_finite(frame))
+    return text
 
 
 def encode_batch(frames: list[str]) -> str:
@@ -384,6 +393,10 @@ def encode_batch(frames: list[str]) -> str:
 # One encoder for every frame: json.dumps() with options builds a new one per call.
 _ENCODER = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_value
+)
+# For the rare frame holding a lone surrogate: every character past ASCII escaped.
+_ASCII_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=json_value
 )
 
 

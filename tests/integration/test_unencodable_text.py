@@ -32,6 +32,7 @@ from tests.support import TIMEOUT, LiveServer, assert_error
 
 realtime = Realtime()
 realtime.channel("lobby", read_rule="authenticated", write_rule="authenticated")
+realtime.channel("hall", read_rule="authenticated", write_rule="authenticated", presence=True)
 
 
 @realtime.on("echo")
@@ -246,3 +247,43 @@ async def test_a_record_with_unencodable_text_is_never_stored_nor_sent(
         for event in await seen.next_events():
             assert (event["action"], event["record"]["id"]) == ("create", message.id)
         await seen.ws.expect_silence()
+
+
+async def test_a_users_unencodable_public_fields_are_sent_escaped(
+    server: LiveServer, users: dict[str, User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """App code's own data that UTF-8 cannot encode (here a user's public fields, shown
+    in `connected` and in presence to everyone on the topic) is written as JSON's escape:
+    every frame can be sent, and one user's data costs nobody their events."""
+    public = User.public_dict
+
+    def public_dict(user: User) -> dict[str, Any]:
+        shown = public(user)
+        return {**shown, "username": "\ud800" + shown["username"]}
+
+    monkeypatch.setattr(User, "public_dict", public_dict)
+    cookie = await login_cookie(server, "bob")
+    async with (
+        await Client.connect(server, user="bob") as ws,
+        stream(server, "?pattern=hall", cookie=cookie) as sse,
+    ):
+        assert ws.connected["user"]["username"] == "\ud800bob"
+        assert (await sse.frame())["user"]["username"] == "\ud800bob"
+        assert (await sse.frame())["type"] == "subscribed"
+        assert (await sse.frame())["action"] == "join"  # bob, from his stream
+        await ws.ok_subscribe("hall")
+        async with await Client.connect(server, user="alice") as alice:
+            reply = await alice.ok_subscribe("hall")
+            assert [u["username"] for u in reply["presence"]] == ["\ud800bob"]
+            for client in (ws, alice):
+                join = await client.recv_type("event")
+                assert (join["action"], join["user"]["username"]) == ("join", "\ud800alice")
+            assert (await sse.frame())["user"]["username"] == "\ud800alice"
+            await alice.send({"type": "publish", "id": "p", "channel": "hall", "name": "hi"})
+            own = await alice.recv_type("event")  # her own publication, queued before the ack
+            ack = await alice.recv_type("ack")
+            for event in [own, await ws.recv_type("event"), await sse.frame()]:
+                assert (event["id"], event["user"]["username"]) == (
+                    ack["data"]["event_id"],
+                    "\ud800alice",
+                )

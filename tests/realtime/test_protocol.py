@@ -433,6 +433,15 @@ def test_encode_never_sends_nan_or_infinity(bad: float) -> None:
     assert value["a"] is bad  # the caller's frame is not modified
 
 
+def test_encode_always_gives_text_utf8_can_encode() -> None:
+    """A lone surrogate (only app code's data can still hold one) is written as JSON's
+    escape: the frame can be sent, and reads back as it was; NaN still becomes null."""
+    value = {"user": {"name": "\ud800é"}, "\udfff": [math.nan, "✓"]}
+    text = encode(value)
+    assert text.encode("utf-8") == text.encode("ascii")
+    assert strict_loads(text) == {"user": {"name": "\ud800é"}, "\udfff": [None, "✓"]}
+
+
 def test_encode_special_types() -> None:
     when = dt.datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=dt.UTC)
     ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
