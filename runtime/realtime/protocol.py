@@ -160,9 +160,18 @@ def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
     obj = _json_object(text, max_size)
     request_id = _request_id(obj.get("id"))
     command = _command(obj, request_id)
-    if holds_lone_surrogates(obj):  # the whole frame, whatever its fields
+    # The whole frame, whatever its fields; walked only when the text may hold one.
+    if _may_hold_lone_surrogates(text) and holds_lone_surrogates(obj):
         _unencodable(obj, request_id)
     return command
+
+
+def _may_hold_lone_surrogates(text: str | bytes) -> bool:
+    """Whether a frame's JSON may decode to a lone surrogate: UTF-8 (bytes are decoded
+    strictly) cannot carry one, so it is a `\\u` escape, unless a str held it already."""
+    if isinstance(text, bytes):
+        return b"\\u" in text
+    return "\\u" in text or has_lone_surrogate(text)
 
 
 def _command(obj: dict[str, Any], request_id: RequestId) -> Command:

@@ -268,17 +268,27 @@ def test_bad_subscribe_fields(field: str, value: object) -> None:
 def test_text_utf8_cannot_encode_is_refused_wherever_it_is(
     fields: dict[str, Any], named: str
 ) -> None:
-    """Anywhere in the frame, keys included: nothing that could not be sent on gets in."""
-    exc = fails(frame(id="r", **fields))
-    assert (exc.code, exc.request_id) == (ErrorCode.BAD_REQUEST, "r")
-    assert named in exc.message and "surrogate" in exc.message
-    assert encode(error(exc.request_id, exc.code, exc.message)).encode("utf-8")
+    """Anywhere in the frame, keys included: nothing that could not be sent on gets in,
+    whether it comes as JSON's escape (in text or in bytes) or in the str itself."""
+    escaped = frame(id="r", **fields)
+    for text in (escaped, escaped.encode(), json.dumps({"id": "r", **fields}, ensure_ascii=False)):
+        exc = fails(text)
+        assert (exc.code, exc.request_id) == (ErrorCode.BAD_REQUEST, "r")
+        assert named in exc.message and "surrogate" in exc.message
+        assert encode(error(exc.request_id, exc.code, exc.message)).encode("utf-8")
 
 
 def test_text_with_real_pairs_and_any_other_character_is_text() -> None:
     data = {"pair": "\N{GRINNING FACE}", "escaped": "\ud83d\ude00", "nul": "\x00", "bom": "\ufeff"}
     command = parse(frame(type="emit", id="e", name="n", data=data))
     assert command.data["pair"] == command.data["escaped"] == "\N{GRINNING FACE}"
+    # Text as a frame may write it: a backslash before "u" (no escape), "é" as an escape
+    # and written out; in a str and in bytes alike.
+    for text, expected in [
+        ('{"type":"emit","name":"n","data":"\\\\ud800"}', "\\ud800"),
+        ('{"type":"emit","name":"n","data":"\\u00e9 é"}', "é é"),
+    ]:
+        assert parse(text).data == parse(text.encode()).data == expected
 
 
 def test_field_limits_are_inclusive() -> None:
