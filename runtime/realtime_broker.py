@@ -72,6 +72,7 @@ class Broker:
             self.connections,
             self.flusher,
             self.stats,
+            self.faults,
             heartbeat=heartbeat,
             heartbeat_timeout=heartbeat_timeout,
         )
