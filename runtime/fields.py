@@ -21,6 +21,7 @@ from typing import Any
 import peewee
 
 from .errors import BadRequest, NotFound
+from .json_values import has_lone_surrogate
 
 __all__ = [
     "coerce_field_value",
@@ -31,12 +32,8 @@ __all__ = [
 
 _INTEGER_ID = re.compile(r"-?[0-9]{1,19}")
 _INT64 = range(-(2**63), 2**63)  # what SQLite's INTEGER holds
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def has_surrogates(text: str) -> bool:
-    """Whether `text` holds a lone surrogate (JSON's "\\ud800"), which UTF-8 cannot carry."""
-    return _SURROGATE.search(text) is not None
+# Whether a text holds a lone surrogate (JSON's "\\ud800"), which UTF-8 cannot carry.
+has_surrogates = has_lone_surrogate
 
 
 def parse_record_id(model: type[peewee.Model], raw: str) -> Any:

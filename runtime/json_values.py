@@ -14,6 +14,10 @@ so a value looks the same whichever path it takes:
 | set, frozenset, tuple | array |
 | an Enum member | its value |
 | anything else JSON has no type for | `str(value)` |
+
+Text goes out as UTF-8, which cannot encode a lone surrogate (what JSON's `"\\ud800"`
+escape decodes to): `has_lone_surrogate` and `holds_lone_surrogates` find one, for the
+checks at the edges (a client's JSON, a handler's answer, a broadcast's data).
 """
 
 from __future__ import annotations
@@ -23,14 +27,22 @@ import datetime
 import decimal
 import enum
 import math
+import re
 import uuid
 from typing import Any
 
 import peewee
 
-__all__ = ["json_tree", "json_value"]
+__all__ = [
+    "has_lone_surrogate",
+    "holds_lone_surrogates",
+    "json_tree",
+    "json_value",
+    "sendable_tree",
+]
 
 _NATIVE = (str, int, bool, type(None))
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def json_value(value: Any) -> Any:
@@ -79,3 +91,37 @@ def _key(key: Any) -> str:
         return "null" if key is None else ("true" if key else "false")
     value = json_value(key)
     return value if isinstance(value, str) else str(value)
+
+
+def sendable_tree(value: Any, what: str = "data") -> Any:
+    """`json_tree(value)`, and a ValueError if any text in it, keys included, is not text
+    UTF-8 can encode: it could be sent to nobody."""
+    tree = json_tree(value)
+    if holds_lone_surrogates(tree):
+        raise ValueError(
+            f"{what} holds a lone surrogate (like '\\ud800'), which UTF-8 cannot encode"
+        )
+    return tree
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether `text` holds a lone surrogate, which UTF-8 cannot encode (an ASCII string
+    is known not to at once)."""
+    return not text.isascii() and _LONE_SURROGATE.search(text) is not None
+
+
+def holds_lone_surrogates(value: Any) -> bool:
+    """Whether any string in a JSON value (dicts, lists, scalars), a dict's keys
+    included, holds a lone surrogate."""
+    pending = [value]
+    while pending:  # a loop, not recursion: a client's JSON nests as deep as it likes
+        item = pending.pop()
+        if isinstance(item, str):
+            if has_lone_surrogate(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

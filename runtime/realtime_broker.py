@@ -77,6 +77,7 @@ class Broker:
             self.connections,
             self.flusher,
             self.stats,
+            self.faults,
             heartbeat=heartbeat,
             heartbeat_timeout=heartbeat_timeout,
         )

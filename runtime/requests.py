@@ -9,7 +9,7 @@ from typing import Any
 from quart import request
 
 from .errors import BadRequest
-from .fields import has_surrogates
+from .json_values import holds_lone_surrogates
 
 __all__ = ["parse_json_object", "read_body"]
 
@@ -39,25 +39,10 @@ def parse_json_object(raw: bytes | str) -> dict[str, Any]:
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise BadRequest("The body must be a JSON object.")
-    if _holds_surrogates(value):
+    # Any key or string: broken UTF-16 that no database can store and no wire carry.
+    if holds_lone_surrogates(value):
         raise BadRequest("The body holds a lone surrogate escape (like \\ud800): not text.")
     return value
-
-
-def _holds_surrogates(value: Any) -> bool:
-    """Whether any key or string in `value` is broken UTF-16 that no database can store."""
-    pending = [value]
-    while pending:  # a loop, not recursion: nesting is as deep as the client likes
-        item = pending.pop()
-        if isinstance(item, str):
-            if has_surrogates(item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
 
 
 async def read_body(*, allow_form: bool = False) -> dict[str, Any]:

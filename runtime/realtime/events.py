@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..db import RecordChange
-from ..json_values import json_tree
+from ..json_values import has_lone_surrogate, json_tree, sendable_tree
 
 __all__ = ["Event", "custom_event", "public_user", "record_event"]
 
@@ -78,18 +78,21 @@ def custom_event(
     user_ids: Iterable[Any] | None = None,
     user: Any = None,
 ) -> Event:
-    """A custom event; `data` is copied into JSON types now (ValueError if it cannot be).
-    `user` is who published it from a browser (their public fields), if anyone."""
+    """A custom event; `data` is copied into JSON types now (ValueError if it cannot be,
+    or holds text that UTF-8 cannot encode, which could reach nobody). `user` is who
+    published it from a browser (their public fields), if anyone."""
     if not isinstance(name, str) or not name:
         raise ValueError("realtime_broadcast: name must be a non-empty string")
+    if has_lone_surrogate(name):
+        raise ValueError("realtime_broadcast: name holds a lone surrogate (like '\\ud800')")
     return Event(
         "custom",
         collection,
         name=name,
-        data=json_tree(data),
+        data=sendable_tree(data, "realtime_broadcast: data"),
         client_ids=frozenset(client_ids) if client_ids is not None else None,
         user_ids=frozenset(user_ids) if user_ids is not None else None,
-        user=json_tree(user),
+        user=json_tree(user),  # the server's own account of who: see protocol.encode
     )
 
 

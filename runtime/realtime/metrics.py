@@ -83,6 +83,13 @@ def render_metrics(broker: Broker) -> str:
         ],
     )
     metric(
+        "connection_errors_total",
+        "counter",
+        "Connections closed with 1011 because putting a frame on their queue or writing to "
+        "them raised: that connection only, every other went on.",
+        [(f'{{stage="{s}"}}', n) for s, n in sorted(broker.faults.connection_counts.items())],
+    )
+    metric(
         "task_restarts_total",
         "counter",
         "Background tasks restarted after failing.",

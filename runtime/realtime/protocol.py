@@ -1,7 +1,10 @@
 """The realtime wire protocol, shared by both transports: client frames in, server frames out.
 
 No I/O. Parsing raises only :class:`ProtocolError`: a bad client message costs an
-``error`` frame, never the connection or the server.
+``error`` frame, never the connection or the server. Every string of a frame, its keys
+included, is checked once for what the wire can carry back out: a JSON escape such as
+``"\\ud800"`` decodes to a lone surrogate, which UTF-8 cannot encode, and such a frame is
+refused whole (SSE POST bodies are checked as requests are, see runtime/requests.py).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, NoReturn, TypeAlias
 
-from ..json_values import json_value
+from ..json_values import has_lone_surrogate, holds_lone_surrogates, json_value
 from .patterns import InvalidPattern, Pattern, is_valid_collection_name, parse_pattern
 
 __all__ = [
@@ -55,8 +58,10 @@ Frame: TypeAlias = dict[str, Any]  # a server frame before encoding
 MAX_REQUEST_ID_LENGTH = 64
 MAX_SINCE_LENGTH = 128
 MAX_FILTER_FIELDS = 16
-# JSON "\ud800" escapes decode to lone surrogates, which UTF-8 cannot carry back out.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# The fields of client frames, which an error may name (any other is "a field").
+_FIELDS = frozenset(
+    ("type", "id", "pattern", "since", "filter", "snapshot", "name", "channel", "data")
+)
 _SORT = re.compile(r"-?[A-Za-z0-9_]{1,64}")
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
@@ -80,6 +85,7 @@ class CloseCode(IntEnum):
     NORMAL = 1000
     GOING_AWAY = 1001  # server shutting down: clients reconnect
     MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011  # writing to this connection failed (a bug, logged)
     TRY_AGAIN_LATER = 1013  # at capacity
     SESSION_ENDED = 4401  # logout, user removed
     HEARTBEAT_TIMEOUT = 4408
@@ -153,6 +159,22 @@ def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
     """Parse one client frame; raise :class:`ProtocolError` for anything else."""
     obj = _json_object(text, max_size)
     request_id = _request_id(obj.get("id"))
+    command = _command(obj, request_id)
+    # The whole frame, whatever its fields; walked only when the text may hold one.
+    if _may_hold_lone_surrogates(text) and holds_lone_surrogates(obj):
+        _unencodable(obj, request_id)
+    return command
+
+
+def _may_hold_lone_surrogates(text: str | bytes) -> bool:
+    """Whether a frame's JSON may decode to a lone surrogate: UTF-8 (bytes are decoded
+    strictly) cannot carry one, so it is a `\\u` escape, unless a str held it already."""
+    if isinstance(text, bytes):
+        return b"\\u" in text
+    return "\\u" in text or has_lone_surrogate(text)
+
+
+def _command(obj: dict[str, Any], request_id: RequestId) -> Command:
     kind = obj.get("type")
     if kind == "ping":
         return Ping()
@@ -167,6 +189,16 @@ def parse_client_frame(text: str | bytes, *, max_size: int) -> Command:
     if kind == "publish":
         return parse_publish(obj, request_id)
     _fail("'type' must be subscribe, unsubscribe, emit, publish, ping or pong", request_id)
+
+
+def _unencodable(obj: dict[str, Any], request_id: RequestId) -> NoReturn:
+    """Refuse a frame that holds text UTF-8 cannot encode, naming where."""
+    where = "a field"
+    for key, value in obj.items():
+        if has_lone_surrogate(key) or holds_lone_surrogates(value):
+            where = repr(key) if key in _FIELDS else where
+            break
+    _fail(f"{where} holds a lone surrogate (like \\ud800), which is not text", request_id)
 
 
 def _json_object(text: str | bytes, max_size: int) -> dict[str, Any]:
@@ -221,11 +253,7 @@ def parse_subscribe(obj: dict[str, Any], request_id: RequestId) -> Subscribe:
     # Unknown fields are ignored so that newer clients can talk to older servers;
     # null means the same as absent.
     since = obj.get("since")
-    if since is not None and not (
-        isinstance(since, str)
-        and 0 < len(since) <= MAX_SINCE_LENGTH
-        and not _SURROGATE.search(since)
-    ):
+    if since is not None and not (isinstance(since, str) and 0 < len(since) <= MAX_SINCE_LENGTH):
         _fail(f"'since' must be an event id of 1 to {MAX_SINCE_LENGTH} characters", request_id)
     snapshot, sort, limit = _snapshot(obj.get("snapshot"), request_id)
     return Subscribe(
@@ -275,7 +303,12 @@ def _request_id(value: object) -> RequestId:
     # bool is an int subclass, but true/false as an id is surely a client bug.
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
-    if not isinstance(value, str) or len(value) > MAX_REQUEST_ID_LENGTH or _SURROGATE.search(value):
+    # An id is echoed in the reply: one that UTF-8 cannot encode is not read.
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_REQUEST_ID_LENGTH
+        or has_lone_surrogate(value)
+    ):
         _fail(
             f"'id' must be null, an integer or a string of <= {MAX_REQUEST_ID_LENGTH} characters",
             None,
@@ -355,12 +388,21 @@ def pong() -> Frame:
 
 
 def encode(frame: object) -> str:
-    """Compact JSON text of a frame; NaN and infinities become null (JSON has neither)."""
+    """Compact JSON text of a frame; NaN and infinities become null (JSON has neither).
+
+    The text is always UTF-8 encodable, so that a frame can be sent whoever gets it: a
+    lone surrogate is written as its JSON escape (`\\ud800`). Clients' text holding one
+    is refused at the edge and app code's broadcasts and answers too; what is left is the
+    app's own account of a user (in `connected`, presence and publications).
+    """
     try:
-        return _ENCODER.encode(frame)
+        text = _ENCODER.encode(frame)
     except ValueError:
         # Rare, so the walk is paid only when the fast path found a non-finite float.
-        return _ENCODER.encode(_finite(frame))
+        text = _ENCODER.encode(_finite(frame))
+    if has_lone_surrogate(text):  # at once for ASCII text
+        return _ASCII_ENCODER.encode(_finite(frame))
+    return text
 
 
 def encode_batch(frames: list[str]) -> str:
@@ -371,6 +413,10 @@ def encode_batch(frames: list[str]) -> str:
 # One encoder for every frame: json.dumps() with options builds a new one per call.
 _ENCODER = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=json_value
+)
+# For the rare frame holding a lone surrogate: every character past ASCII escaped.
+_ASCII_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=json_value
 )
 
 

@@ -1,5 +1,5 @@
-"""The counters of realtime delivery, for `/realtime/metrics`, and the failures of app
-code met while delivering."""
+"""The counters of realtime delivery, for `/realtime/metrics`, and the failures met while
+delivering: of app code, and of getting frames to one connection."""
 
 from __future__ import annotations
 
@@ -27,29 +27,51 @@ class DeliveryStats:
 
 
 class Faults:
-    """Failures of app code met while delivering: counted per collection and stage, and
-    logged with a traceback the first time, then at most once a minute per kind."""
+    """Failures met while delivering, each counted and logged with a traceback the first
+    time, then at most once a minute per kind: app code's (a rule, a filter), per
+    collection and stage; and a connection's own, per stage (see `connection_failed`)."""
 
     LOG_INTERVAL = 60.0
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {}
-        self._logged_at: dict[tuple[str, str, str], float] = {}
+        self.connection_counts: dict[str, int] = {}  # by stage: "queue", "write"
+        self._logged_at: dict[tuple[str, ...], float] = {}
 
     def record(self, collection: str, stage: str, culprit: str, error: BaseException) -> None:
         key = (collection, stage)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        kind = (collection, stage, culprit)
+        count = self.counts[key] = self.counts.get(key, 0) + 1
+        self._log(
+            (collection, stage, culprit),
+            error,
+            "realtime: %s of collection %r raised %s (%d so far); that reader does not "
+            "get that event",
+            culprit,
+            collection,
+            type(error).__name__,
+            count,
+        )
+
+    def connection_failed(self, stage: str, connection_id: str, error: BaseException) -> None:
+        """Getting frames to one connection raised: putting one on its queue (`stage`
+        "queue") or writing them to its sink ("write": encoding, the socket, a fragment).
+        The connection is closed (1011); every other goes on."""
+        count = self.connection_counts[stage] = self.connection_counts.get(stage, 0) + 1
+        self._log(
+            ("connection", stage),
+            error,
+            "realtime: connection %s failed at %s with %s (%d so far): closed with 1011; "
+            "every other connection goes on",
+            connection_id,
+            stage,
+            type(error).__name__,
+            count,
+        )
+
+    def _log(self, kind: tuple[str, ...], error: BaseException, *message: object) -> None:
+        """At ERROR, with a traceback the first time, then at most once an interval."""
         now = time.monotonic()
         last = self._logged_at.get(kind)
         if last is None or now - last >= self.LOG_INTERVAL:
             self._logged_at[kind] = now
-            log.error(
-                "realtime: %s of collection %r raised %s (%d so far); that reader does not "
-                "get that event",
-                culprit,
-                collection,
-                type(error).__name__,
-                self.counts[key],
-                exc_info=error if last is None else None,
-            )
+            log.error(*message, exc_info=error if last is None else None)

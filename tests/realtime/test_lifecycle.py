@@ -11,7 +11,7 @@ from runtime.realtime.connections.connection import Connection
 from runtime.realtime.connections.flusher import Flusher
 from runtime.realtime.connections.index import ConnectionIndex
 from runtime.realtime.protocol import CloseCode
-from runtime.realtime.stats import DeliveryStats
+from runtime.realtime.stats import DeliveryStats, Faults
 
 ENDS = 1_700_000_000.0  # a Unix time
 
@@ -20,7 +20,9 @@ def lifecycle(*conns: Connection) -> Lifecycle:
     index = ConnectionIndex()
     for conn in conns:
         index.add(conn)
-    return Lifecycle(index, Flusher(), DeliveryStats(), heartbeat=1.0, heartbeat_timeout=3.0)
+    return Lifecycle(
+        index, Flusher(), DeliveryStats(), Faults(), heartbeat=1.0, heartbeat_timeout=3.0
+    )
 
 
 def connection(transport: str, *, ends: float | None, session: str | None = "s") -> Connection:

@@ -251,6 +251,46 @@ def test_bad_subscribe_fields(field: str, value: object) -> None:
     assert f"'{field}'" in exc.message
 
 
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"type": "publish", "channel": "c", "name": "n", "data": "\ud800"}, "'data'"),
+        ({"type": "publish", "channel": "c", "name": "n", "data": [[{"k": "\udfff"}]]}, "'data'"),
+        ({"type": "publish", "channel": "c", "name": "n", "data": {"\udc00\ud800": 1}}, "'data'"),
+        ({"type": "emit", "name": "n", "data": {"deep": ["ok", "x\ud83d"]}}, "'data'"),
+        ({"type": "subscribe", "pattern": "p", "filter": {"a": "\ud800"}}, "'filter'"),
+        ({"type": "subscribe", "pattern": "p", "filter": {"\ud800": 1}}, "'filter'"),
+        ({"type": "subscribe", "pattern": "p", "since": "\ud800"}, "'since'"),
+        ({"type": "pong", "later": "\ud800"}, "a field"),
+        ({"type": "ping", "\ud800": 1}, "a field"),
+    ],
+)
+def test_text_utf8_cannot_encode_is_refused_wherever_it_is(
+    fields: dict[str, Any], named: str
+) -> None:
+    """Anywhere in the frame, keys included: nothing that could not be sent on gets in,
+    whether it comes as JSON's escape (in text or in bytes) or in the str itself."""
+    escaped = frame(id="r", **fields)
+    for text in (escaped, escaped.encode(), json.dumps({"id": "r", **fields}, ensure_ascii=False)):
+        exc = fails(text)
+        assert (exc.code, exc.request_id) == (ErrorCode.BAD_REQUEST, "r")
+        assert named in exc.message and "surrogate" in exc.message
+        assert encode(error(exc.request_id, exc.code, exc.message)).encode("utf-8")
+
+
+def test_text_with_real_pairs_and_any_other_character_is_text() -> None:
+    data = {"pair": "\N{GRINNING FACE}", "escaped": "\ud83d\ude00", "nul": "\x00", "bom": "\ufeff"}
+    command = parse(frame(type="emit", id="e", name="n", data=data))
+    assert command.data["pair"] == command.data["escaped"] == "\N{GRINNING FACE}"
+    # Text as a frame may write it: a backslash before "u" (no escape), "é" as an escape
+    # and written out; in a str and in bytes alike.
+    for text, expected in [
+        ('{"type":"emit","name":"n","data":"\\\\ud800"}', "\\ud800"),
+        ('{"type":"emit","name":"n","data":"\\u00e9 é"}', "é é"),
+    ]:
+        assert parse(text).data == parse(text.encode()).data == expected
+
+
 def test_field_limits_are_inclusive() -> None:
     command = parse(
         frame(type="subscribe", pattern="p", since="x" * 128, filter={str(i): i for i in range(16)})
@@ -365,6 +405,7 @@ def test_codes_match_the_contract() -> None:
         "NORMAL": 1000,
         "GOING_AWAY": 1001,
         "MESSAGE_TOO_BIG": 1009,
+        "INTERNAL_ERROR": 1011,  # added: writing to that connection failed (issue 15)
         "TRY_AGAIN_LATER": 1013,
         "SESSION_ENDED": 4401,
         "HEARTBEAT_TIMEOUT": 4408,
@@ -401,6 +442,15 @@ def test_encode_never_sends_nan_or_infinity(bad: float) -> None:
         "e": None,
     }
     assert value["a"] is bad  # the caller's frame is not modified
+
+
+def test_encode_always_gives_text_utf8_can_encode() -> None:
+    """A lone surrogate (only app code's data can still hold one) is written as JSON's
+    escape: the frame can be sent, and reads back as it was; NaN still becomes null."""
+    value = {"user": {"name": "\ud800é"}, "\udfff": [math.nan, "✓"]}
+    text = encode(value)
+    assert text.encode("utf-8") == text.encode("ascii")
+    assert strict_loads(text) == {"user": {"name": "\ud800é"}, "\udfff": [None, "✓"]}
 
 
 def test_encode_special_types() -> None:

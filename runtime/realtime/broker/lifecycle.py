@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..connections.connection import Connection
     from ..connections.flusher import Flusher
     from ..connections.index import ConnectionIndex
-    from ..stats import DeliveryStats
+    from ..stats import DeliveryStats, Faults
 
 __all__ = ["SESSION_EXPIRED", "Lifecycle"]
 
@@ -39,6 +39,7 @@ class Lifecycle:
         connections: ConnectionIndex,
         flusher: Flusher,
         stats: DeliveryStats,
+        faults: Faults,
         *,
         heartbeat: float,
         heartbeat_timeout: float,
@@ -46,6 +47,7 @@ class Lifecycle:
         self._connections = connections
         self._flusher = flusher
         self._stats = stats
+        self._faults = faults
         self.heartbeat = heartbeat
         self.heartbeat_timeout = heartbeat_timeout
         self.shutting_down = False  # no new connections: they are told to come back
@@ -59,6 +61,7 @@ class Lifecycle:
         frame first, then events."""
         self._connections.add(conn)
         conn.flusher = self._flusher
+        conn.faults = self._faults
         conn.globals_from = delivered
         totals = self._stats.connections_total
         totals[conn.transport] = totals.get(conn.transport, 0) + 1

@@ -237,9 +237,13 @@ class CommandRouter:
         too_big = _too_big_to_publish(command, self._config.max_publish_size)
         if too_big is not None:
             return too_big
-        event = custom_event(
-            command.name, command.data, collection=command.channel, user=public_user(conn.user)
-        )
+        try:
+            event = custom_event(
+                command.name, command.data, collection=command.channel, user=public_user(conn.user)
+            )
+        except ValueError as error:  # data nested too deep for an event
+            message = str(error).removeprefix("realtime_broadcast: ")
+            return protocol.error(command.request_id, ErrorCode.BAD_REQUEST, message)
         event_id = await self._broker.publish_async(event)
         return protocol.ack(command.request_id, {"event_id": event_id})
 

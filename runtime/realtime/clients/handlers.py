@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ApiError
-from ...json_values import json_tree
+from ...json_values import sendable_tree
 from ..protocol import ErrorCode, ProtocolError, RequestId, is_event_name
 
 __all__ = ["Handler", "Sender", "call_handler", "check_event_name"]
@@ -53,13 +53,14 @@ def check_event_name(name: str) -> str:
 
 
 async def call_handler(handler: Handler, data: Any, sender: Sender, request_id: RequestId) -> Any:
-    """The handler's answer, JSON-safe; or a ProtocolError to send back instead."""
+    """The handler's answer, JSON-safe; or a ProtocolError to send back instead (an
+    answer that is not, text UTF-8 cannot encode among it, is an `internal_error`)."""
     try:
         if inspect.iscoroutinefunction(handler):
             result = await handler(data, sender)
         else:  # sync code may block (a query, a hash): not on the event loop
             result = await asyncio.to_thread(handler, data, sender)
-        return json_tree(result)
+        return sendable_tree(result, "the answer")
     except ApiError as error:
         code = _CODES.get(error.code, ErrorCode.BAD_REQUEST)
         return ProtocolError(code, error.message, request_id)

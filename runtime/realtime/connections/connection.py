@@ -12,6 +12,10 @@ under way: past `max_queue` frames or `max_queue_bytes` characters the
 connection is closed as too slow a reader (4429). A client that never reads cannot make
 the server keep more than that for it, nor keep it once closed (its transport drops a
 connection whose client does not take the close: runtime/realtime/transports/serving.py).
+
+Whatever one connection's frames or socket do, it is that connection's alone: a step of
+getting frames to it that raises (queueing, encoding, writing) closes it with 1011, and
+is counted and logged (`fail`); every other connection goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from ..protocol import CloseCode
 
 if TYPE_CHECKING:
+    from ..stats import Faults
     from .message_limit import MessageWindow
 
 __all__ = [
@@ -98,6 +103,7 @@ class Connection:
         "close_reason",
         "command_lock",
         "emits",
+        "faults",
         "flusher",
         "globals_from",
         "gone",
@@ -166,6 +172,7 @@ class Connection:
         self.ping_due = False  # set by the broker's heartbeat; the transport sends its ping
         self.sink: Sink | None = None  # set by its transport
         self.flusher: Flusher | None = None  # set by the broker
+        self.faults: Faults | None = None  # set by the broker: where failures are counted
         self.marked = False  # with the flusher, to be written at the end of this turn
         self.blocked = False  # the sink could not take more: the transport's task waits
         self.rejected = 0  # messages refused by the rate limit in a row
@@ -251,6 +258,17 @@ class Connection:
             self.wake()
             if self.on_close is not None:
                 self.on_close()
+
+    def fail(self, stage: str, error: Exception) -> None:
+        """Getting frames to this connection raised at `stage` ("queue", "write"): it is
+        closed with 1011, the WebSocket's code for a server that met an unexpected
+        condition (clients reconnect and resume), and the failure is counted and logged.
+        Nothing else is touched; once failed, it is not counted again while it closes."""
+        if self.close_code == CloseCode.INTERNAL_ERROR:
+            return
+        if self.faults is not None:
+            self.faults.connection_failed(stage, self.id, error)
+        self.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def ping(self) -> None:
         """Ask the transport to send its keep-alive (a ping frame, an SSE comment)."""

@@ -10,6 +10,10 @@ one message.
 Each sink encodes its own wire format; what every connection would build alike (a
 frame's WebSocket bytes, its SSE message) is built once per flush, in the cache the
 flusher hands them and empties after.
+
+A connection whose write raises (its frames, its socket) is closed (1011) and the rest
+are written all the same: every marked connection is unmarked and written, whatever
+another did.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ class Flusher:
         try:
             for conn in marked:
                 conn.marked = False
-                conn.flush(self._cache)
+                try:
+                    conn.flush(self._cache)
+                except Exception as error:  # that connection's alone
+                    conn.fail("write", error)
         finally:
             self._cache.clear()

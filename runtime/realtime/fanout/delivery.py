@@ -3,7 +3,8 @@
 Index lookup (the registry), then the access decision and the frame (`access`, once per
 distinct user and once per visible shape), then each connection's bounded queue. Plain
 synchronous code on the event loop's thread, no I/O, and nothing in it can stop the
-loop over events: a failure costs one reader one event.
+loop over events: app code that fails (a rule, a filter) costs one reader one event, and
+a connection whose queue fails is closed (1011); the others get the event all the same.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ class Fanout:
                 held.append(sub)
         # A join or leave is not held back: the presence list a subscription gets when it
         # goes live already counts it.
-        if held and not event.is_presence and not conn.hold((event.seq, frame, tuple(held))):
+        if held and not event.is_presence and not self._hold(conn, event, frame, held):
             self.stats.dropped += 1
 
     def _global_targets(self, event: Event) -> Iterable[Connection]:
@@ -121,10 +122,22 @@ class Fanout:
         )
 
     def _send(self, conn: Connection, frame: str) -> None:
-        if conn.send(frame):
+        try:
+            sent = conn.send(frame)
+        except Exception as error:  # that connection's alone
+            conn.fail("queue", error)
+            sent = False
+        if sent:
             self.stats.delivered += 1
         else:
             self.stats.dropped += 1
+
+    def _hold(self, conn: Connection, event: Event, frame: str, held: list[Subscription]) -> bool:
+        try:
+            return conn.hold((event.seq, frame, tuple(held)))
+        except Exception as error:  # that connection's alone
+            conn.fail("queue", error)
+            return False
 
 
 def is_target(event: Event, conn: Connection) -> bool:

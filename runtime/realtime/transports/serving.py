@@ -140,7 +140,10 @@ def _bound_the_close(
     loop = asyncio.get_running_loop()
 
     def on_close() -> None:
-        if inspect.getcoroutinestate(writing) != inspect.CORO_CREATED:
+        # Not when the writer closes it itself (a write that failed): it goes on to the
+        # close by itself.
+        started = inspect.getcoroutinestate(writing) != inspect.CORO_CREATED
+        if started and asyncio.current_task() is not writer:
             writer.cancel()
         loop.call_later(CLOSE_TIMEOUT, writer.cancel)
 
@@ -174,6 +177,9 @@ async def _write_until_closed(conn: Connection, sink: Sink) -> None:
     short so has written all of its frame or none (the server writes a frame in one call
     before it waits: runtime/adapters/hypercorn.py), and what it had not sent is
     dropped with the rest of the queue.
+
+    A write that raises (the frames, the socket) closes this connection (1011), counted
+    and logged; its close is then written if the sink still can.
     """
     try:
         await _write_until_closing(conn, sink)
@@ -182,9 +188,12 @@ async def _write_until_closed(conn: Connection, sink: Sink) -> None:
         assert task is not None
         if not conn.closing or task.uncancel() > 0:
             raise  # not close()'s doing, or not only: shutting down
-    await sink.send(conn.take_queued())  # what close(flush=True) kept
     assert conn.close_code is not None
-    await sink.close(conn.close_code, conn.close_reason)
+    try:
+        await sink.send(conn.take_queued())  # what close(flush=True) kept
+        await sink.close(conn.close_code, conn.close_reason)
+    except Exception as error:  # the socket just ends; counted once if not before
+        conn.fail("write", error)
 
 
 async def _write_until_closing(conn: Connection, sink: Sink) -> None:
@@ -192,11 +201,15 @@ async def _write_until_closing(conn: Connection, sink: Sink) -> None:
         await conn.wait()
         if conn.closing:
             return
-        if conn.blocked:
-            await sink.drain()
-            conn.blocked = False
-        ping, conn.ping_due = conn.ping_due, False
-        await sink.send(conn.take_queued(), ping=ping)
+        try:
+            if conn.blocked:
+                await sink.drain()
+                conn.blocked = False
+            ping, conn.ping_due = conn.ping_due, False
+            await sink.send(conn.take_queued(), ping=ping)
+        except Exception as error:
+            conn.fail("write", error)  # closes it (1011)
+            return
 
 
 # What `python -m runtime serve` and runtime.server.run(app) do that other ways of
