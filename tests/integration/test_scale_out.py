@@ -18,6 +18,7 @@ import redis
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import PASSWORD
+from tests.docs_apps import blocks
 from tests.realtime_client import Client
 from tests.redis_server import RedisServer, start_redis
 from tests.sse_client import stream
@@ -28,16 +29,19 @@ RECORDS = "/api/collections/messages/records"
 
 @pytest.fixture
 def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
-    """Two server processes: one database file, one Redis."""
+    """Two server processes: one database file, one Redis, configured as
+    docs/scaling.md says (its Redis at the test's own)."""
+    (example,) = blocks("docs/scaling.md", "toml", section="Several processes on Redis")
+    config = tmp_path / "config.toml"
+    config.write_text(example.replace("redis://127.0.0.1:6379/0", redis_server.database()))
     settings = {
         "RUNTIME_DATABASE_PATH": str(tmp_path / "shared.sqlite3"),
-        "RUNTIME_REALTIME_BROKER": redis_server.database(),
         "RUNTIME_APP_SECRET_KEY": "a-secret-key-both-processes-share-0123456789",
     }
     with ExitStack() as stack:
-        first = stack.enter_context(ServerProcess(tmp_path / "config.toml", settings))
+        first = stack.enter_context(ServerProcess(config, settings))
         _create_user(tmp_path, settings, "alice")  # once the first made the tables
-        second = stack.enter_context(ServerProcess(tmp_path / "config.toml", settings))
+        second = stack.enter_context(ServerProcess(config, settings))
         yield [first, second]
 
 

@@ -18,7 +18,7 @@ import zoneinfo
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from runtime.json_values import json_tree
@@ -320,8 +320,18 @@ _values = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+# Derandomized, as every property test here (the same examples on every run). Found by
+# a random run, and kept: an offset with microseconds, which fromisoformat drops.
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(value=_values, user_ids=st.frozensets(_scalars.filter(_hashable), max_size=3))
+@example(
+    value=dt.datetime(2000, 1, 1, tzinfo=dt.timezone(dt.timedelta(microseconds=1))),
+    user_ids=frozenset(),
+)
+@example(
+    value=dt.time(1, 2, tzinfo=dt.timezone(-dt.timedelta(hours=3, microseconds=5))),
+    user_ids=frozenset(),
+)
 def test_any_nested_value_of_the_types_carried_round_trips(value: Any, user_ids: Any) -> None:
     round_trip(
         Event(
@@ -469,7 +479,9 @@ MALFORMED = [
     _with_value('{"~dt":["2024-01-01T00:00:00",0,"No/Such_Zone"]}'),
     _with_value('{"~dt":["2024-01-01T00:00:00",0,"../../etc/passwd"]}'),
     _with_value('{"~dt":["2024-01-01T00:00:00",0,"America"]}'),
-    _with_value('{"~dt":["2024-01-01T00:00:00",0,5]}'),
+    _with_value('{"~dt":["2024-01-01T00:00:00",0,86400000000]}'),  # a day: no offset
+    _with_value('{"~dt":["2024-01-01T00:00:00",0,true]}'),
+    _with_value('{"~dt":["2024-01-01T00:00:00+01:00",0,5]}'),
     _with_value('{"~dt":[1,0,null]}'),
     _with_value('{"~da":"2024-02-30"}'),
     _with_value('{"~t":"25:00"}'),

@@ -31,7 +31,7 @@ JSON has are written as themselves; the others as an object of one key, the tag:
 | int beyond 64 bits | `{"~i": "-1f..."}`, hex (no reader's digit limit applies) |
 | NaN, infinities | `{"~f": "nan" / "inf" / "-inf"}` |
 | Decimal | `{"~d": "1.50"}`, str(): digits, exponent, sign, NaN kept |
-| datetime, time | `{"~dt": iso}`, `{"~t": iso}`; `[iso, fold, zone key]` if fold or ZoneInfo |
+| datetime, time | `{"~dt": iso}`, `{"~t": iso}`; `[iso, fold, zone key]` if fold or ZoneInfo; `[iso, fold, µs]` for an offset with microseconds |
 | date | `{"~da": "2024-01-02"}` |
 | timedelta | `{"~td": [days, seconds, microseconds]}` |
 | UUID | `{"~u": "…"}` |
@@ -69,6 +69,7 @@ __all__ = ["EventCodec"]
 E = TypeVar("E")
 
 VERSION = 1
+_MICROSECOND = datetime.timedelta(microseconds=1)
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -236,7 +237,13 @@ def _clock(value: datetime.datetime | datetime.time) -> str | list[Any]:
     """A datetime or a time: its ISO text, or [ISO text, fold, zone key] when it has a
     fold or a named zone (the text then naive: the zone and fold give the offset)."""
     zone = value.tzinfo
-    if zone is None or type(zone) is datetime.timezone:
+    key: str | int | None
+    if type(zone) is datetime.timezone and zone.utcoffset(None).microseconds:
+        # ISO text has room for the microseconds of an offset, but fromisoformat drops
+        # them (Python 3.11): the offset goes as a number of microseconds instead.
+        offset = zone.utcoffset(None)
+        text, key = value.replace(tzinfo=None).isoformat(), offset // _MICROSECOND
+    elif zone is None or type(zone) is datetime.timezone:
         text, key = value.isoformat(), None
     elif type(zone) is zoneinfo.ZoneInfo and zone.key is not None:
         text, key = value.replace(tzinfo=None).isoformat(), zone.key
@@ -310,7 +317,12 @@ def _read_clock(kind: type[datetime.datetime] | type[datetime.time]) -> Callable
         if key is not None:
             if value.tzinfo is not None:
                 raise ValueError("a zoned time with an offset of its own")
-            value = value.replace(tzinfo=zoneinfo.ZoneInfo(key))
+            zone: datetime.tzinfo
+            if type(key) is int:
+                zone = datetime.timezone(key * _MICROSECOND)
+            else:
+                zone = zoneinfo.ZoneInfo(key)
+            value = value.replace(tzinfo=zone)
         return value.replace(fold=fold)
 
     return read
