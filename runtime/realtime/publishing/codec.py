@@ -31,7 +31,7 @@ JSON has are written as themselves; the others as an object of one key, the tag:
 | int beyond 64 bits | `{"~i": "-1f..."}`, hex (no reader's digit limit applies) |
 | NaN, infinities | `{"~f": "nan" / "inf" / "-inf"}` |
 | Decimal | `{"~d": "1.50"}`, str(): digits, exponent, sign, NaN kept |
-| datetime, time | `{"~dt": iso}`, `{"~t": iso}`; `[iso, fold, zone key]` if fold or ZoneInfo; `[iso, fold, µs]` for an offset with microseconds |
+| datetime, time | `{"~dt": iso}`, `{"~t": iso}`; `[iso, fold, zone]` (see below) |
 | date | `{"~da": "2024-01-02"}` |
 | timedelta | `{"~td": [days, seconds, microseconds]}` |
 | UUID | `{"~u": "…"}` |
@@ -45,7 +45,9 @@ rule sees on every process what it saw on the one that captured the change.
 
 A time zone is kept as what it is: a fixed offset (`datetime.timezone`, in the ISO
 text; a display name given to one is not kept) or a `zoneinfo.ZoneInfo` by its key (the
-ISO text is then the wall time, naive); any other tzinfo is a TypeError.
+ISO text is then the wall time, naive); any other tzinfo is a TypeError. The list form
+`[iso, fold, zone]` is used when the fold is 1, for a ZoneInfo (`zone` its key), and for
+an offset with microseconds, which fromisoformat drops (`zone` the offset in µs).
 """
 
 from __future__ import annotations
