@@ -23,6 +23,7 @@ from .realtime.broker.snapshots import Snapshots
 from .realtime.broker.subscribing import Subscribing
 from .realtime.connections.flusher import Flusher
 from .realtime.connections.index import ConnectionIndex
+from .realtime.events import Event, session_ended
 from .realtime.fanout.delivery import Fanout
 from .realtime.fanout.registry import SubscriptionRegistry
 from .realtime.protocol import CloseCode
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from .base_model import BaseModel
     from .realtime.channels import Channel
     from .realtime.connections.connection import Connection
-    from .realtime.events import Event
     from .realtime.publishing.backends import Backend
 
 __all__ = ["Broker"]
@@ -174,6 +174,12 @@ class Broker:
         """Until everything submitted so far is published and delivered."""
         await self.publisher.mark()
 
+    def end_session(self, token_hash: str) -> None:
+        """Close that session's connections (4401) on every process that shares the
+        backend, after the events committed before (any thread)."""
+        if self.publisher.loop is not None:  # not serving: no connections anywhere here
+            self.publisher.submit([session_ended(token_hash)])
+
     def _publish_presence(self, event: Event) -> None:
         if self.publisher.loop is not None:  # a leave as realtime stops: nobody to tell
             self.publisher.submit([event])
@@ -193,13 +199,16 @@ class Broker:
         if at.offset != self._delivered + 1 or at.epoch != self._epoch:
             self._interrupted(at)
         for event in events:
+            self._delivered = event.seq
+            if event.is_control:  # for the servers: no client hears it
+                self.lifecycle.close_session(event.data)
+                continue
             if event.is_presence:
                 self.presence.apply(event)
             try:
                 self.fanout.deliver(event)
             except Exception as error:  # fan-out isolates readers; this is a last resort
                 self.faults.record(event.collection or "-", "fan-out", "fan-out", error)
-            self._delivered = event.seq
         self.publisher.delivered(Position.of(events[-1]))
 
     def _interrupted(self, at: Position) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from ..db import RecordChange
 from ..json_values import has_lone_surrogate, json_tree, sendable_tree
 
-__all__ = ["Event", "custom_event", "public_user", "record_event"]
+__all__ = ["Event", "custom_event", "public_user", "record_event", "session_ended"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,11 @@ class Event:
     @property
     def is_presence(self) -> bool:
         return self.action in ("join", "leave")
+
+    @property
+    def is_control(self) -> bool:
+        """For the servers, not for clients: a session that ended (see session_ended)."""
+        return self.action == "session_end"
 
     @property
     def topic(self) -> str | None:
@@ -94,6 +99,12 @@ def custom_event(
         user_ids=frozenset(user_ids) if user_ids is not None else None,
         user=json_tree(user),  # the server's own account of who: see protocol.encode
     )
+
+
+def session_ended(token_hash: str) -> Event:
+    """Every process closes that session's connections (4401) when it gets this event:
+    a logout through one process ends the user's sockets on all of them."""
+    return Event("session_end", None, data=token_hash)
 
 
 def public_user(user: Any) -> dict[str, Any] | None:

@@ -200,7 +200,7 @@ class Realtime:
         capture = ChangeCapture(broker.served, broker.publish)
 
         def on_session_ended(token_hash: str) -> None:
-            broker.call_soon(broker.lifecycle.close_session, token_hash)
+            broker.end_session(token_hash)
 
         @app.before_serving
         async def _start() -> None:

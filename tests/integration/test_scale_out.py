@@ -193,3 +193,26 @@ async def test_a_redis_that_lost_its_data_makes_clients_resume_knowingly(
                 assert (await again.recv_type("event"))["record"]["text"] == "live again"
             metrics = (await http.get("/realtime/metrics")).text
             assert "runtime_realtime_event_interruptions_total 1\n" in metrics
+
+
+async def test_a_logout_through_one_process_closes_the_sessions_sockets_on_the_other(
+    cluster: list[ServerProcess],
+) -> None:
+    first, second = cluster
+    async with logged_in(first, "alice") as http:
+        cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+        async with (
+            await Client.connect(second, headers={"Cookie": cookie}) as alice_on_second,
+            await Client.connect(second) as visitor_on_second,
+        ):
+            await visitor_on_second.ok_subscribe("messages")
+            assert (await http.post("/auth/logout")).status_code == 200
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await alice_on_second.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+            # The visitor is untouched, and hears no event of it.
+            async with logged_in(first, "alice") as again:
+                await again.post(RECORDS, json={"text": "after the logout"})
+            event = await visitor_on_second.recv_type("event")
+            assert event["record"]["text"] == "after the logout"

@@ -39,7 +39,7 @@ def replay_frames(
     earliest = min(start for start, _ in new)
     frames: list[str] = []
     for event in events:
-        if event.is_presence:
+        if event.is_presence or event.is_control:
             continue  # the presence list in the `subscribed` reply says who is here now
         if event.is_custom and not is_target(event, conn):
             continue
