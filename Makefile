@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= config.toml
+WORKERS ?= 1
 
 .PHONY: run test lint types unit unit-asyncio-debug bench clean
 
@@ -23,7 +24,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/python -m runtime --config $(CONFIG) serve --host $(HOST) --port $(PORT)
+	$(BIN)/python -m runtime --config $(CONFIG) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -7,7 +7,9 @@ import getpass
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .config import Config, ConfigError, load_config
 
@@ -29,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the app (what `make run` does)")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WORKERS", "1")),
+        help="server processes acting as one (more than 1 needs realtime.broker = "
+        "redis://…: docs/scaling.md)",
+    )
+    serve.add_argument("--socket-fd", type=int, help=argparse.SUPPRESS)  # a worker's
     serve.add_argument(
         "--app",
         metavar="MODULE:ATTRIBUTE",
@@ -59,15 +69,54 @@ def main(argv: list[str] | None = None) -> int:
     from .db import DatabaseUnavailable
     from .realtime import BrokerUnavailable
 
+    if args.command == "serve":
+        problem = _workers_problem(config, args.workers)
+        if problem:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            return 2
+        listen = _Listen(args.host, args.port, args.workers, args.socket_fd, argv)
     try:
         if args.command == "create-user":
             return _create_user(config, args.name, admin=args.admin)
         if args.app is not None:
-            return _serve_app_of_your_own(args.config, args.app, args.host, args.port)
-        return _serve(config, args.host, args.port)
+            return _serve_app_of_your_own(args.config, args.app, listen)
+        return _serve(config, listen)
     except (DatabaseUnavailable, BrokerUnavailable) as exc:  # one line naming the key
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _workers_problem(config: Config, workers: int) -> str | None:
+    from .workers import needs_shared_broker
+
+    if workers < 1:
+        return f"--workers: {workers} is not a number of processes (1 or more)"
+    return needs_shared_broker(config.realtime.broker, workers)
+
+
+class _Listen:
+    """Where and how `serve` listens: one process; the parent of `workers`; or a worker
+    given its parent's socket."""
+
+    def __init__(
+        self, host: str, port: int, workers: int, socket_fd: int | None, argv: list[str] | None
+    ) -> None:
+        self.host, self.port, self.workers, self.socket_fd = host, port, workers, socket_fd
+        self.argv = sys.argv[1:] if argv is None else argv
+
+    def run(self, app: Any, banner: Callable[[str, int], None]) -> int:
+        from .server import run
+        from .workers import bind, inherited_socket, run_workers, worker_command
+
+        if self.socket_fd is not None:  # a worker: its parent printed the banner
+            run(app, sock=inherited_socket(self.socket_fd))
+            return 0
+        if self.workers == 1:
+            run(app, self.host, self.port, ready=lambda port: banner(self.host, port))
+            return 0
+        sock = bind(self.host, self.port)
+        banner(self.host, sock.getsockname()[1])
+        return run_workers(worker_command(self.argv), sock, self.workers)
 
 
 def _create_user(config: Config, name: str, *, admin: bool) -> int:
@@ -111,33 +160,35 @@ def _ensure_demo_user(config: Config) -> str:
     return "log in with a user made by `python -m runtime create-user NAME`"
 
 
-def _serve(config: Config, host: str, port: int) -> int:
+def _serve(config: Config, listen: _Listen) -> int:
     """The runtime's own app: the demo while app.demo is true."""
     from .app import create_app
     from .demo import create_demo_app
-    from .server import run
 
     try:
         app = create_demo_app(config) if config.app.demo else create_app(config)
     except RuntimeError as exc:  # the demo's pages are not there (an installed wheel)
         print(f"error: {exc}; or set app.demo = false", file=sys.stderr)
         return 2
-    demo_login = _ensure_demo_user(config) if config.app.demo else ""
+    worker = listen.socket_fd is not None  # its parent made the demo user
+    demo_login = _ensure_demo_user(config) if config.app.demo and not worker else ""
 
-    def ready(bound_port: int) -> None:
-        print(f"\n  Serving on http://{host}:{bound_port}/", flush=True)
+    def banner(host: str, bound_port: int) -> None:
+        print(f"\n  Serving on http://{host}:{bound_port}/{_workers(listen)}", flush=True)
         if demo_login:
             print(f"  Log in at http://{host}:{bound_port}/login  ({demo_login})\n", flush=True)
 
-    run(app, host, port, ready=ready)
-    return 0
+    return listen.run(app, banner)
 
 
-def _serve_app_of_your_own(config_path: str, spec: str, host: str, port: int) -> int:
+def _workers(listen: _Listen) -> str:
+    return f"  ({listen.workers} workers)" if listen.workers > 1 else ""
+
+
+def _serve_app_of_your_own(config_path: str, spec: str, listen: _Listen) -> int:
     """`--app`: never the demo. The app's `create_app()` reads the same configuration:
     CONFIG names the file for the module imported here."""
     from .app_loader import AppNotFound, load_app
-    from .server import run
 
     if Path(config_path).is_file():
         os.environ["CONFIG"] = os.path.abspath(config_path)
@@ -149,11 +200,12 @@ def _serve_app_of_your_own(config_path: str, spec: str, host: str, port: int) ->
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    def ready(bound_port: int) -> None:
-        print(f"\n  Serving on http://{host}:{bound_port}/  ({spec})\n", flush=True)
+    def banner(host: str, bound_port: int) -> None:
+        print(
+            f"\n  Serving on http://{host}:{bound_port}/  ({spec}){_workers(listen)}\n", flush=True
+        )
 
-    run(app, host, port, ready=ready)
-    return 0
+    return listen.run(app, banner)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -219,7 +219,12 @@ class ServerProcess:
     in the config's folder; `app` ("module:attribute") serves an app of your own."""
 
     def __init__(
-        self, config: Path, settings: dict[str, str] | None = None, *, app: str | None = None
+        self,
+        config: Path,
+        settings: dict[str, str] | None = None,
+        *,
+        app: str | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         if not config.exists():
             config.write_text("# defaults; RUNTIME_* variables set the rest\n")
@@ -229,7 +234,7 @@ class ServerProcess:
         environ.update(settings or {})
         command = [sys.executable, "-m", "runtime", "--config", str(config)]
         self.process = subprocess.Popen(
-            [*command, "serve", "--port", "0", *(["--app", app] if app else [])],
+            [*command, "serve", "--port", "0", *(["--app", app] if app else []), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

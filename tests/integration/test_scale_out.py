@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -216,3 +218,66 @@ async def test_a_logout_through_one_process_closes_the_sessions_sockets_on_the_o
                 await again.post(RECORDS, json={"text": "after the logout"})
             event = await visitor_on_second.recv_type("event")
             assert event["record"]["text"] == "after the logout"
+
+
+def _children(pid: int) -> set[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return {int(child) for child in text.split()}
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 4 * TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.05)  # processes come and go: nothing to wait on but /proc
+
+
+async def test_workers_serve_as_one_and_one_that_dies_is_started_again(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = {
+        "RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "RUNTIME_REALTIME_BROKER": redis_server.database(),
+    }
+    server = ServerProcess(tmp_path / "config.toml", settings, args=["--workers", "2"])
+    with server:
+        assert "(2 workers)" in "".join(server.output)
+        _until(lambda: len(_children(server.process.pid)) == 2)
+        workers = _children(server.process.pid)
+        _create_user(tmp_path, settings, "alice")
+        clients = [await Client.connect(server) for _ in range(6)]
+        try:
+            for client in clients:
+                await client.ok_subscribe("messages")
+            async with logged_in(server, "alice") as http:
+                for i in range(3):
+                    await http.post(RECORDS, json={"text": f"to all {i}"})
+            heard = [[e["id"] for e in await client.events(3)] for client in clients]
+            assert all(ids == heard[0] for ids in heard)
+        finally:
+            for client in clients:
+                await client.ws.close()
+        died = min(workers)
+        os.kill(died, signal.SIGKILL)
+        _until(lambda: len(_children(server.process.pid) - {died}) == 2)
+        async with logged_in(server, "alice") as http:  # served still
+            assert (await http.post(RECORDS, json={"text": "after"})).status_code == 201
+        last = _children(server.process.pid)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(4 * TIMEOUT) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in last)
+
+
+def test_several_workers_on_the_memory_broker_are_refused(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    environ["RUNTIME_DATABASE_PATH"] = str(tmp_path / "db.sqlite3")
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime", "serve", "--workers", "2", "--port", "0"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 6,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "realtime.broker" in done.stderr, done.stderr
