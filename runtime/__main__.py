@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("WORKERS", "1")),
+        default=os.environ.get("WORKERS", "1"),  # a string: argparse checks it too
         help="server processes acting as one (more than 1 needs realtime.broker = "
         "redis://…: docs/scaling.md)",
     )

@@ -114,8 +114,9 @@ class Broker:
 
     async def start(self) -> None:
         self.lifecycle.start()
-        await self.backend.start(self._deliver)
-        position = await self.backend.position()
+        # Where the backend's deliveries begin, set before any can come (a network
+        # backend's reader runs once this task awaits again).
+        position = await self.backend.start(self._deliver)
         self._delivered = position.offset
         self._epoch = position.epoch
         self.publisher.start(position)
@@ -189,13 +190,6 @@ class Broker:
         if not events:
             return
         at = Position.of(events[0])
-        if at.epoch == self._epoch and at.offset <= self._delivered:
-            # Read again (a backend that started reading before the broker asked where it
-            # stood): delivered already.
-            events = [event for event in events if event.seq > self._delivered]
-            if not events:
-                return
-            at = Position.of(events[0])
         if at.offset != self._delivered + 1 or at.epoch != self._epoch:
             self._interrupted(at)
         for event in events:

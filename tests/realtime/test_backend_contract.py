@@ -47,6 +47,7 @@ class Running:
     """A started backend and what it delivered, in order."""
 
     backend: Backend
+    started_at: Position = field(default_factory=lambda: Position("", 0))  # deliveries begin
     delivered: list[Event] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -76,7 +77,7 @@ def make_backend(request: pytest.FixtureRequest) -> Callable[[], Awaitable[Backe
 async def started(make_backend: Callable[[], Awaitable[Backend]]) -> AsyncIterator[Running]:
     """A backend started for the test, stopped after it (in the test's own loop)."""
     running = Running(await make_backend())
-    await running.backend.start(running.deliver)
+    running.started_at = await running.backend.start(running.deliver)
     try:
         yield running
     finally:
@@ -88,6 +89,16 @@ def _events(*names: str, key_prefix: str = "k") -> list[Event]:
         Event("custom", None, name=name, data={"of": name}, key=f"{key_prefix}-{name}")
         for name in names
     ]
+
+
+async def test_deliveries_begin_right_after_where_it_says_it_started(
+    make_backend: Callable[[], Awaitable[Backend]],
+) -> None:
+    async with started(make_backend) as running:
+        assert running.started_at == await running.backend.position()
+        published = await running.backend.publish(_events("a"))
+        assert published[0].seq == running.started_at.offset + 1
+        assert (await running.delivered_count(1))[0] == published[0]
 
 
 async def test_positions_have_an_epoch_and_offsets_one_apart(

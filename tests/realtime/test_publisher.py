@@ -50,9 +50,9 @@ class LateBackend(MemoryBackend):
         self.held: list[Event] = []
         self._late: Deliver | None = None
 
-    async def start(self, deliver: Deliver) -> None:
-        await super().start(self.held.extend)
+    async def start(self, deliver: Deliver) -> Position:
         self._late = deliver
+        return await super().start(self.held.extend)
 
     def deliver_held(self) -> None:
         assert self._late is not None
@@ -79,8 +79,7 @@ async def _started(
         delivered.extend(events)
         publisher.delivered(Position.of(events[-1]))
 
-    await backend.start(deliver)
-    publisher.start(await backend.position())
+    publisher.start(await backend.start(deliver))
     return publisher, delivered
 
 

@@ -99,8 +99,9 @@ class Backend(Protocol):
     """Publishes events in one order and keeps a history of them, bounded in events and
     in bytes."""
 
-    async def start(self, deliver: Deliver) -> None:
-        """Begin delivering every published event, in order, to `deliver`."""
+    async def start(self, deliver: Deliver) -> Position:
+        """Begin delivering, in order, to `deliver` every event published after the
+        position returned (where the backend stands as it starts)."""
 
     async def stop(self) -> None: ...
 

@@ -44,7 +44,7 @@ class MemoryBackend:
         self._published: OrderedDict[str, int] = OrderedDict()
         self._deliver: Deliver | None = None
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver) -> Position:
         # A new epoch, as after a restart: ids given before cannot be resumed from.
         self.epoch = secrets.token_hex(4)
         self._offset = 0
@@ -53,6 +53,7 @@ class MemoryBackend:
         self._kept_bytes = 0
         self._published.clear()
         self._deliver = deliver
+        return Position(self.epoch, 0)
 
     async def stop(self) -> None:
         self._deliver = None

@@ -118,7 +118,7 @@ class RedisBackend:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver) -> Position:
         # Commands share a pool; the reader, mostly blocked in XREAD, has its own.
         # RESP2: the replies' shapes below (RESP3 answers XREAD with a map). Timeouts: a
         # Redis that stopped answering is an outage, not a publish that waits for ever.
@@ -141,6 +141,7 @@ class RedisBackend:
         self._deliver = deliver
         self._stopping = False
         self._reader = asyncio.create_task(self._read_from(position))
+        return position
 
     async def stop(self) -> None:
         reader, self._reader = self._reader, None
