@@ -21,29 +21,15 @@ from runtime.realtime.protocol import CloseCode
 from runtime.realtime.stats import DeliveryStats, Faults
 from runtime.realtime.transports.websocket import WebSocketSink
 from runtime.realtime.transports.wire import text_frame
+from tests.realtime.fake_sockets import RecordingSocket, unused_send
 
 
-class _Socket:
-    """What a sink writes to, as a DirectSocket: here, a list of the writes."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-
-async def _unused_send(message: object) -> None:
-    raise AssertionError("a direct sink writes its frames to the socket")
-
-
-def _connection(faults: Faults, flusher: Flusher | None = None) -> tuple[Connection, _Socket]:
+def _connection(
+    faults: Faults, flusher: Flusher | None = None
+) -> tuple[Connection, RecordingSocket]:
     conn = Connection(user=None, session_hash=None, transport="websocket", max_queue=100)
-    socket = _Socket()
-    conn.sink = WebSocketSink(_unused_send, socket, batch=False)  # type: ignore[arg-type]
+    socket = RecordingSocket()
+    conn.sink = WebSocketSink(unused_send, socket, batch=False)  # type: ignore[arg-type]
     conn.flusher, conn.faults = flusher, faults
     return conn, socket
 

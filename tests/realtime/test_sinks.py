@@ -10,6 +10,7 @@ from wsproto.frame_protocol import FrameProtocol, Opcode
 from runtime.realtime.transports.sse import SSESink
 from runtime.realtime.transports.websocket import WebSocketSink
 from runtime.realtime.transports.wire import chunk, frame_message, text_frame, wire_bytes
+from tests.realtime.fake_sockets import RecordingSocket, unused_send
 
 
 def _parse_server_frames(data: bytes) -> list[tuple[Opcode, str]]:
@@ -36,36 +37,19 @@ def test_several_frames_and_batches() -> None:
     ]
 
 
-class _Socket:
-    """What a sink writes to, as a DirectSocket: here, a list of the writes."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-
-async def _unused_send(message: object) -> None:
-    raise AssertionError("a direct sink writes its frames to the socket")
-
-
 @pytest.mark.parametrize("batch", [False, True])
 def test_the_bytes_of_a_flush_are_built_once_for_every_connection(batch: bool) -> None:
     frames = ['{"a":1}', '{"b":"ü"}']
     cache: dict[object, dict[object, object]] = {}
-    ours, theirs = _Socket(), _Socket()
+    ours, theirs = RecordingSocket(), RecordingSocket()
     for socket in (ours, theirs):
-        WebSocketSink(_unused_send, socket, batch=batch).write(list(frames), cache)  # type: ignore[arg-type]
+        WebSocketSink(unused_send, socket, batch=batch).write(list(frames), cache)  # type: ignore[arg-type]
     assert ours.written == theirs.written == [wire_bytes(frames, batch)]
     if batch:
         assert ours.written[0] is theirs.written[0]
     events = ['{"type":"event","id":"r-1"}', '{"type":"pong"}']
-    streams = [_Socket(), _Socket()]
+    streams = [RecordingSocket(), RecordingSocket()]
     for socket in streams:
-        SSESink(_unused_send, socket).write(list(events), cache)  # type: ignore[arg-type]
+        SSESink(unused_send, socket).write(list(events), cache)  # type: ignore[arg-type]
     expected = chunk("".join(frame_message(frame) for frame in events).encode())
     assert streams[0].written == streams[1].written == [expected]
