@@ -16,8 +16,8 @@ it reads, its own events included, in the stream's order. The stream is trimmed 
 `history_size` entries, or MIN_STREAM_LENGTH if that is more, so that a reader a little
 behind still finds what it has not read.
 
-One Redis server (or a primary with replicas behind Sentinel); not Redis Cluster, whose
-slots would split the keys the script writes together.
+One Redis server, reached by its URL; not Sentinel (no such URL here) nor Redis Cluster,
+whose slots would split the keys the script writes together.
 """
 
 from __future__ import annotations
