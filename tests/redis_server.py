@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ class RedisServer:
         self.binary = binary
         self.folder = Path(tempfile.mkdtemp(prefix="runtime-redis-"))
         self.port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: subprocess.Popen[str] | None = None
         self._prefixes = itertools.count(1)
         self._databases = itertools.count(0)
 
@@ -53,7 +52,9 @@ class RedisServer:
         return f"test{next(self._prefixes)}:"
 
     def start(self) -> None:
-        self._process = subprocess.Popen(
+        """Started, and listening: redis-server says when it is ready (its log, read
+        here as it comes, and to the end so that the pipe never fills)."""
+        process = subprocess.Popen(
             [
                 self.binary,
                 *("--bind", "127.0.0.1", "--port", str(self.port)),
@@ -65,42 +66,42 @@ class RedisServer:
                 ),
                 *("--unixsocket", "", "--protected-mode", "yes"),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-        self._wait(listening=True)
+        ready = threading.Event()
+        log: list[str] = []
+
+        def read() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.append(line)
+                if "Ready to accept connections" in line:
+                    ready.set()
+            ready.set()  # it ended: the check below tells
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+        self._process = process
+        if not ready.wait(TIMEOUT * 2) or process.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"redis-server did not start on port {self.port}: {''.join(log)}")
 
     def stop(self) -> None:
-        """Gone at once, as a crash or a network cut would be (its data with it)."""
+        """Gone at once, as a crash or a network cut would be (its data with it): its
+        port is free once it has exited."""
         process, self._process = self._process, None
         if process is not None:
             process.kill()
             process.wait(TIMEOUT)
-            self._wait(listening=False)
+            self._reader.join(TIMEOUT)  # its log ends with it
+            if process.stdout is not None:
+                process.stdout.close()
 
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def _wait(self, *, listening: bool) -> None:
-        deadline = time.monotonic() + TIMEOUT * 2
-        while self._listening() != listening:
-            if time.monotonic() > deadline:
-                state = "listen" if listening else "stop listening"
-                raise RuntimeError(f"redis-server did not {state} on port {self.port}")
-            if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self._process.returncode}")
-            time.sleep(0.01)  # nothing to wait on but the port itself
-
-    def _listening(self) -> bool:
-        with socket.socket() as sock:
-            sock.settimeout(TIMEOUT)
-            try:
-                sock.connect(("127.0.0.1", self.port))
-            except OSError:
-                return False
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
 
 
 def start_redis(*, persistent: bool = False) -> RedisServer:
