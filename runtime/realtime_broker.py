@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .realtime.broker.authorization import Authorization
 from .realtime.broker.lifecycle import Lifecycle
@@ -134,13 +134,6 @@ class Broker:
             await asyncio.gather(*self._tasks)
         self._tasks = []
         await self.backend.stop()
-
-    def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
-        """Run `callback(*args)` on the event loop soon, from any thread; nothing when
-        realtime is not running."""
-        loop = self.publisher.loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(callback, *args)
 
     def served(self) -> Mapping[str, type[BaseModel]]:
         """The collections this broker serves, by name."""

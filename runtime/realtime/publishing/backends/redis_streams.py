@@ -114,7 +114,6 @@ class RedisBackend:
         self._deliver: Deliver | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
-        self.gaps = 0  # times the reader found events gone before it read them
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -245,7 +244,6 @@ class RedisBackend:
             return epoch, offset
         events = [self._event(epoch, entry) for entry in reply[0][1]]
         if events[0].seq != offset + 1:
-            self.gaps += 1
             log.error(
                 "realtime: events %d to %d left the Redis stream before this process read "
                 "them; its clients are told to resume",
