@@ -20,8 +20,9 @@ in which they hear of changes is the order in which the changes committed, whate
 thread committed them. A receiver must therefore be quick and must never wait for
 another thread (realtime only queues the changes). The same lock lets a reader take a
 snapshot that no commit of this process can slip into (`commits_held()`). The changes of
-a transaction are all known, in order, inside `commit()` before the COMMIT: where a
-transactional outbox would write them.
+a transaction are all known, in order, inside `commit()` before the COMMIT: there a
+database's `outbox` (runtime/realtime/capture/outbox.py), if it has one, writes them in
+the same transaction, and hears afterwards whether they committed.
 """
 
 from __future__ import annotations
@@ -32,11 +33,18 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import peewee
 
-__all__ = ["ChangeTracking", "CommitSignal", "ReadsBlocked", "RecordChange", "on_commit"]
+__all__ = [
+    "ChangeTracking",
+    "CommitSignal",
+    "Outbox",
+    "ReadsBlocked",
+    "RecordChange",
+    "on_commit",
+]
 
 log = logging.getLogger("runtime.db")  # the name it had when this lived in runtime.db
 
@@ -106,6 +114,17 @@ class _Level:
     changes: list[RecordChange] = field(default_factory=list)
 
 
+class Outbox(Protocol):
+    """Writes a transaction's changes into the database, in that transaction (under the
+    commit lock, on the committing thread), and hears how the commit went."""
+
+    def write(self, database: ChangeTracking, changes: list[RecordChange]) -> None: ...
+
+    def committed(self, database: ChangeTracking) -> None: ...
+
+    def discarded(self, database: ChangeTracking) -> None: ...
+
+
 class ReadsBlocked(Exception):
     """Reads made while commits are held met a lock that another transaction holds."""
 
@@ -122,6 +141,9 @@ class ChangeTracking:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._buffers = threading.local()
+        # Where committed changes are written in their own transaction (realtime's
+        # transactional outbox), once realtime is set up for this database.
+        self.outbox: Outbox | None = None
         super().__init__(*args, **kwargs)
 
     def _levels(self) -> list[_Level]:
@@ -136,8 +158,10 @@ class ChangeTracking:
         levels = self._levels()
         if levels:
             levels[-1].changes.append(change)
-        else:
+        else:  # committed already (autocommit): its outbox row cannot share its commit
             with self._commit_lock:
+                with self._outbox_around([change]):
+                    pass
                 on_commit.send([change])
 
     def write_transaction(self) -> contextlib.AbstractContextManager[Any]:
@@ -163,7 +187,7 @@ class ChangeTracking:
         """Around reads made under `commits_held()`: they must not wait for a lock held by
         a transaction that, to commit, waits for the commit lock (a deadlock). Where the
         database's reads can wait on locks, they give up instead, with ReadsBlocked."""
-        return contextlib.nullcontext()  # SQLite in WAL mode: readers never wait
+        return contextlib.nullcontext()  # (SQLite and PostgreSQL say their own, in runtime.db)
 
     # -- transactions ----------------------------------------------------------------
 
@@ -175,13 +199,32 @@ class ChangeTracking:
 
     def commit(self) -> None:
         with self._commit_lock:
-            discarded = self._commit_is_rollback()
-            super().commit()  # type: ignore[misc]
             levels = self._levels()
             changes = [change for level in levels for change in level.changes]
+            if not changes or self._commit_is_rollback():
+                super().commit()  # type: ignore[misc]
+                levels.clear()
+                return
+            with self._outbox_around(changes):
+                super().commit()  # type: ignore[misc]
             levels.clear()
-            if changes and not discarded:
-                on_commit.send(changes)
+            on_commit.send(changes)
+
+    @contextlib.contextmanager
+    def _outbox_around(self, changes: list[RecordChange]) -> Any:
+        """The outbox writes `changes` before the commit inside, and hears whether it
+        went through."""
+        outbox = self.outbox
+        if outbox is None:
+            yield
+            return
+        outbox.write(self, changes)
+        try:
+            yield
+        except BaseException:
+            outbox.discarded(self)
+            raise
+        outbox.committed(self)
 
     def rollback(self) -> None:
         try:
@@ -206,7 +249,9 @@ class ChangeTracking:
             # A savepoint opened outside any transaction (SQLite) commits when released:
             # commit and announcement are one step under the lock, as in commit().
             with self._commit_lock:
-                cursor = super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[misc]
+                changes = [change for level in levels for change in level.changes]
+                with self._outbox_around(changes) if changes else contextlib.nullcontext():
+                    cursor = super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[misc]
                 self._release(levels, name)
             return cursor
         cursor = super().execute_sql(sql, params, *args, **kwargs)  # type: ignore[misc]

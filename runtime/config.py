@@ -153,6 +153,10 @@ class RealtimeConfig:
     message_rate_limit: str = "100/10second"
     snapshot_limit: int = 500
     publish_queue_size: int = 100_000
+    outbox: bool = True
+    outbox_poll: float = 1.0
+    outbox_keep: float = 60.0
+    outbox_size: int = 100_000
     websocket_compression: bool = False
     fast_path: bool = True
 
@@ -172,6 +176,9 @@ class RealtimeConfig:
         _at_least("realtime.history_bytes", self.history_bytes, 0)
         _at_least("realtime.replay_limit", self.replay_limit, 1)
         _at_least("realtime.publish_queue_size", self.publish_queue_size, 1)
+        _at_least("realtime.outbox_poll", self.outbox_poll, 0.01)
+        _at_least("realtime.outbox_keep", self.outbox_keep, 0)
+        _at_least("realtime.outbox_size", self.outbox_size, 1000)
         _at_least("realtime.max_message_size", self.max_message_size, 256)
         _at_least("realtime.max_publish_size", self.max_publish_size, 16)
         _at_least("realtime.max_subscriptions", self.max_subscriptions, 1)

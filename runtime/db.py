@@ -47,7 +47,26 @@ class DatabaseUnavailable(Exception):
 
 
 class TrackingSqliteDatabase(ChangeTracking, peewee.SqliteDatabase):
-    """SQLite (3.35 or newer, for RETURNING) that announces committed changes."""
+    """SQLite (3.35 or newer, for RETURNING) that announces committed changes.
+
+    Transactions begin IMMEDIATE, taking the write lock at BEGIN: a transaction that
+    reads and then writes would otherwise fail at once with "database is locked" when
+    another connection (a thread, a process, the outbox's relay) wrote in between, as
+    its snapshot could not become a writer's; IMMEDIATE waits for the lock instead
+    (`busy_timeout`). Only reads under held commits begin DEFERRED (they never wait).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) < 5:  # lock_type is the fifth positional parameter
+            kwargs.setdefault("lock_type", "IMMEDIATE")
+        super().__init__(*args, **kwargs)
+
+    def reads_while_held(self) -> contextlib.AbstractContextManager[Any]:
+        # WAL readers never wait. One read transaction, so that every read sees the
+        # same moment (the outbox's newest id with the records); DEFERRED: it writes
+        # nothing, and must not wait for a writer that waits for the commit lock.
+        atomic: contextlib.AbstractContextManager[Any] = self.atomic("DEFERRED")
+        return atomic
 
 
 # How long a snapshot read under held commits waits for a table lock before giving up.
@@ -69,6 +88,8 @@ class TrackingPostgresqlDatabase(ChangeTracking, peewee.PostgresqlDatabase):
         # transaction may be waiting for the commit lock held around these reads.
         try:
             with self.atomic():
+                # One snapshot for every read (the outbox's newest id with the records).
+                self.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 self.execute_sql(f"SET LOCAL lock_timeout = {READS_WHILE_HELD_LOCK_TIMEOUT_MS}")
                 yield
         except peewee.OperationalError as error:

@@ -1,6 +1,8 @@
 """The broker: ties the realtime pipeline's stages together (see `runtime/realtime/`).
 
-Events go down the pipeline: the publisher hands them to the backend in commit order,
+Events go down the pipeline: record changes written to a database's outbox are handed
+to the publisher by its relay, in commit order, and other events after the commits
+this process made before them; the publisher hands them to the backend in that order,
 the backend delivers them back in its order, and fan-out fills each connection's
 bounded queue. The broker owns the stages and its jobs (`runtime/realtime/broker/`: a
 connection's lifecycle, subscribing with its snapshots and replays, who may subscribe to
@@ -11,16 +13,20 @@ connects and disconnects connections across them.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .realtime.broker.authorization import Authorization
 from .realtime.broker.lifecycle import Lifecycle
 from .realtime.broker.presence import Presence
+from .realtime.broker.relay import Relay
 from .realtime.broker.snapshots import Snapshots
 from .realtime.broker.subscribing import Subscribing
+from .realtime.capture.outbox import install_outboxes
 from .realtime.connections.flusher import Flusher
 from .realtime.connections.index import ConnectionIndex
 from .realtime.events import Event, session_ended
@@ -28,7 +34,8 @@ from .realtime.fanout.delivery import Fanout
 from .realtime.fanout.registry import SubscriptionRegistry
 from .realtime.protocol import CloseCode
 from .realtime.publishing.backends import Position
-from .realtime.publishing.publisher import Publisher
+from .realtime.publishing.codec import EventCodec
+from .realtime.publishing.publisher import NotRunning, Publisher
 from .realtime.stats import DeliveryStats, Faults
 from .realtime.supervisor import supervise
 
@@ -38,9 +45,18 @@ if TYPE_CHECKING:
     from .realtime.connections.connection import Connection
     from .realtime.publishing.backends import Backend
 
-__all__ = ["Broker"]
+__all__ = ["Broker", "OutboxSettings"]
 
 log = logging.getLogger("runtime.realtime")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    """The relays' settings (`realtime.outbox_*`)."""
+
+    poll: float = 1.0  # seconds between looks for commits nothing announces
+    keep: float = 60.0  # seconds a published row is kept
+    size: int = 100_000  # rows kept at most
 
 
 class Broker:
@@ -57,8 +73,11 @@ class Broker:
         heartbeat_timeout: float = 60.0,
         channels: Mapping[str, Channel] | None = None,
         presence_topics: Collection[str] | None = None,
+        outbox: OutboxSettings | None = None,
     ) -> None:
         self.backend = backend
+        self.outbox = outbox  # None: record changes are published straight from the commit
+        self.relays: list[Relay] = []
         self._models = models
         # The app's (the Realtime extension's), read live: declared later, still seen.
         self.channels: Mapping[str, Channel] = channels if channels is not None else {}
@@ -85,7 +104,7 @@ class Broker:
             presence_topics if presence_topics is not None else set(), self._publish_presence
         )
         snapshots = Snapshots(
-            limit=snapshot_limit, faults=self.faults, position=self.publisher.mark
+            limit=snapshot_limit, faults=self.faults, position=self._snapshot_position
         )
         authorization = Authorization(
             models,
@@ -125,8 +144,41 @@ class Broker:
             asyncio.create_task(supervise("publisher", self.publisher.run, restarts)),
             asyncio.create_task(supervise("heartbeat", self.lifecycle.keep_alive, restarts)),
         ]
+        self.relays = self._start_relays()
+        for relay in self.relays:
+            self._tasks.append(asyncio.create_task(supervise("relay", relay.run, restarts)))
+            if relay.listens:
+                listen = supervise("outbox listener", relay.listen, restarts)
+                self._tasks.append(asyncio.create_task(listen))
+
+    def _start_relays(self) -> list[Relay]:
+        """One relay per database of the served collections (their outboxes installed)."""
+        settings = self.outbox
+        if settings is None:
+            return []
+        codec = EventCodec(Event)
+        relays = [
+            Relay(
+                writer,
+                self.publisher,
+                codec,
+                self._models,
+                self.stats,
+                poll=settings.poll,
+                keep=settings.keep,
+                size=settings.size,
+                max_in_flight=self.publisher.max_pending // 2,
+            )
+            for writer in install_outboxes(self._models().values(), codec)
+        ]
+        for relay in relays:
+            relay.start()
+        return relays
 
     async def stop(self) -> None:
+        for relay in self.relays:
+            relay.stop()
+        self.relays = []
         self.publisher.stop()
         for task in self._tasks:
             task.cancel()
@@ -142,8 +194,37 @@ class Broker:
     # -- publishing --------------------------------------------------------------------
 
     def publish(self, events: Sequence[Event]) -> None:
-        """Queue events for publication after everything queued before (any thread)."""
-        self.publisher.submit(events)
+        """Queue events for publication after everything queued before, and after the
+        changes this process committed before (any thread)."""
+        publisher = self.publisher
+        if not self.relays or publisher.on_loop_thread():
+            self._after_commits()
+            publisher.submit(events)
+            return
+        loop = publisher.loop
+        if loop is None:
+            raise NotRunning("realtime is not serving")
+        loop.call_soon_threadsafe(self._publish_on_loop, list(events))
+
+    def _publish_on_loop(self, events: list[Event]) -> None:
+        self._after_commits()
+        with contextlib.suppress(NotRunning):  # realtime stopped meanwhile
+            self.publisher.submit(events)
+
+    def _after_commits(self) -> None:
+        """Hand the relays what this process committed so far (on the loop's thread), so
+        that what is published next comes after it."""
+        for relay in self.relays:
+            if relay.behind():
+                relay.catch_up()
+
+    def _snapshot_position(self) -> asyncio.Future[Position]:
+        """Where a snapshot read now stands (under held commits, in the read's
+        transaction): after every change committed that the read sees, whichever
+        process committed it, and before every other."""
+        for relay in self.relays:
+            relay.catch_up(upto=relay.horizon())
+        return self.publisher.mark()
 
     def publish_one(self, event: Event) -> str:
         """Publish one event from synchronous code and return its id. From another thread
@@ -155,28 +236,42 @@ class Broker:
                     "on the event loop's thread, await app.realtime_broadcast_async(...): "
                     "this backend cannot publish without awaiting (or this is fan-out)"
                 )
+            self._after_commits()
             ticket = publisher.submit_one(event)
             publisher.publish_queued_now()
             return ticket.result(0)
-        return publisher.submit_one(event).result(timeout=30)
+        loop = publisher.loop
+        if not self.relays or loop is None:
+            return publisher.submit_one(event).result(timeout=30)
+        submitted = asyncio.run_coroutine_threadsafe(self._submit_one(event), loop)
+        ticket = submitted.result(timeout=30)
+        return ticket.result(timeout=30)
+
+    async def _submit_one(self, event: Event) -> concurrent.futures.Future[str]:
+        self._after_commits()
+        return self.publisher.submit_one(event)
 
     async def publish_async(self, event: Event) -> str:
         """Publish one event and await its id (from the loop's thread)."""
+        self._after_commits()
         return await asyncio.wrap_future(self.publisher.submit_one(event))
 
     async def flushed(self) -> None:
-        """Until everything submitted so far is published and delivered."""
+        """Until everything submitted so far, and every change this process committed,
+        is published and delivered."""
+        self._after_commits()
         await self.publisher.mark()
 
     def end_session(self, token_hash: str) -> None:
         """Close that session's connections (4401) on every process that shares the
         backend, after the events committed before (any thread)."""
         if self.publisher.loop is not None:  # not serving: no connections anywhere here
-            self.publisher.submit([session_ended(token_hash)])
+            with contextlib.suppress(NotRunning):
+                self.publish([session_ended(token_hash)])
 
     def _publish_presence(self, event: Event) -> None:
         if self.publisher.loop is not None:  # a leave as realtime stops: nobody to tell
-            self.publisher.submit([event])
+            self.publish([event])
 
     def _deliver(self, events: Sequence[Event]) -> None:
         """From the backend: published events, in order, on the loop's thread."""

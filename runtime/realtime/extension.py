@@ -22,9 +22,9 @@ from quart import Quart
 from ..base_model import BaseModel, collections
 from ..config import RealtimeConfig
 from ..db import bound_to, on_commit, require_databases
-from ..realtime_broker import Broker
+from ..realtime_broker import Broker, OutboxSettings
 from ..users import on_session_end
-from .capture import ChangeCapture
+from .capture import ChangeCapture, install_outboxes
 from .channels import Channel, ChannelRule
 from .clients.admission import Door, Identify, Identity
 from .clients.commands import CommandRouter
@@ -159,7 +159,10 @@ class Realtime:
             heartbeat_timeout=config.heartbeat_timeout,
             channels=self.channels,
             presence_topics=self.presence_topics,
+            outbox=_outbox_settings(config),
         )
+        if config.outbox:  # a script that creates the app writes to the outbox too
+            install_outboxes(models().values(), EventCodec(Event))
         lifecycle = broker.lifecycle
         state = RealtimeState(
             config,
@@ -224,6 +227,12 @@ class Realtime:
             await broker.lifecycle.going_away(timeout=1.0)
 
         app.extensions.setdefault("shutdown_hooks", []).append(_going_away)
+
+
+def _outbox_settings(config: RealtimeConfig) -> OutboxSettings | None:
+    if not config.outbox:
+        return None
+    return OutboxSettings(poll=config.outbox_poll, keep=config.outbox_keep, size=config.outbox_size)
 
 
 def _served_models(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -9,6 +10,8 @@ if TYPE_CHECKING:
     from .stats import DeliveryStats
 
 __all__ = ["render_metrics"]
+
+log = logging.getLogger("runtime.realtime")
 
 # The counters without labels: name, help, the DeliveryStats field.
 COUNTERS = [
@@ -43,7 +46,7 @@ COUNTERS = [
     ),
 ]
 
-Samples = list[tuple[str, int]]
+Samples = list[tuple[str, int]] | list[tuple[str, float]]
 
 
 def render_metrics(broker: Broker) -> str:
@@ -69,6 +72,19 @@ def render_metrics(broker: Broker) -> str:
     up = 0 if publisher.outage is not None else 1
     metric(
         "broker_up", "gauge", "1 while the broker's backend publishes, 0 in an outage.", [("", up)]
+    )
+    rows, lag = _outbox(broker)
+    metric(
+        "outbox_rows",
+        "gauge",
+        "Committed changes in the outbox not yet published (they wait there in an outage).",
+        [("", rows)],
+    )
+    metric(
+        "outbox_lag_seconds",
+        "gauge",
+        "How long the oldest change not yet published has waited in the outbox.",
+        [("", round(lag, 3))],
     )
     for name, help_text, field in COUNTERS:
         metric(name, "counter", help_text, [("", getattr(stats, field))])
@@ -96,6 +112,20 @@ def render_metrics(broker: Broker) -> str:
         [(f'{{task="{t}"}}', n) for t, n in sorted(stats.task_restarts.items())],
     )
     return "\n".join(lines) + "\n"
+
+
+def _outbox(broker: Broker) -> tuple[int, float]:
+    """Rows waiting in the relays' outboxes, and the oldest one's age in seconds."""
+    rows, lag = 0, 0.0
+    for relay in broker.relays:
+        try:
+            count, age = relay.waiting()
+        except Exception:  # metrics answer even when the database does not
+            log.warning("realtime: cannot read the outbox for metrics", exc_info=True)
+            continue
+        rows += count
+        lag = max(lag, age or 0.0)
+    return rows, lag
 
 
 def _by_transport(broker: Broker, stats: DeliveryStats) -> tuple[Samples, Samples]:

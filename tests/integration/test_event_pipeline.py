@@ -40,11 +40,20 @@ def statements_on_the_loop(server: LiveServer, trace: Callable[[str], None]) -> 
             trace(sql)
         return execute_sql(sql, *args, **kwargs)
 
+    begin = real.begin
+
+    def traced_begin(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is loop_thread:
+            trace("BEGIN")  # SQLite's IMMEDIATE waits here for another writer
+        return begin(*args, **kwargs)
+
     real.execute_sql = traced
+    real.begin = traced_begin
     try:
         yield
     finally:
         del real.execute_sql
+        del real.begin
 
 
 def locked_transaction(backend: str, counter: Counter) -> tuple[Any, Callable[[], Counter]]:
@@ -182,7 +191,10 @@ async def test_a_worker_commit_before_the_apis_is_published_before_it(
     worker_wrote = threading.Event()
 
     def trace(sql: str) -> None:
-        if sql.startswith("UPDATE") and '"messages"' in sql:
+        # Where the API's write waits: PostgreSQL's UPDATE for the row, SQLite's BEGIN
+        # (IMMEDIATE) for the write lock.
+        sqlite = isinstance(database.obj, peewee.SqliteDatabase)
+        if (sql.startswith("UPDATE") and '"messages"' in sql) or (sql == "BEGIN" and sqlite):
             api_waits.set()
 
     def worker() -> None:

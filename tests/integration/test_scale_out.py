@@ -155,6 +155,8 @@ async def test_redis_down_and_back_loses_nothing(tmp_path: Path, own_redis: Redi
                 response = await http.post(RECORDS, json={"text": f"during {i}"})
                 assert response.status_code == 201, response.text
             await metrics_until(http, "runtime_realtime_broker_up 0\n", 4 * TIMEOUT)
+            # Committed, waiting in the outbox.
+            await metrics_until(http, "runtime_realtime_outbox_rows 3\n", 4 * TIMEOUT)
             own_redis.start()
             during = await asyncio.wait_for(watcher.events(3), 4 * TIMEOUT)
             assert [e["record"]["text"] for e in during] == [f"during {i}" for i in range(3)]
@@ -162,6 +164,7 @@ async def test_redis_down_and_back_loses_nothing(tmp_path: Path, own_redis: Redi
             metrics = await metrics_until(http, "runtime_realtime_broker_up 1\n", 4 * TIMEOUT)
             assert "runtime_realtime_broker_outages_total 1\n" in metrics
             assert "runtime_realtime_event_interruptions_total 0\n" in metrics
+            await metrics_until(http, "runtime_realtime_outbox_rows 0\n", 4 * TIMEOUT)
     log = "".join(server.output)
     assert log.count("the broker's backend failed") == 1, log
 

@@ -128,6 +128,11 @@ class Publisher:
         return self._loop
 
     @property
+    def max_pending(self) -> int:
+        """The queue's bound, in events."""
+        return self._max_pending
+
+    @property
     def pending(self) -> int:
         """Events queued, not yet with the backend."""
         return len(self._queue)

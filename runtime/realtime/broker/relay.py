@@ -1,0 +1,206 @@
+"""The relay: publishes one database's outbox rows (capture/outbox.py) in id order,
+which is commit order, at least once; each event carries the key it was written with,
+so the backend publishes it once however many relays hand it over (several processes,
+each with its relay, or a relay starting again after a crash).
+
+Several relays are safe together: each publishes in id order and a backend publishes a
+key it has seen before at the position it gave it first, so an event is in the
+backend's order only after every event of a lower id; ids are commit order, so the
+backend's order is commit order whichever relay got there first.
+
+When it runs: at once when this process commits (the writer wakes it), when
+PostgreSQL notifies a commit of any process (LISTEN), and every `poll` seconds for the
+commits nothing announces (another process's on SQLite).
+
+Bookkeeping: once its events are published and delivered, the last id goes to
+`runtime_outbox_relayed`, where a relay starting up begins. Published rows are kept
+`keep` seconds (a snapshot reads the newest id to know where it stands) and then
+deleted; past `size` rows, the oldest go whether published or not, counted as lost
+and logged (only a long outage of the backend can cause that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from ..capture.outbox import CHANNEL, OutboxTable, OutboxWriter
+
+if TYPE_CHECKING:
+    from ...base_model import BaseModel
+    from ...change_tracking import ChangeTracking
+    from ..events import Event
+    from ..publishing.codec import EventCodec
+    from ..publishing.publisher import Publisher
+    from ..stats import DeliveryStats
+
+__all__ = ["Relay"]
+
+log = logging.getLogger("runtime.realtime")
+
+BATCH = 512  # rows read at once
+PRUNE_EVERY = 5.0  # seconds between prunings
+
+
+class Relay:
+    def __init__(
+        self,
+        writer: OutboxWriter,
+        publisher: Publisher,
+        codec: EventCodec[Event],
+        served: Callable[[], Mapping[str, type[BaseModel]]],
+        stats: DeliveryStats,
+        *,
+        poll: float,
+        keep: float,
+        size: int,
+        max_in_flight: int,
+    ) -> None:
+        self.table: OutboxTable = writer.table
+        self.database: ChangeTracking = writer.table.database
+        self._writer = writer
+        self._publisher = publisher
+        self._codec = codec
+        self._served = served
+        self._stats = stats
+        self._poll = poll
+        self._keep = keep
+        self._size = size
+        self._max_in_flight = max_in_flight
+        self.cursor = 0  # the last id handed to the publisher
+        self.relayed = 0  # the last id published and delivered, as the table says
+        self._pruned_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._wake_pending = False
+
+    # -- lifecycle (on the loop) -------------------------------------------------------
+
+    def start(self) -> None:
+        self.table.ensure()
+        self.cursor = self.relayed = self.table.relayed()
+        self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
+        self._wake_pending = False
+        self._writer.wakers.append(self.wake)
+
+    def stop(self) -> None:
+        self._loop = None
+        if self.wake in self._writer.wakers:
+            self._writer.wakers.remove(self.wake)
+
+    def wake(self) -> None:
+        """Something was committed: look now (any thread)."""
+        loop = self._loop
+        if loop is None or self._wake_pending:
+            return
+        self._wake_pending = True
+        loop.call_soon_threadsafe(self._set)
+
+    def _set(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def behind(self) -> bool:
+        """Whether this process committed rows the relay has not handed on yet."""
+        return self._writer.last_committed > self.cursor
+
+    # -- publishing --------------------------------------------------------------------
+
+    def catch_up(self, upto: int | None = None) -> int:
+        """Hand the rows after the cursor (up to `upto`) to the publisher, in order, as
+        many as its queue has room for (on the loop's thread); how many were read."""
+        room = self._max_in_flight - self._publisher.pending
+        read = 0
+        while room > 0:
+            rows = self.table.read_after(self.cursor, upto, min(BATCH, room))
+            if not rows:
+                return read
+            served = self._served()
+            events: list[Event] = []
+            for row_id, payload in rows:
+                try:
+                    event = self._codec.decode(payload)
+                except ValueError as error:
+                    self._stats.lost += 1
+                    log.error("realtime: outbox row %d is unreadable, lost: %s", row_id, error)
+                    continue
+                if event.collection in served:
+                    events.append(event)
+            if events:
+                self._publisher.submit(events)
+            self.cursor = rows[-1][0]
+            room -= len(rows)
+            read += len(rows)
+            if len(rows) < BATCH:
+                return read
+        return read  # no room: the rest waits in the outbox (the backend is down)
+
+    async def run(self) -> None:
+        """Relay for ever: catch up, record what is published, prune, wait."""
+        assert self._wakeup is not None
+        while True:
+            self._wakeup.clear()
+            self._wake_pending = False
+            read = self.catch_up()
+            if self.cursor > self.relayed:
+                upto = self.cursor
+                await self._publisher.mark()  # published and delivered (waits out outages)
+                self.table.set_relayed(upto)
+                self.relayed = max(self.relayed, upto)
+            self._prune()
+            if (read and self.behind()) or self._wakeup.is_set():
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll)
+
+    def _prune(self) -> None:
+        now = time.time()
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        lost = self.table.prune(self.relayed, now - self._keep, self._size)
+        if lost:
+            self._stats.lost += lost
+            log.error(
+                "realtime: the outbox held more than %d rows; %d unpublished events were "
+                "dropped (realtime.outbox_size)",
+                self._size,
+                lost,
+            )
+
+    # -- waking on PostgreSQL ----------------------------------------------------------
+
+    @property
+    def listens(self) -> bool:
+        return self.table.postgres
+
+    async def listen(self) -> None:
+        """Wake on every commit PostgreSQL notifies (any process's), for ever."""
+        import psycopg
+
+        database = self.database
+        async with await psycopg.AsyncConnection.connect(
+            database.database,  # type: ignore[attr-defined]
+            autocommit=True,
+            **database.connect_params,  # type: ignore[attr-defined]
+        ) as connection:
+            await connection.execute(f"LISTEN {CHANNEL}")
+            self._set()  # anything committed before LISTEN took effect
+            async for _ in connection.notifies():
+                self._set()
+
+    # -- where a snapshot stands ---------------------------------------------------------
+
+    def horizon(self) -> int:
+        """The newest id committed, as the current read sees it."""
+        return self.table.newest()
+
+    def waiting(self) -> tuple[int, float | None]:
+        """Rows not yet published, and how old the oldest is (seconds), for metrics."""
+        count, oldest = self.table.waiting(self.relayed)
+        return count, (time.time() - oldest if oldest is not None else None)

@@ -1,0 +1,173 @@
+"""The transactional outbox, from outside: real server processes, a writer in another
+process, a server killed with SIGKILL right after a commit (issue 14)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.databases import both_databases
+from tests.docs_apps import blocks, my_app
+from tests.integration.test_scale_out import _create_user, logged_in
+from tests.realtime_client import Client
+from tests.redis_server import RedisServer
+from tests.support import TIMEOUT, ServerProcess
+
+RECORDS = "/api/collections/messages/records"
+
+# A script or job worker of the app: it creates the app (which opens the database and
+# its outbox) and writes through the models, with no server in its process.
+WRITER = """
+import sys
+from runtime.demo import create_demo_app, Message
+from runtime.users import User
+
+app = create_demo_app()
+alice = User.get(User.username == "alice")
+for text in sys.argv[1:]:
+    Message.create(text=text, author=alice)
+"""
+
+# The demo app, and a process that dies with SIGKILL right after a commit of "die now":
+# after the COMMIT, before anything of it could be published.
+DYING = """
+import os
+import signal
+
+from runtime.db import on_commit
+from runtime.demo import create_demo_app
+
+app = create_demo_app()
+
+
+def _die(changes):
+    if any(change.data.get("text") == "die now" for change in changes):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+on_commit.connect(_die)
+"""
+
+
+def _settings(tmp_path: Path, backend: str, database_settings: dict[str, str]) -> dict[str, str]:
+    if backend == "postgresql":
+        return {"RUNTIME_DATABASE_URL": database_settings["url"]}
+    return {"RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3")}
+
+
+def _run_writer(folder: Path, settings: dict[str, str], *texts: str) -> None:
+    (folder / "writer.py").write_text(WRITER)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    environ.update(settings)
+    done = subprocess.run(
+        [sys.executable, "writer.py", *texts],
+        cwd=folder,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 6,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@both_databases
+async def test_a_write_from_another_process_is_announced(
+    tmp_path: Path, backend: str, database_settings: dict[str, str]
+) -> None:
+    settings = _settings(tmp_path, backend, database_settings)
+    with ServerProcess(tmp_path / "config.toml", settings) as server:
+        _create_user(tmp_path, settings, "alice")
+        async with await Client.connect(server) as watcher:
+            await watcher.ok_subscribe("messages")
+            _run_writer(tmp_path, settings, "from a script", "and another")
+            heard = await watcher.events(2)
+            assert [e["record"]["text"] for e in heard] == ["from a script", "and another"]
+            assert heard[0]["action"] == "create" and heard[0]["record"]["author"]
+            async with logged_in(server, "alice") as http:
+                await http.post(RECORDS, json={"text": "through the server"})
+            # Each once: the next event is the server's own write.
+            assert (await watcher.recv_type("event"))["record"]["text"] == "through the server"
+
+
+async def test_a_server_killed_right_after_a_commit_delivers_the_event_when_it_runs_again(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    (tmp_path / "dying.py").write_text(DYING)
+    settings = {
+        "RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "RUNTIME_REALTIME_BROKER": redis_server.database(),  # the history outlives it
+    }
+    config = tmp_path / "config.toml"
+    with ServerProcess(config, settings, app="dying:app") as server:
+        _create_user(tmp_path, settings, "alice")
+        async with await Client.connect(server) as watcher, logged_in(server, "alice") as http:
+            await watcher.ok_subscribe("messages")
+            await http.post(RECORDS, json={"text": "before"})
+            before = await watcher.recv_type("event")
+            with pytest.raises(httpx.TransportError):  # it died before it could answer
+                await http.post(RECORDS, json={"text": "die now"})
+            assert server.process.wait(TIMEOUT) == -signal.SIGKILL
+    with ServerProcess(config, settings, app="dying:app") as again:
+        async with await Client.connect(again) as watcher:
+            reply = await watcher.ok_subscribe("messages", since=before["id"])
+            assert reply["recovered"] is True
+            died = await watcher.recv_type("event")  # replayed, or live once relayed
+            assert died["action"] == "create" and died["record"]["text"] == "die now"
+            async with logged_in(again, "alice") as http:
+                await http.post(RECORDS, json={"text": "after"})
+            assert (await watcher.recv_type("event"))["record"]["text"] == "after"  # once
+
+
+async def test_a_process_killed_after_a_commit_has_its_event_announced_by_another(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    (tmp_path / "dying.py").write_text(DYING)
+    settings = {
+        "RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "RUNTIME_REALTIME_BROKER": redis_server.database(),
+        "RUNTIME_APP_SECRET_KEY": "a-secret-key-both-processes-share-0123456789",
+    }
+    config = tmp_path / "config.toml"
+    with ServerProcess(config, settings, app="dying:app") as dying:
+        _create_user(tmp_path, settings, "alice")
+        with ServerProcess(config, settings, app="dying:app") as other:
+            async with await Client.connect(other) as watcher:
+                await watcher.ok_subscribe("messages")
+                async with logged_in(dying, "alice") as http:
+                    with pytest.raises(httpx.TransportError):
+                        await http.post(RECORDS, json={"text": "die now"})
+                assert dying.process.wait(TIMEOUT) == -signal.SIGKILL
+                died = await watcher.recv_type("event")
+                assert died["record"]["text"] == "die now"
+                async with logged_in(other, "alice") as http:
+                    await http.post(RECORDS, json={"text": "after"})
+                assert (await watcher.recv_type("event"))["record"]["text"] == "after"
+
+
+async def test_the_job_worker_of_the_docs_is_announced(tmp_path: Path) -> None:
+    """docs/scaling.md's worker.py, beside README's app, run while the app is served."""
+    config = my_app(tmp_path)
+    (worker,) = blocks("docs/scaling.md", "python", section="The outbox")
+    (tmp_path / "worker.py").write_text(worker)
+    with ServerProcess(config, app="myapp:app") as server:
+        async with await Client.connect(server) as watcher:
+            await watcher.ok_subscribe("posts")
+            environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+            done = subprocess.run(
+                [sys.executable, "worker.py"],
+                cwd=tmp_path,
+                env=environ,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT * 6,
+            )
+            assert done.returncode == 0, done.stderr
+            event = await watcher.recv_type("event")
+            assert event["action"] == "create"
+            assert event["record"]["title"] == "from a job worker"
