@@ -69,6 +69,7 @@ def goals(results: dict[str, Any]) -> list[Goal]:
         )
     )
     found += _soak_goals(results)
+    found += _scaleout_goals(results)
     return found
 
 
@@ -146,3 +147,45 @@ def _soak_goals(results: dict[str, Any]) -> list[Goal]:
             delivery["exact"] == delivery["clients"],
         ),
     ]
+
+
+def scaleout_throughput(results: dict[str, Any], broker: str, n: int) -> float | None:
+    """Deliveries per second of the scale-out section's run on `broker` at N = `n`."""
+    section = results.get("scaleout")
+    runs = section.get("fanout", []) if isinstance(section, dict) else []
+    for run in runs:
+        for level in run["levels"] if run["broker"] == broker else []:
+            if level["subscribers"] == n:
+                value: float | None = level["deliveries_per_second"]
+                return value
+    return None
+
+
+def _scaleout_goals(results: dict[str, Any]) -> list[Goal]:
+    found = []
+    for n in (1000, 5000):
+        value = ratio(
+            scaleout_throughput(results, "redis", n), scaleout_throughput(results, "memory", n)
+        )
+        found.append(
+            Goal(
+                f"Redis fan-out ≥ 0.8x the memory broker, N={n:,}",
+                times(value),
+                None if value is None else value >= 0.8,
+            )
+        )
+    section = results.get("scaleout")
+    spread = section.get("latency") if isinstance(section, dict) else None
+    text = "Redis: write → delivery p99 under 50 ms (1,000 subscribers, 2 processes, 100 writes/s)"
+    if not spread:
+        return [*found, Goal(text, "-", None)]
+    p99 = spread["p99_ms"]
+    measured = (
+        f"{number(p99, 1, ' ms')} (p50 {number(spread['p50_ms'], 1, ' ms')}; "
+        f"{spread['subscribers']:,} on {spread['processes']}, {spread['writes_per_second']:g}/s"
+        + ("" if spread["complete"] else ", incomplete")
+        + ")"
+    )
+    at_size = spread["subscribers"] >= 1000 and spread["writes_per_second"] >= 100
+    passed = None if p99 is None or not at_size else p99 < 50 and spread["complete"]
+    return [*found, Goal(text, measured, passed)]

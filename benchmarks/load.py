@@ -2,7 +2,7 @@
 
     python -m benchmarks.load < spec.json
 
-The spec names a scenario (`fanout`, `idle`, `publish_cost`, `soak`) and its options;
+The spec names a scenario (`fanout`, `idle`, `publish_cost`, `soak`, `spread`) and its options;
 the result is printed as one line `RESULT {json}`. The harness (`benchmarks.suite`)
 starts one of these per measurement.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import uvloop
 
-from . import scenarios, soak
+from . import scenarios, soak, spread
 
 __all__ = ["main"]
 
@@ -28,6 +28,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "idle": scenarios.idle,
     "publish_cost": scenarios.publish_cost,
     "soak": soak.soak,
+    "spread": spread.spread,
 }
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .figures import fanout_runs, number, subscriber_levels, throughput, times
-from .goals import goals
+from .goals import goals, scaleout_throughput
 from .stats import ratio
 
 __all__ = ["render", "table"]
@@ -203,6 +203,60 @@ def _soak_section(results: dict[str, Any]) -> str:
     return "### Soak (ours)\n\n" + table(header, rows)
 
 
+def _scaleout_section(results: dict[str, Any]) -> str:
+    section = results.get("scaleout")
+    if not isinstance(section, dict) or "fanout" not in section:
+        return ""
+    levels = sorted({lv["subscribers"] for run in section["fanout"] for lv in run["levels"]})
+    rows = []
+    for run in section["fanout"]:
+        by_n = {level["subscribers"]: level for level in run["levels"]}
+        cells = [f"{run['broker']} broker"]
+        for n in levels:
+            level = by_n.get(n)
+            mark = "" if level is None or level["complete"] else " (incomplete)"
+            cells.append(number(level["deliveries_per_second"] if level else None) + mark)
+        rows.append(cells)
+    rows.append(
+        [
+            "Redis / memory",
+            *(
+                times(
+                    ratio(
+                        scaleout_throughput(results, "redis", n),
+                        scaleout_throughput(results, "memory", n),
+                    )
+                )
+                for n in levels
+            ),
+        ]
+    )
+    text = (
+        "### Scale-out on Redis\n\nFan-out, one process, plain WebSocket (deliveries per "
+        "second):\n\n" + table(["broker", *(f"N={n:,}" for n in levels)], rows)
+    )
+    spread = section.get("latency")
+    if spread:
+        busy = ", ".join(number(share * 100, 0, "%") for share in spread["server_cpu_share"])
+        row = [
+            f"{spread['subscribers']:,} on {spread['processes']} processes",
+            f"{spread['writes_per_second']:g}",
+            f"{spread['deliveries']:,}/{spread['expected']:,}",
+            number(spread["p50_ms"], 1),
+            number(spread["p99_ms"], 1),
+            number(spread["max_ms"], 1),
+            busy,
+        ]
+        header = ["subscribers", "writes/s", "delivered", "p50 ms", "p99 ms", "max ms"]
+        header.append("server CPU busy")
+        text += (
+            "\n\nWrite → delivery latency (subscribers spread evenly, writes through the "
+            "records API of the first process):\n\n"
+        )
+        text += table(header, [row])
+    return text
+
+
 def _verdict(passed: bool | None) -> str:
     return "not measured" if passed is None else ("PASS" if passed else "FAIL")
 
@@ -221,7 +275,7 @@ def _notes(results: dict[str, Any]) -> str:
         )
     else:
         lines.append("Fewer than two CPUs: servers and load client were not pinned.")
-    for name in ("hook", "fanout", "idle", "publish_cost", "soak"):
+    for name in ("hook", "fanout", "idle", "publish_cost", "soak", "scaleout"):
         section = results.get(name)
         if isinstance(section, dict) and "error" in section:
             lines.append(f"{name} failed: {section['error'].splitlines()[0]}")
@@ -234,6 +288,11 @@ def _notes(results: dict[str, Any]) -> str:
         section = results.get(name)
         if isinstance(section, dict) and section.get("server_trouble"):
             trouble.append(f"{name}: {section['server_trouble'][0][:160]}")
+    scaleout = results.get("scaleout")
+    if isinstance(scaleout, dict) and "fanout" in scaleout:
+        for run in [*scaleout["fanout"], scaleout.get("latency") or {}]:
+            if run.get("server_trouble"):
+                trouble.append(f"scaleout: {run['server_trouble'][0][:160]}")
     lines += [f"Server said: {t}" for t in trouble]
     return "\n".join(f"- {line}" for line in lines)
 
@@ -253,6 +312,7 @@ def render(results: dict[str, Any]) -> str:
         _publish_cost_section(results),
         _hook_section(results),
         _soak_section(results),
+        _scaleout_section(results),
         _goals_section(results),
         _notes(results),
     ]

@@ -19,7 +19,16 @@ from .publisher import Publisher, PublishTarget, sequence_numbers
 from .stats import percentile, rate
 from .subscribers import SseSubscriber, Subscriber, WsSubscriber, open_all
 
-__all__ = ["Connector", "Tally", "fanout", "idle", "publish_cost"]
+__all__ = [
+    "Connector",
+    "Tally",
+    "close_codes",
+    "connected",
+    "fanout",
+    "idle",
+    "publish_cost",
+    "settle",
+]
 
 STALL_SECONDS = 10.0  # no delivery for this long ends a wait
 WARMUP_EVENTS = 3
@@ -108,11 +117,11 @@ class Connector:
         return subscribers, failures
 
 
-def _connected(subscribers: Sequence[Subscriber]) -> int:
+def connected(subscribers: Sequence[Subscriber]) -> int:
     return sum(1 for s in subscribers if s.connected)
 
 
-def _close_codes(subscribers: Sequence[Subscriber]) -> dict[str, int]:
+def close_codes(subscribers: Sequence[Subscriber]) -> dict[str, int]:
     codes: dict[str, int] = {}
     for s in subscribers:
         if not s.connected and not s.closing:
@@ -121,7 +130,7 @@ def _close_codes(subscribers: Sequence[Subscriber]) -> dict[str, int]:
     return codes
 
 
-async def _settle(tally: Tally, publisher: Publisher, subscribers: int) -> bool:
+async def settle(tally: Tally, publisher: Publisher, subscribers: int) -> bool:
     """A few events that everyone must get before a measurement starts."""
     tally.reset(subscribers * WARMUP_EVENTS)
     await publisher.burst(WARMUP_EVENTS)
@@ -142,8 +151,8 @@ async def fanout(spec: dict[str, Any]) -> dict[str, Any]:
             n, events = level["subscribers"], level["events"]
             added, failures = await connector.open(n - len(subscribers), tally)
             subscribers += added
-            alive = _connected(subscribers)
-            settled = await _settle(tally, publisher, alive)
+            alive = connected(subscribers)
+            settled = await settle(tally, publisher, alive)
             # The machine is shared: the best of a few bursts is the server's capacity,
             # the others were disturbed by something else.
             bursts = []
@@ -159,17 +168,15 @@ async def fanout(spec: dict[str, Any]) -> dict[str, Any]:
                     "connect_failure_sample": failures[:3],
                     "settled": settled,
                     "complete": all(b["complete"] for b in bursts),
-                    "disconnected": len(subscribers) - _connected(subscribers),
-                    "close_codes": _close_codes(subscribers),
+                    "disconnected": len(subscribers) - connected(subscribers),
+                    "close_codes": close_codes(subscribers),
                     "server_rss": rss_bytes(server),
                 }
             )
             results.append(best)
             if spec.get("latency") and n == spec["latency"]["subscribers"]:
                 saturation = results[-1]["events_per_second"]
-                latency = await _latency(
-                    tally, publisher, _connected(subscribers), spec, saturation
-                )
+                latency = await _latency(tally, publisher, connected(subscribers), spec, saturation)
     finally:
         for s in subscribers:
             s.close()
@@ -279,7 +286,7 @@ async def idle(spec: dict[str, Any]) -> dict[str, Any]:
             subscribers += added
             await asyncio.sleep(spec.get("settle_seconds", 2.0))
             rss = rss_bytes(server)
-            alive = _connected(subscribers)
+            alive = connected(subscribers)
             levels.append(
                 {
                     "connections": n,
@@ -295,7 +302,7 @@ async def idle(spec: dict[str, Any]) -> dict[str, Any]:
         if spec.get("hold_seconds"):
             pings_before = sum(s.pings for s in subscribers)
             await asyncio.sleep(spec["hold_seconds"])
-            alive = _connected(subscribers)
+            alive = connected(subscribers)
             publisher = Publisher(PublishTarget(**spec["publish"]), 1)
             tally.reset(alive)
             await publisher.publish(publisher.take_sequence())
@@ -308,7 +315,7 @@ async def idle(spec: dict[str, Any]) -> dict[str, Any]:
                 "pings_per_connection": (sum(s.pings for s in subscribers) - pings_before)
                 / max(len(subscribers), 1),
                 "got_an_event_after": tally.count,
-                "close_codes": _close_codes(subscribers),
+                "close_codes": close_codes(subscribers),
                 "rss": rss_bytes(server),
                 "server_cpu_seconds": cpu_seconds(server),
             }
@@ -331,8 +338,8 @@ async def publish_cost(spec: dict[str, Any]) -> dict[str, Any]:
     events = spec["events"]
 
     async def cost() -> dict[str, Any]:
-        alive = _connected(real)
-        await _settle(tally, publisher, alive)
+        alive = connected(real)
+        await settle(tally, publisher, alive)
         tally.reset(alive * events)
         before, started = cpu_seconds(server), time.perf_counter()
         await publisher.burst(events)

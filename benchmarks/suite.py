@@ -8,7 +8,6 @@ each measurement gets a fresh server process and a load client process of its ow
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,8 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .processes import ServerProcess, available_cpus
-from .targets import OURS, PEERS, REPO, Running, running
+from .harness import Cpus, Log, connector, run_load, trouble
+from .scaleout import scaleout
+from .targets import OURS, PEERS, REPO, running
 
 __all__ = ["FULL", "QUICK", "Plan", "run_suite"]
 
@@ -44,6 +44,10 @@ class Plan:
     soak_events_per_second: float
     hook_inserts: int
     hook_rounds: int
+    scaleout_levels: tuple[int, ...]  # subscribers, Redis fan-out against memory
+    scaleout_subscribers: int  # spread over two processes on Redis, for latency
+    scaleout_writes_per_second: float
+    scaleout_seconds: float
 
 
 FULL = Plan(
@@ -66,6 +70,10 @@ FULL = Plan(
     soak_events_per_second=10.0,
     hook_inserts=2000,
     hook_rounds=5,
+    scaleout_levels=(1000, 5000),
+    scaleout_subscribers=1000,
+    scaleout_writes_per_second=100.0,
+    scaleout_seconds=10.0,
 )
 
 QUICK = Plan(
@@ -88,6 +96,10 @@ QUICK = Plan(
     soak_events_per_second=10.0,
     hook_inserts=300,
     hook_rounds=3,
+    scaleout_levels=(1000,),
+    scaleout_subscribers=1000,
+    scaleout_writes_per_second=100.0,
+    scaleout_seconds=2.0,
 )
 
 # (server, transport, label) of each fan-out run.
@@ -101,67 +113,6 @@ FANOUT = (
     (PEERS[2], "ws", "websockets broadcast()"),
 )
 
-Log = Callable[[str], None]
-
-
-class Cpus:
-    """The servers' CPU and the load client's (None: not pinned, fewer than two)."""
-
-    def __init__(self) -> None:
-        cpus = available_cpus()
-        self.pinned = len(cpus) >= 2
-        self.server = cpus[0] if self.pinned else None
-        self.load = cpus[1] if self.pinned else None
-
-    def keep_off_the_server_cpu(self) -> None:
-        """The harness itself (mostly waiting) shares the load client's CPU."""
-        if self.load is not None:
-            os.sched_setaffinity(0, {self.load})
-
-
-def run_load(spec: dict[str, Any], time_limit: float) -> dict[str, Any]:
-    """One load client process for one measurement; its result."""
-    spec = {**spec, "time_limit": time_limit}
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.load"],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=time_limit + 60,
-    )
-    for line in completed.stdout.splitlines():
-        if line.startswith("RESULT "):
-            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-            return result
-    raise RuntimeError(f"load client failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-
-
-def _connector(
-    server: Running, transport: str, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    spec = server.server
-    if transport == "sse":
-        assert spec.sse_path is not None
-        path = spec.sse_path
-    else:
-        assert spec.ws_path is not None
-        path = spec.ws_path + ("?batch=1" if transport == "ws_batch" else "")
-    return {
-        "port": server.port,
-        "transport": "sse" if transport == "sse" else "ws",
-        "path": path,
-        "ours": spec.ours,
-        "headers": headers,
-    }
-
-
-def _trouble(process: ServerProcess) -> list[str]:
-    lines = process.errors()
-    if not process.alive():
-        lines.append(f"the server exited with {process.process.returncode}")
-    return lines[-20:]
-
 
 def fanout(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, Any]]:
     results = []
@@ -171,7 +122,7 @@ def fanout(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, An
                 "scenario": "fanout",
                 "cpu": cpus.load,
                 "server_pid": live.pid,
-                "connector": _connector(live, transport),
+                "connector": connector(live, transport),
                 "publish": live.publish_target(),
                 "levels": [
                     {"subscribers": n, "events": max(10, plan.deliveries_per_level // n)}
@@ -186,7 +137,7 @@ def fanout(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, An
             }
             result = run_load(spec, 600)
             result.update(server=server.key, transport=transport, label=label)
-            result["server_trouble"] = _trouble(process)
+            result["server_trouble"] = trouble(process)
         for level in result["levels"]:
             bursts = ", ".join(f"{r or 0:,.0f}" for r in level["all_deliveries_per_second"])
             log(
@@ -216,14 +167,14 @@ def idle(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, Any]
                 "scenario": "idle",
                 "cpu": cpus.load,
                 "server_pid": live.pid,
-                "connector": _connector(live, "ws"),
+                "connector": connector(live, "ws"),
                 "publish": live.publish_target(),
                 "levels": levels,
                 "hold_seconds": hold,
             }
             result = run_load(spec, 600)
             result.update(server=server.key, label=server.label)
-            result["server_trouble"] = _trouble(process)
+            result["server_trouble"] = trouble(process)
         for level in result["levels"]:
             log(
                 f"  {server.label:34} {level['connected']:>6} idle: "
@@ -246,7 +197,7 @@ def publish_cost(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, A
             "scenario": "publish_cost",
             "cpu": cpus.load,
             "server_pid": live.pid,
-            "connector": _connector(live, "ws"),
+            "connector": connector(live, "ws"),
             "publish": live.publish_target(),
             "real_subscribers": 10,
             "events": plan.cost_events,
@@ -258,7 +209,7 @@ def publish_cost(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, A
             "other_headers": {"Cookie": live.cookie} if live.cookie else None,
         }
         result = run_load(spec, 600)
-        result["server_trouble"] = _trouble(process)
+        result["server_trouble"] = trouble(process)
     log(
         f"  {result['other_subscriptions']:,} other subscriptions: "
         f"{result['crowded']['server_cpu_us_per_event']:.0f} µs/event vs "
@@ -284,7 +235,7 @@ def soak(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, Any]:
             "reconnect_fraction": 0.1,
         }
         result = run_load(spec, plan.soak_seconds + 300)
-        result["server_trouble"] = _trouble(process)
+        result["server_trouble"] = trouble(process)
     delivery = result["delivery"]
     log(
         f"  {result['events']} events, {result['reconnects']} reconnects: "
@@ -323,6 +274,7 @@ SECTIONS: dict[str, Callable[[Plan, Path, Cpus, Log], Any]] = {
     "idle": idle,
     "publish_cost": publish_cost,
     "soak": soak,
+    "scaleout": scaleout,
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from .processes import ServerProcess
 
-__all__ = ["OURS", "PEERS", "Running", "Server", "running"]
+__all__ = ["OURS", "PEERS", "Running", "Server", "running", "running_cluster"]
 
 REPO = Path(__file__).resolve().parent.parent
 USERNAME = "bench"
@@ -125,6 +125,20 @@ def _log_in(port: int) -> str:
         return str(response.headers["Set-Cookie"]).split(";", 1)[0]
 
 
+def _our_process(
+    config: Path, environ: dict[str, str], cpu: int | None, workdir: Path
+) -> ServerProcess:
+    command = [sys.executable, "-m", "runtime", "--config", str(config), "serve"]
+    return ServerProcess(
+        OURS.key,
+        [*command, "--port", "0"],
+        ready=r"Serving on http://127\.0\.0\.1:(\d+)/",
+        cpu=cpu,
+        env=environ,
+        cwd=workdir,
+    )
+
+
 @contextlib.contextmanager
 def running(
     server: Server, workdir: Path, cpu: int | None, settings: Mapping[str, str] | None = None
@@ -132,16 +146,7 @@ def running(
     """Start `server` (ours with extra `settings`), yield it, always stop it."""
     if server.ours:
         environ = _clean_environ({**OUR_SETTINGS, **(settings or {})})
-        config = _seed(workdir, environ)
-        command = [sys.executable, "-m", "runtime", "--config", str(config), "serve"]
-        process = ServerProcess(
-            server.key,
-            [*command, "--port", "0"],
-            ready=r"Serving on http://127\.0\.0\.1:(\d+)/",
-            cpu=cpu,
-            env=environ,
-            cwd=workdir,
-        )
+        process = _our_process(_seed(workdir, environ), environ, cpu, workdir)
     else:
         assert server.module is not None
         process = ServerProcess(
@@ -159,3 +164,23 @@ def running(
                 publish_port = int(found.group(1))
         cookie = _log_in(process.port) if server.ours else None
         yield Running(server, process.pid, process.port, publish_port, cookie), process
+
+
+@contextlib.contextmanager
+def running_cluster(
+    count: int, workdir: Path, cpu: int | None, settings: Mapping[str, str]
+) -> Iterator[list[tuple[Running, ServerProcess]]]:
+    """`count` of our servers on one database, one secret key and the broker that
+    `settings` names (docs/scaling.md); each logged in to on its own."""
+    environ = _clean_environ(
+        {**OUR_SETTINGS, "RUNTIME_APP_SECRET_KEY": "bench-cluster-secret-key-0123456789"}
+    )
+    environ.update(settings)
+    config = _seed(workdir, environ)
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for _ in range(count):
+            process = stack.enter_context(_our_process(config, environ, cpu, workdir))
+            live = Running(OURS, process.pid, process.port, process.port, _log_in(process.port))
+            servers.append((live, process))
+        yield servers

@@ -135,3 +135,51 @@ def test_report_puts_ours_beside_the_peers_with_ratios_and_verdicts() -> None:
     assert "| WebSocket vs Quart + Hypercorn loop | 0.75x |" in text
     assert "publish_cost failed: load client failed" in text
     assert "| ?batch=1 ≥ 1.0x Starlette + broadcaster, N=5,000 | - | not measured |" in text
+
+
+def test_scaleout_figures_are_ratios_of_the_memory_broker_with_verdicts() -> None:
+    from benchmarks.goals import goals
+    from benchmarks.report import render
+
+    def run(broker: str, rates: dict[int, float]) -> dict[str, Any]:
+        return {"broker": broker, "levels": [_level(n, r) for n, r in rates.items()]}
+
+    latency = {
+        "processes": 2,
+        "subscribers": 1000,
+        "writes_per_second": 100.0,
+        "deliveries": 100_000,
+        "expected": 100_000,
+        "complete": True,
+        "p50_ms": 6.0,
+        "p99_ms": 42.0,
+        "max_ms": 60.0,
+        "server_cpu_share": [0.4, 0.3],
+    }
+    results = {
+        "quick": True,
+        "scaleout": {
+            "fanout": [
+                run("memory", {1000: 100_000.0, 5000: 100_000.0}),
+                run("redis", {1000: 90_000.0, 5000: 70_000.0}),
+            ],
+            "latency": latency,
+        },
+    }
+    verdicts = {g.text: (g.measured, g.passed) for g in goals(results)}
+    assert verdicts["Redis fan-out ≥ 0.8x the memory broker, N=1,000"] == ("0.90x", True)
+    assert verdicts["Redis fan-out ≥ 0.8x the memory broker, N=5,000"] == ("0.70x", False)
+    latency_goal = (
+        "Redis: write → delivery p99 under 50 ms (1,000 subscribers, 2 processes, 100 writes/s)"
+    )
+    assert verdicts[latency_goal][1] is True
+    text = render(results)
+    assert "| Redis / memory | 0.90x | 0.70x |" in text
+    assert "| 1,000 on 2 processes | 100 | 100,000/100,000 | 6.0 | 42.0 | 60.0 | 40%, 30% |" in text
+    # Incomplete deliveries fail the latency goal whatever the percentiles say.
+    latency["complete"] = False
+    assert {g.text: g.passed for g in goals(results)}[latency_goal] is False
+    # A section that failed is reported, and its goals are not measured.
+    failed = {g.text: g.passed for g in goals({"scaleout": {"error": "no redis-server"}})}
+    assert failed[latency_goal] is None
+    assert "scaleout failed: no redis-server" in render({"scaleout": {"error": "no redis-server"}})

@@ -10,17 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import PASSWORD
-from tests.docs_apps import blocks
+from tests.cluster import create_user, logged_in, server_cluster
 from tests.realtime_client import Client
 from tests.redis_server import RedisServer, start_redis
 from tests.sse_client import stream
@@ -33,39 +30,8 @@ RECORDS = "/api/collections/messages/records"
 def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProcess]]:
     """Two server processes: one database file, one Redis, configured as
     docs/scaling.md says (its Redis at the test's own)."""
-    (example,) = blocks("docs/scaling.md", "toml", section="Several processes on Redis")
-    config = tmp_path / "config.toml"
-    config.write_text(example.replace("redis://127.0.0.1:6379/0", redis_server.database()))
-    settings = {
-        "RUNTIME_DATABASE_PATH": str(tmp_path / "shared.sqlite3"),
-        "RUNTIME_APP_SECRET_KEY": "a-secret-key-both-processes-share-0123456789",
-    }
-    with ExitStack() as stack:
-        first = stack.enter_context(ServerProcess(config, settings))
-        _create_user(tmp_path, settings, "alice")  # once the first made the tables
-        second = stack.enter_context(ServerProcess(config, settings))
-        yield [first, second]
-
-
-def _create_user(folder: Path, settings: dict[str, str], name: str) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
-    environ.update(settings, RUNTIME_PASSWORD=PASSWORD)
-    subprocess.run(
-        [sys.executable, "-m", "runtime", "--config", "config.toml", "create-user", name],
-        cwd=folder,
-        env=environ,
-        check=True,
-        capture_output=True,
-        timeout=TIMEOUT * 6,
-    )
-
-
-@asynccontextmanager
-async def logged_in(server: ServerProcess, name: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
-        response = await http.post("/auth/login", json={"username": name, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        yield http
+    with server_cluster(tmp_path, redis_server) as servers:
+        yield servers
 
 
 async def test_writes_through_either_process_reach_clients_of_both_in_one_order(
@@ -140,7 +106,7 @@ async def test_redis_down_and_back_loses_nothing(tmp_path: Path, own_redis: Redi
         "RUNTIME_REALTIME_BROKER": own_redis.url,
     }
     with ServerProcess(tmp_path / "config.toml", settings) as server:
-        _create_user(tmp_path, settings, "alice")
+        create_user(tmp_path, settings, "alice")
         async with (
             await Client.connect(server) as watcher,
             logged_in(server, "alice") as http,
@@ -178,7 +144,7 @@ async def test_a_redis_that_lost_its_data_makes_clients_resume_knowingly(
         "RUNTIME_REALTIME_BROKER": broker,
     }
     with ServerProcess(tmp_path / "config.toml", settings) as server:
-        _create_user(tmp_path, settings, "alice")
+        create_user(tmp_path, settings, "alice")
         async with logged_in(server, "alice") as http:
             async with await Client.connect(server) as watcher:
                 await watcher.ok_subscribe("messages")
@@ -247,7 +213,7 @@ async def test_workers_serve_as_one_and_one_that_dies_is_started_again(
         assert "(2 workers)" in "".join(server.output)
         _until(lambda: len(_children(server.process.pid)) == 2)
         workers = _children(server.process.pid)
-        _create_user(tmp_path, settings, "alice")
+        create_user(tmp_path, settings, "alice")
         clients = [await Client.connect(server) for _ in range(6)]
         try:
             for client in clients:
