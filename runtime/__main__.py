@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     from .db import DatabaseUnavailable
+    from .ratelimit import StorageUnavailable
     from .realtime import BrokerUnavailable
 
     if args.command == "serve":
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.app is not None:
             return _serve_app_of_your_own(args.config, args.app, listen)
         return _serve(config, listen)
-    except (DatabaseUnavailable, BrokerUnavailable) as exc:  # one line naming the key
+    except (DatabaseUnavailable, BrokerUnavailable, StorageUnavailable) as exc:  # one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

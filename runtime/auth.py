@@ -6,6 +6,7 @@ The cookie (signed with itsdangerous by Quart) holds only a random token; the
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from quart import Blueprint, Response, current_app, g, jsonify, session
@@ -14,7 +15,7 @@ from .config import Config
 from .errors import BadRequest, RateLimited, Unauthorized
 from .origins import refuse_cross_site
 from .proxies import request_client
-from .ratelimit import RateLimit, make_storage
+from .ratelimit import RateLimit, make_storage, storage_uri
 from .requests import read_body
 from .users import Session, User
 
@@ -36,7 +37,8 @@ class LoginLimits:
     """Failed logins counted per username and per client address."""
 
     def __init__(self, config: Config) -> None:
-        storage = make_storage(config.auth.rate_limit_storage)
+        uri, key = storage_uri(config.auth.rate_limit_storage, config.realtime.broker)
+        storage = make_storage(uri, key)
         self.per_user = RateLimit(
             config.auth.login_limit_per_user, storage=storage, namespace="login-user"
         )
@@ -73,10 +75,11 @@ async def log_in(username: str, password: str) -> User:
     """Check the credentials (rate-limited) and start a session for this client."""
     limits: LoginLimits = current_app.extensions["runtime"].login_limits
     address = request_client().address  # X-Forwarded-For only from a trusted proxy
-    limits.check(username, address)
+    # In a thread: the counts may be in Redis, and its client is synchronous.
+    await asyncio.to_thread(limits.check, username, address)
     user = await User.aauthenticate(username, password)
     if user is None:
-        limits.failed(username, address)
+        await asyncio.to_thread(limits.failed, username, address)
         raise Unauthorized("Invalid username or password.")
     old = current_session()
     if old is not None:

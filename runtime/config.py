@@ -94,7 +94,9 @@ class AuthConfig:
     cookie_secure: bool = False
     login_limit_per_user: str = "5/minute"
     login_limit_per_address: str = "20/minute"
-    rate_limit_storage: str = "memory://"
+    # "": the broker's Redis when realtime.broker is one (logins count across
+    # processes), else memory://.
+    rate_limit_storage: str = ""
     allowed_origins: tuple[str, ...] = ()
 
     def check(self) -> None:
@@ -113,11 +115,7 @@ class AuthConfig:
             raise ConfigError("auth.cookie_name: must be a plain name like 'session'")
         for key in ("login_limit_per_user", "login_limit_per_address"):
             _rate_limit(f"auth.{key}", getattr(self, key))
-        if self.rate_limit_storage != "memory://":
-            raise ConfigError(
-                "auth.rate_limit_storage: only 'memory://' is available in this version; "
-                f"got {self.rate_limit_storage!r}"
-            )
+        _check_rate_limit_storage(self.rate_limit_storage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +357,27 @@ def _rate_limit(key: str, value: str) -> None:
         parse_many(value)
     except ValueError:
         raise ConfigError(f"{key}: not a rate limit like '5/minute'; got {value!r}") from None
+
+
+def _check_rate_limit_storage(url: str) -> None:
+    """`auth.rate_limit_storage`: "" (see AuthConfig), "memory://", or a Redis URL as
+    `limits` takes it (redis://, rediss://, redis+unix://)."""
+    if url in ("", "memory://"):
+        return
+    key = "auth.rate_limit_storage"
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "redis+unix" and parsed.path:
+        return
+    if parsed.scheme in ("redis", "rediss"):
+        try:
+            parsed.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ConfigError(f"{key}: {redacted(url)!r} has a bad port") from None
+        if parsed.hostname and (parsed.path.strip("/") or "0").isdigit():
+            return
+    raise ConfigError(
+        f"{key}: {redacted(url)!r} is neither 'memory://' nor a Redis URL (redis://host:6379/0)"
+    )
 
 
 def _check_broker(url: str) -> None:

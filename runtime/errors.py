@@ -16,6 +16,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "Unauthorized",
+    "Unavailable",
     "error_body",
     "error_response",
 ]
@@ -70,6 +71,14 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
+class Unavailable(ApiError):
+    status, code, default_message = 503, "unavailable", "Not available now; try again later."
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -77,6 +86,6 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def error_response(error: ApiError) -> Response:
     response = jsonify(error_body(error.code, error.message, **error.extra))
     response.status_code = error.status
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | Unavailable):
         response.headers["Retry-After"] = str(error.retry_after)
     return response

@@ -1,21 +1,67 @@
-"""Rate limits on top of `limits`: a named limit checked and counted per key."""
+"""Rate limits on top of `limits`: a named limit checked and counted per key, in memory
+or in Redis (limits' own `redis://` storage), where every process counts alike.
+
+The storage is synchronous: callers on the event loop run it in a thread. A Redis that
+stops answering while serving is an outage, not a reason to refuse every login nor to
+stop counting: until it answers again, each process counts in memory of its own (said
+once in the log).
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from limits import RateLimitItem, parse_many
-from limits.storage import Storage, storage_from_string
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-__all__ = ["RateLimit", "make_storage"]
+from .database_url import redacted
+
+__all__ = ["RateLimit", "StorageUnavailable", "make_storage", "storage_uri"]
+
+log = logging.getLogger("runtime")
+
+TIMEOUT = 5.0  # seconds a Redis command may take, as for the broker
+_T = TypeVar("_T")
 
 
-def make_storage(uri: str) -> Storage:
-    """A `limits` storage from a URI such as memory:// or redis://host:6379/0."""
-    storage = storage_from_string(uri)
+class StorageUnavailable(Exception):
+    """The rate limits' Redis cannot be reached as the app starts: one line naming the
+    setting that named it."""
+
+
+def storage_uri(setting: str, broker: str) -> tuple[str, str]:
+    """The storage `auth.rate_limit_storage` names, and the setting that names it: the
+    setting if given; else the broker's Redis where `realtime.broker` is one, so that
+    every process counts the same attempts; else memory://."""
+    if setting:
+        return setting, "auth.rate_limit_storage"
+    if broker.startswith(("redis://", "rediss://")):
+        return broker, "realtime.broker"
+    if broker.startswith("unix://"):  # redis-py's socket URL; limits names it so
+        return "redis+unix://" + broker.removeprefix("unix://"), "realtime.broker"
+    return "memory://", "auth.rate_limit_storage"
+
+
+def make_storage(uri: str, key: str = "auth.rate_limit_storage") -> Storage:
+    """A `limits` storage from a URI such as memory:// or redis://host:6379/0; a Redis
+    one is reached now (StorageUnavailable naming `key` if not)."""
+    if uri == "memory://":
+        return MemoryStorage()
+    storage = storage_from_string(
+        uri,
+        wrap_exceptions=True,
+        socket_timeout=TIMEOUT,
+        socket_connect_timeout=TIMEOUT,
+    )
     assert isinstance(storage, Storage), "an asyncio storage URI was given"
+    if not storage.check():
+        raise StorageUnavailable(f"{key}: cannot reach {redacted(uri)} (rate limits)")
     return storage
 
 
@@ -25,22 +71,48 @@ class RateLimit:
     def __init__(self, spec: str, *, storage: Storage, namespace: str) -> None:
         self._items: list[RateLimitItem] = parse_many(spec)
         self._limiter = MovingWindowRateLimiter(storage)
+        self._fallback = MovingWindowRateLimiter(MemoryStorage())  # while Redis is out
         self._namespace = namespace
+        self._down = False
 
     def retry_after(self, key: str) -> int:
         """0 if `key` may go on, else the seconds until it may (at least 1)."""
-        wait = 0.0
-        for item in self._items:
-            if not self._limiter.test(item, self._namespace, key):
-                reset_at, _remaining = self._limiter.get_window_stats(item, self._namespace, key)
-                wait = max(wait, reset_at - time.time(), 1.0)
-        return math.ceil(wait)
+        return self._with_limiter(lambda limiter: self._retry_after(limiter, key))
 
     def hit(self, key: str) -> None:
         """Count one attempt against every limit."""
-        for item in self._items:
-            self._limiter.hit(item, self._namespace, key)
+
+        def hit(limiter: MovingWindowRateLimiter) -> None:
+            for item in self._items:
+                limiter.hit(item, self._namespace, key)
+
+        self._with_limiter(hit)
 
     def reset(self, key: str) -> None:
+        def clear(limiter: MovingWindowRateLimiter) -> None:
+            for item in self._items:
+                limiter.clear(item, self._namespace, key)
+
+        self._with_limiter(clear)
+
+    def _retry_after(self, limiter: MovingWindowRateLimiter, key: str) -> int:
+        wait = 0.0
         for item in self._items:
-            self._limiter.clear(item, self._namespace, key)
+            if not limiter.test(item, self._namespace, key):
+                reset_at, _remaining = limiter.get_window_stats(item, self._namespace, key)
+                wait = max(wait, reset_at - time.time(), 1.0)
+        return math.ceil(wait)
+
+    def _with_limiter(self, use: Callable[[MovingWindowRateLimiter], _T]) -> _T:
+        """`use` on the storage; on this process's memory while it cannot be reached."""
+        try:
+            result = use(self._limiter)
+        except StorageError as error:
+            if not self._down:
+                log.error("rate limits: counted per process until Redis answers: %s", error)
+            self._down = True
+            return use(self._fallback)
+        if self._down:
+            log.warning("rate limits: counted in Redis again")
+        self._down = False
+        return result

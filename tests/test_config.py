@@ -78,6 +78,14 @@ def test_the_broker_is_memory_or_a_redis_url(tmp_path: Path, url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "url", ["", "memory://", "redis://127.0.0.1:6379/3", "rediss://:pw@h", "redis+unix:///r.sock"]
+)
+def test_rate_limits_are_counted_in_memory_or_redis(tmp_path: Path, url: str) -> None:
+    config = load_config(write(tmp_path, ""), environ={"RUNTIME_AUTH_RATE_LIMIT_STORAGE": url})
+    assert config.auth.rate_limit_storage == url
+
+
+@pytest.mark.parametrize(
     "toml, environ, key",
     [
         ("[api]\npage_size = 'ten'\n", {}, "api.page_size"),
@@ -91,7 +99,10 @@ def test_the_broker_is_memory_or_a_redis_url(tmp_path: Path, url: str) -> None:
         ("", {"RUNTIME_REALTIME_BROKER": "redis://host/zero"}, "realtime.broker"),
         ("", {"RUNTIME_REALTIME_BROKER": "http://127.0.0.1:6379"}, "realtime.broker"),
         ("", {"RUNTIME_REALTIME_BROKER": "unix://"}, "realtime.broker"),
-        ("[auth]\nrate_limit_storage = 'redis://x'\n", {}, "auth.rate_limit_storage"),
+        ("[auth]\nrate_limit_storage = 'mongodb://x'\n", {}, "auth.rate_limit_storage"),
+        ("[auth]\nrate_limit_storage = 'redis://x:port/0'\n", {}, "auth.rate_limit_storage"),
+        ("[auth]\nrate_limit_storage = 'redis://x/zero'\n", {}, "auth.rate_limit_storage"),
+        ("[auth]\nrate_limit_storage = 'memory'\n", {}, "auth.rate_limit_storage"),
         ("[realtime]\nallowed_origins = 'x'\n", {}, "realtime.allowed_origins"),
         ("[realtime]\nallowed_origins = ['example.com']\n", {}, "realtime.allowed_origins"),
         ("[auth]\nallowed_origins = ['*']\n", {}, "auth.allowed_origins"),

@@ -28,6 +28,7 @@ from .capture import ChangeCapture, install_outboxes
 from .channels import Channel, ChannelRule
 from .clients.admission import Door, Identify, Identity
 from .clients.commands import CommandRouter
+from .clients.forwarding import PostForwarding
 from .clients.handlers import Handler, check_event_name
 from .connections.message_limit import MessageLimit
 from .endpoints import (
@@ -38,7 +39,7 @@ from .endpoints import (
     realtime_htmx_scripts,
 )
 from .events import Event, custom_event
-from .publishing.backends import BackendUnavailable, backend_from_url
+from .publishing.backends import REDIS_SCHEMES, BackendUnavailable, backend_from_url
 from .publishing.codec import EventCodec
 from .publishing.publisher import BrokerUnavailable
 from .state import RealtimeState
@@ -179,6 +180,10 @@ class Realtime:
             Fragments(app, self.fragments),
             self,
         )
+        if config.broker.startswith(REDIS_SCHEMES):  # several processes: any takes a POST
+            state.forwarding = PostForwarding(
+                app, config.broker, broker.connections, state.router, broker.stats.task_restarts
+            )
         app.extensions["realtime"] = state
         app.register_blueprint(realtime_blueprint)
         app.asgi_app = RealtimeASGI(app, app.asgi_app)  # type: ignore[method-assign]
@@ -189,6 +194,9 @@ class Realtime:
         app.add_template_global(realtime_client_script)
         app.add_template_global(realtime_htmx_scripts)
         self._serve_with(app, broker, models, config)
+        if state.forwarding is not None:  # once the broker has started; stopped after it
+            app.before_serving(state.forwarding.start)
+            app.after_serving(state.forwarding.stop)
 
     def _serve_with(
         self,

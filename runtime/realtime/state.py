@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..realtime_broker import Broker
     from .clients.admission import Door, Identify
     from .clients.commands import CommandRouter
+    from .clients.forwarding import PostForwarding
     from .transports.html import Fragments
 
 __all__ = ["RealtimeState", "current_realtime"]
@@ -27,6 +28,8 @@ class RealtimeState:
     router: CommandRouter  # what clients send, whatever carries it
     fragments: Fragments  # the app's templates for `format=html` streams
     extension: Any = None  # the Realtime extension serving the app (Realtime.of(app))
+    # Several processes on Redis: SSE POSTs for the streams of others go to them.
+    forwarding: PostForwarding | None = None
 
 
 def current_realtime(app: Quart) -> RealtimeState:

@@ -5,9 +5,7 @@ the client."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 from quart import Blueprint, Response, current_app, request, url_for
@@ -16,13 +14,9 @@ from ...errors import Forbidden, NotFound
 from ...origins import origin_allowed
 from ...proxies import request_client
 from ...requests import read_body
-from .. import protocol
-from ..connections.connection import ConnectionGone
+from ..clients.stream_posts import change_stream, held_stream
 from ..metrics import render_metrics
 from ..state import current_realtime
-
-if TYPE_CHECKING:
-    from ..connections.connection import Connection
 
 __all__ = [
     "client_script_response",
@@ -40,42 +34,22 @@ async def sse_update() -> Response:
     """Change a live SSE stream's subscriptions, and send client events and channel
     publications from it (what a WebSocket sends as frames); only its own client may:
     its session, and the stream's key (a visitor's stream, which has no session, needs
-    the key)."""
+    the key). A stream another process holds gets the POST through Redis (several
+    processes), and its answer is this one's."""
     state = current_realtime(current_app)
     headers = request.headers
     if not origin_allowed(headers.get("Origin"), headers.get("Host"), state.config.allowed_origins):
         raise Forbidden("This origin may not connect.")
     body = await read_body()  # JSON only: a form post from another site cannot do this
-    conn = state.broker.connections.get(str(body.get("connection_id", "")))
-    if conn is None or conn.transport != "sse":
-        raise NotFound("No such SSE connection.")
-    session_hash = (await state.identify())[1]
-    if session_hash != conn.session_hash:
-        raise Forbidden("Only the session that opened this stream may change it.")
-    if not _holds_key(conn, body.get("stream_key")):
-        raise Forbidden(
-            "Only the client that opened this stream may change it: send the stream_key "
-            "of its connected message."
-        )
-    try:
-        results = await state.router.post(conn, body)
-    except ConnectionGone:  # the stream ended while this was under way
-        raise NotFound("No such SSE connection.") from None
-    # Encoded as frames are: a snapshot's datetimes as ISO text, like on the stream.
-    return Response(protocol.encode({"results": results}), content_type="application/json")
-
-
-def _holds_key(conn: Connection, key: object) -> bool:
-    """Whether a POST proves that it comes from the client that opened the stream: it
-    carries the stream's key, which only that client read (in its `connected` message).
-    A stream opened with a session may do without, its session being proof enough as it
-    always was; a visitor's may not, for every visitor has the same (no) session."""
-    if key is None:
-        return conn.session_hash is not None
-    expected = conn.stream_key
-    if not isinstance(key, str) or expected is None:
-        return False
-    return hmac.compare_digest(key.encode("utf-8", "surrogatepass"), expected.encode())
+    connection_id = str(body.get("connection_id", ""))
+    if state.forwarding is not None and state.broker.connections.get(connection_id) is None:
+        session_hash = (await state.identify())[1]
+        answer = await state.forwarding.forward(connection_id, session_hash, body)
+    else:
+        conn = held_stream(state.broker.connections, connection_id)
+        session_hash = (await state.identify())[1]
+        answer = await change_stream(state.router, conn, session_hash, body)
+    return Response(answer, content_type="application/json")
 
 
 _STATIC = Path(__file__).resolve().parents[2] / "static"

@@ -4,7 +4,8 @@ The door's checks run in a Quart request context, with the stream's own: `Accept
 format, its patterns (counted against the rate limit); then the server's task waits for
 the client to go, and the transport's sink and task write (see
 runtime/realtime/transports/). A live stream's subscriptions change with
-`POST /realtime/subscribe` (http.py).
+`POST /realtime/subscribe` (http.py), which may arrive at another process when there
+are several (clients/forwarding.py: the stream is known in Redis as held here).
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ async def serve(app: Quart, state: RealtimeState, scope: Any, receive: Receive, 
         await answer(send, admitted)
         return
     conn, html, commands = admitted
-    broker = state.broker
+    broker, forwarding = state.broker, state.forwarding
     broker.connect(conn)
     try:
+        if forwarding is not None:  # known as held here before its client reads its id
+            await forwarding.hold(conn)
         if commands:
             await broker.subscribing.subscribe(conn, commands)
         await start_stream(send)
@@ -57,6 +60,8 @@ async def serve(app: Quart, state: RealtimeState, scope: Any, receive: Receive, 
         await run_connection(conn, sink, receive, on_message)
     finally:
         broker.disconnect(conn)
+        if forwarding is not None:
+            forwarding.release(conn)
 
 
 async def _admit(state: RealtimeState) -> _Admitted | Refusal:
