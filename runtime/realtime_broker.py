@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .realtime.broker.authorization import Authorization
 from .realtime.broker.lifecycle import Lifecycle
 from .realtime.broker.presence import Presence
+from .realtime.broker.sharing import Sharing
 from .realtime.broker.snapshots import Snapshots
 from .realtime.broker.subscribing import Subscribing
 from .realtime.connections.flusher import Flusher
@@ -84,6 +85,15 @@ class Broker:
         self.presence = Presence(
             presence_topics if presence_topics is not None else set(), self._publish_presence
         )
+        # A backend several processes share shares presence and connection counts too.
+        ledger = getattr(backend, "shared", None)
+        self.sharing = (
+            Sharing(ledger, self.presence, self.connections, heartbeat=heartbeat)
+            if ledger is not None
+            else None
+        )
+        if ledger is not None:
+            ledger.on_reset = self.presence.reset
         snapshots = Snapshots(
             limit=snapshot_limit, faults=self.faults, position=self.publisher.mark
         )
@@ -125,6 +135,9 @@ class Broker:
             asyncio.create_task(supervise("publisher", self.publisher.run, restarts)),
             asyncio.create_task(supervise("heartbeat", self.lifecycle.keep_alive, restarts)),
         ]
+        if self.sharing is not None:
+            sharing = supervise("sharing", self.sharing.run, restarts)
+            self._tasks.append(asyncio.create_task(sharing))
 
     async def stop(self) -> None:
         self.publisher.stop()
@@ -133,6 +146,8 @@ class Broker:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks)
         self._tasks = []
+        if self.sharing is not None:
+            await self.sharing.stop()
         await self.backend.stop()
 
     def served(self) -> Mapping[str, type[BaseModel]]:
