@@ -24,6 +24,7 @@ from .realtime.broker.authorization import Authorization
 from .realtime.broker.lifecycle import Lifecycle
 from .realtime.broker.presence import Presence
 from .realtime.broker.relay import Relay
+from .realtime.broker.sharing import Sharing
 from .realtime.broker.snapshots import Snapshots
 from .realtime.broker.subscribing import Subscribing
 from .realtime.capture.outbox import install_outboxes
@@ -103,6 +104,15 @@ class Broker:
         self.presence = Presence(
             presence_topics if presence_topics is not None else set(), self._publish_presence
         )
+        # A backend several processes share shares presence and connection counts too.
+        ledger = getattr(backend, "shared", None)
+        self.sharing = (
+            Sharing(ledger, self.presence, self.connections, heartbeat=heartbeat)
+            if ledger is not None
+            else None
+        )
+        if ledger is not None:
+            ledger.on_reset = self.presence.reset
         snapshots = Snapshots(
             limit=snapshot_limit, faults=self.faults, position=self._snapshot_position
         )
@@ -150,6 +160,9 @@ class Broker:
             if relay.listens:
                 listen = supervise("outbox listener", relay.listen, restarts)
                 self._tasks.append(asyncio.create_task(listen))
+        if self.sharing is not None:
+            sharing = supervise("sharing", self.sharing.run, restarts)
+            self._tasks.append(asyncio.create_task(sharing))
 
     def _start_relays(self) -> list[Relay]:
         """One relay per database of the served collections (their outboxes installed)."""
@@ -185,6 +198,8 @@ class Broker:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks)
         self._tasks = []
+        if self.sharing is not None:
+            await self.sharing.stop()
         await self.backend.stop()
 
     def served(self) -> Mapping[str, type[BaseModel]]:

@@ -169,7 +169,13 @@ class Realtime:
             config,
             broker,
             identify,
-            Door(config, broker.connections, identify, lambda: lifecycle.shutting_down),
+            Door(
+                config,
+                broker.connections,
+                identify,
+                lambda: lifecycle.shutting_down,
+                broker.sharing.admit if broker.sharing is not None else None,
+            ),
             CommandRouter(
                 broker,
                 config,

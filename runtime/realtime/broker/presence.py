@@ -9,6 +9,12 @@ and who is here, as the published join and leave events say, which is the list a
 subscriber gets. Built from the events in their order, that list stands exactly where
 the subscriber's live events begin: everyone in it joined before, every later change is
 an event after.
+
+With a backend several processes share, this process's connections decide only whether
+it has the user on the topic: `changed` tells the shared ledger (broker/sharing.py),
+which publishes the join or leave when it is the user's first or last process anywhere.
+Who is here is still built from the events, from a list the backend reads with the
+position where reading starts (`reset`).
 """
 
 from __future__ import annotations
@@ -33,7 +39,11 @@ class Presence:
         self._topics = topics  # the names that track presence (the app's, read live)
         self._publish = publish  # a join or leave, after everything published before
         self._local: dict[str, dict[Any, int]] = {}  # topic -> user id -> connections
+        self._users: dict[str, dict[Any, Any]] = {}  # topic -> user id -> user, if shared
         self._here: dict[str, dict[Any, dict[str, Any]]] = {}  # topic -> user id -> user
+        # Shared: (topic, user id, public user) whose first or last connection here
+        # this was; the shared ledger publishes the join or leave, if any.
+        self.changed: Callable[[str, Any, Any], None] | None = None
 
     def topic_of(self, pattern: Pattern) -> str | None:
         """The topic whose presence a subscription to `pattern` counts in, if any: its
@@ -57,7 +67,12 @@ class Presence:
         counts = self._local.setdefault(topic, {})
         counts[conn.user.id] = counts.get(conn.user.id, 0) + 1
         if counts[conn.user.id] == 1:
-            self._publish(Event("join", topic, user=json_tree(public_user(conn.user))))
+            user = json_tree(public_user(conn.user))
+            if self.changed is None:
+                self._publish(Event("join", topic, user=user))
+                return
+            self._users.setdefault(topic, {})[conn.user.id] = user
+            self.changed(topic, conn.user.id, user)
 
     def leave(self, conn: Connection, pattern: Pattern) -> None:
         """`conn` unsubscribed from `pattern`."""
@@ -84,7 +99,22 @@ class Presence:
         counts.pop(conn.user.id, None)
         if not counts:
             self._local.pop(topic, None)
-        self._publish(Event("leave", topic, user=json_tree(public_user(conn.user))))
+        if self.changed is None:
+            self._publish(Event("leave", topic, user=json_tree(public_user(conn.user))))
+            return
+        users = self._users.get(topic, {})
+        user = users.pop(conn.user.id, None)
+        if not users:
+            self._users.pop(topic, None)
+        self.changed(topic, conn.user.id, user)
+
+    def user_here(self, topic: str, user_id: Any) -> Any:
+        """Shared: the public user, if this process has `user_id` on `topic`; else None."""
+        return self._users.get(topic, {}).get(user_id)
+
+    def users_here(self) -> list[tuple[str, Any, Any]]:
+        """Shared: (topic, user id, public user) of every user this process has."""
+        return [(t, uid, user) for t, users in self._users.items() for uid, user in users.items()]
 
     # -- who is here, as published ----------------------------------------------------
 
@@ -98,6 +128,13 @@ class Presence:
             here.pop(event.user.get("id"), None)
             if not here:
                 self._here.pop(event.collection, None)
+
+    def reset(self, joins: list[Event]) -> None:
+        """Who is here is what these joins say (read from a shared backend, as of where
+        its events are delivered from next)."""
+        self._here = {}
+        for join in joins:
+            self.apply(join)
 
     def who(self, topic: str) -> list[dict[str, Any]]:
         return list(self._here.get(topic, {}).values())

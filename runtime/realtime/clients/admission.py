@@ -3,7 +3,10 @@ says its own way (`protocol.Refusal`: an HTTP error, or a WebSocket closed at on
 
 The checks, in order: the browser's origin, who is connecting (visitors only where
 `realtime.allow_anonymous`), a server shutting down, a server at capacity, and how many
-connections the user and the client's address already have. They run in a Quart
+connections the user and the client's address already have (the user's on every
+process when the backend is shared; the address's on this one: that cap guards each
+process against one client flooding it, and sharing it would cost Redis a count per
+address for little more). They run in a Quart
 request or websocket context, like a view: the session, `g` and the app's `identify`
 work as usual.
 """
@@ -32,6 +35,10 @@ __all__ = ["Door", "Identify", "Identity", "session_end"]
 # which its connections are closed with 4401 within a heartbeat.
 Identity: TypeAlias = tuple[Any, str | None] | tuple[Any, str | None, datetime.datetime | None]
 Identify = Callable[[], Awaitable[Identity]]
+
+# Whether a user with this many connections here, the new one included, stays within
+# the cap on every process (a shared backend's count; see broker/sharing.py).
+SharedCap = Callable[[Any, int, int], Awaitable[bool]]
 
 # Seconds a refused client is asked to wait before it tries again.
 RETRY_AFTER = 5
@@ -74,11 +81,13 @@ class Door:
         connections: ConnectionIndex,
         identify: Identify,
         shutting_down: Callable[[], bool],
+        shared_cap: SharedCap | None = None,
     ) -> None:
         self._config = config
         self._connections = connections
         self._identify = identify
         self._shutting_down = shutting_down
+        self._shared_cap = shared_cap
 
     async def admit(self, headers: Headers, transport: str, *, pongs: bool) -> Connection | Refusal:
         """A connection for `transport` ("websocket", "sse"), not yet connected; or why
@@ -96,7 +105,7 @@ class Door:
         if len(self._connections) >= config.max_connections:
             return AT_CAPACITY
         address = request_client().address
-        refusal = self._too_many(user, address)
+        refusal = self._too_many(user, address) or await self._too_many_anywhere(user)
         if refusal is not None:
             return refusal
         return Connection(
@@ -119,6 +128,16 @@ class Door:
         if per_address and self._connections.count_of_address(address) >= per_address:
             return TOO_MANY_FROM_ADDRESS
         return None
+
+    async def _too_many_anywhere(self, user: Any) -> Refusal | None:
+        """The user's connections on every process sharing the backend, counted there."""
+        per_user = self._config.max_connections_per_user
+        if not per_user or user is None or self._shared_cap is None:
+            return None
+        here = self._connections.count_of_user(user.id) + 1
+        if await self._shared_cap(user.id, here, per_user):
+            return None
+        return TOO_MANY_FOR_USER
 
 
 def session_end(identity: Identity) -> float | None:

@@ -1,13 +1,14 @@
 """Who is connected: the open connections, by id, user, session and client address.
 
 Plain bookkeeping on the event loop's thread. Empty buckets are deleted, so memory
-follows the connections that are open, not the ones that ever were.
+follows the connections that are open, not the ones that ever were. With a shared
+backend, `on_user_change` hears of each user whose count changed (to share it).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .connection import Connection
@@ -23,6 +24,7 @@ class ConnectionIndex:
         self.by_address: dict[str, set[Connection]] = {}
         self._idle = asyncio.Event()  # set whenever no connection is open
         self._idle.set()
+        self.on_user_change: Callable[[Any], None] | None = None
 
     def renew_idle_event(self) -> None:
         """An asyncio.Event belongs to the loop that first waits on it: a new one for a
@@ -36,6 +38,8 @@ class ConnectionIndex:
         self._idle.clear()
         if conn.user is not None:
             self.by_user.setdefault(conn.user_id, set()).add(conn)
+            if self.on_user_change is not None:
+                self.on_user_change(conn.user_id)
         if conn.session_hash is not None:
             self.by_session.setdefault(conn.session_hash, set()).add(conn)
         if conn.address is not None:
@@ -48,6 +52,8 @@ class ConnectionIndex:
         _discard(self.by_user, conn.user_id, conn)
         _discard(self.by_session, conn.session_hash, conn)
         _discard(self.by_address, conn.address, conn)
+        if conn.user is not None and self.on_user_change is not None:
+            self.on_user_change(conn.user_id)
         if not self.by_id:
             self._idle.set()
         return True

@@ -18,6 +18,11 @@ behind still finds what it has not read.
 
 One Redis server, reached by its URL; not Sentinel (no such URL here) nor Redis Cluster,
 whose slots would split the keys the script writes together.
+
+Presence and connection counts are shared too (redis_shared.py): their joins and leaves
+are events of the same stream. A process starts reading where it read who is here, in
+one script; after a new epoch or a gap it reads who is here again, and hands that list
+over (`shared.on_reset`) where it stands in the stream.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from redis.exceptions import RedisError
 
 from ....database_url import redacted
 from . import BackendUnavailable, Deliver, Position, UnpublishableEvent
+from .redis_shared import RedisShared
 
 if TYPE_CHECKING:
     from ...events import Event
@@ -114,6 +120,9 @@ class RedisBackend:
         self._deliver: Deliver | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
+        self.shared = RedisShared(lambda: self._redis, codec, self._keys, length=self._length)
+        # Who is here as of a position the reader has not reached yet (after a gap).
+        self._reset_at: tuple[Position, list[Event]] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -131,7 +140,8 @@ class RedisBackend:
             socket_connect_timeout=TIMEOUT,
         )
         try:
-            position = await self._position(client)
+            await self.shared.renew(client)  # the dead forgotten, so as not to be listed
+            position, here = await self.shared.snapshot(client)
             await listener.ping()
         except (RedisError, OSError) as error:
             await _close(client, listener)
@@ -139,6 +149,8 @@ class RedisBackend:
         self._client, self._listener = client, listener
         self._deliver = deliver
         self._stopping = False
+        self._reset_at = None
+        self.shared.reset(here)
         self._reader = asyncio.create_task(self._read_from(position))
         return position
 
@@ -240,6 +252,7 @@ class RedisBackend:
             current = await self._position(self._listener)
             if current.epoch != epoch:
                 log.warning("realtime: Redis lost the history; a new epoch %s", current.epoch)
+                await self._read_who_is_here(current.epoch, 0)
                 return current.epoch, 0
             return epoch, offset
         events = [self._event(epoch, entry) for entry in reply[0][1]]
@@ -250,9 +263,41 @@ class RedisBackend:
                 offset + 1,
                 events[0].seq - 1,
             )
-        if self._deliver is not None:
-            self._deliver(events)
+            await self._read_who_is_here(epoch, offset)
+        self._deliver_around_reset(events)
         return epoch, events[-1].seq
+
+    async def _read_who_is_here(self, epoch: str, offset: int) -> None:
+        """Presence events were missed: who is here, read now, replaces what this
+        process knew once the reader reaches the position it was read at."""
+        if self.shared.on_reset is None:
+            return
+        assert self._listener is not None
+        at, here = await self.shared.snapshot(self._listener)
+        if at.epoch == epoch and at.offset <= offset:
+            self.shared.reset(here)  # where the reader stands already
+        else:
+            self._reset_at = (at, here)
+
+    def _deliver_around_reset(self, events: list[Event]) -> None:
+        """Deliver `events`, replacing who is here where it was read again, if among
+        them."""
+        reset_at, deliver = self._reset_at, self._deliver
+        if deliver is None:
+            return
+        if reset_at is None or Position.of(events[0]).epoch != reset_at[0].epoch:
+            deliver(events)
+            return
+        at, here = reset_at
+        before = [event for event in events if event.seq <= at.offset]
+        if before:
+            deliver(before)
+        if events[-1].seq >= at.offset:
+            self._reset_at = None
+            self.shared.reset(here)
+            after = events[len(before) :]
+            if after:
+                deliver(after)
 
     # -- helpers -----------------------------------------------------------------------
 
