@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .figures import fanout_run, number, throughput, times
-from .stats import ratio
+from .stats import percentile, ratio
 
 __all__ = ["Goal", "goals"]
 
@@ -161,8 +161,30 @@ def scaleout_throughput(results: dict[str, Any], broker: str, n: int) -> float |
     return None
 
 
+def outbox_write_rate(
+    results: dict[str, Any], outbox: bool, key: str = "writes_per_second"
+) -> float | None:
+    """The median over the scale-out section's bursts with the outbox on (or off) of
+    `key` (writes per second, or server CPU µs per write); None if any was incomplete."""
+    section = results.get("scaleout")
+    runs = section.get("outbox", []) if isinstance(section, dict) else []
+    bursts = [burst for run in runs if run["outbox"] is outbox for burst in run["runs"]]
+    if not bursts or not all(burst["complete"] for burst in bursts):
+        return None
+    return percentile([burst[key] for burst in bursts], 0.5)
+
+
+def _outbox_goal(results: dict[str, Any]) -> Goal:
+    value = ratio(outbox_write_rate(results, True), outbox_write_rate(results, False))
+    return Goal(
+        "outbox: records-API writes per second ≥ 0.85x without it",
+        times(value),
+        None if value is None else value >= 0.85,
+    )
+
+
 def _scaleout_goals(results: dict[str, Any]) -> list[Goal]:
-    found = []
+    found = [_outbox_goal(results)]
     for n in (1000, 5000):
         value = ratio(
             scaleout_throughput(results, "redis", n), scaleout_throughput(results, "memory", n)

@@ -29,6 +29,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "publish_cost": scenarios.publish_cost,
     "soak": soak.soak,
     "spread": spread.spread,
+    "write_rate": scenarios.write_rate,
 }
 
 

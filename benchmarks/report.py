@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .figures import fanout_runs, number, subscriber_levels, throughput, times
-from .goals import goals, scaleout_throughput
+from .goals import goals, outbox_write_rate, scaleout_throughput
 from .stats import ratio
 
 __all__ = ["render", "table"]
@@ -254,6 +254,32 @@ def _scaleout_section(results: dict[str, Any]) -> str:
             "records API of the first process):\n\n"
         )
         text += table(header, [row])
+    if section.get("outbox"):
+        rows = [
+            [
+                "on" if on else "off",
+                number(outbox_write_rate(results, on)),
+                number(outbox_write_rate(results, on, "server_cpu_us_per_write"), 0),
+            ]
+            for on in (True, False)
+        ]
+        rows.append(
+            [
+                "on / off",
+                times(ratio(outbox_write_rate(results, True), outbox_write_rate(results, False))),
+                times(
+                    ratio(
+                        outbox_write_rate(results, True, "server_cpu_us_per_write"),
+                        outbox_write_rate(results, False, "server_cpu_us_per_write"),
+                    )
+                ),
+            ]
+        )
+        text += (
+            "\n\nThe outbox: records-API writes, one process on the memory broker, one "
+            "subscriber (medians of the bursts):\n\n"
+        )
+        text += table(["outbox", "writes/s", "server CPU µs/write"], rows)
     return text
 
 

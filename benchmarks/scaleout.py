@@ -5,6 +5,9 @@
   only `realtime.broker` differs.
 - Write → delivery latency to subscribers spread over two server processes on one
   Redis, at a steady write rate through the records API of one of them.
+- The transactional outbox's cost: records-API writes per second with it and without
+  it (`realtime.outbox = false`), on the memory broker, alternated run by run so that
+  the machine's noise falls on both alike.
 
 The redis-server is the tests' own (tests/redis_server.py: no persistence, a free
 port, a folder of its own); started by the harness, it shares the load client's CPU.
@@ -42,7 +45,29 @@ def scaleout(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, Any]:
         latency = _spread(plan, workdir, cpus, log, redis.database())
     finally:
         redis.close()
-    return {"fanout": runs, "latency": latency}
+    outbox = [
+        _writes(plan, workdir, cpus, log, on) for _ in range(plan.repeats) for on in (True, False)
+    ]
+    return {"fanout": runs, "latency": latency, "outbox": outbox}
+
+
+def _writes(plan: Plan, workdir: Path, cpus: Cpus, log: Log, outbox: bool) -> dict[str, Any]:
+    settings = {"RUNTIME_REALTIME_OUTBOX": "true" if outbox else "false"}
+    with running(OURS, workdir, cpus.server, settings) as (live, process):
+        spec = {
+            "scenario": "write_rate",
+            "cpu": cpus.load,
+            "server_pid": live.pid,
+            "connector": connector(live, "ws"),
+            "publish": live.publish_target(),
+            "events": plan.outbox_writes,
+            "repeats": 3,
+        }
+        result = run_load(spec, 600)
+        result.update(outbox=outbox, server_trouble=trouble(process))
+    rates = ", ".join(f"{run['writes_per_second']:,.0f}" for run in result["runs"])
+    log(f"  outbox {'on ' if outbox else 'off'}: {rates} writes/s")
+    return result
 
 
 def _fanout(

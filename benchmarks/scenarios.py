@@ -394,3 +394,37 @@ async def publish_cost(spec: dict[str, Any]) -> dict[str, Any]:
         "empty_after": empty_after,
         "ratio": crowded["server_cpu_us_per_event"] / baseline if baseline else None,
     }
+
+
+async def write_rate(spec: dict[str, Any]) -> dict[str, Any]:
+    """Records-API writes per second and server CPU per write, bursts of `events` writes
+    (`concurrency` in flight), each burst timed until one subscriber has every event."""
+    connector = Connector(**spec["connector"])
+    publisher = Publisher(PublishTarget(**spec["publish"]), spec.get("concurrency", 4))
+    server = spec["server_pid"]
+    tally = Tally()
+    watchers, _ = await connector.open(1, tally)
+    events = spec["events"]
+    runs: list[dict[str, Any]] = []
+    try:
+        for _ in range(spec["repeats"]):
+            alive = connected(watchers)
+            await settle(tally, publisher, alive)
+            tally.reset(alive * events)
+            before, started = cpu_seconds(server), time.perf_counter()
+            await publisher.burst(events)
+            complete = await tally.wait(60.0)
+            seconds = time.perf_counter() - started
+            used = cpu_seconds(server) - before
+            runs.append(
+                {
+                    "writes_per_second": events / seconds,
+                    "server_cpu_us_per_write": 1e6 * used / events,
+                    "complete": complete and publisher.failures == 0,
+                }
+            )
+    finally:
+        for watcher in watchers:
+            watcher.close()
+        publisher.close()
+    return {"runs": runs}

@@ -48,6 +48,7 @@ class Plan:
     scaleout_subscribers: int  # spread over two processes on Redis, for latency
     scaleout_writes_per_second: float
     scaleout_seconds: float
+    outbox_writes: int  # records-API writes per burst, with the outbox and without
 
 
 FULL = Plan(
@@ -74,6 +75,7 @@ FULL = Plan(
     scaleout_subscribers=1000,
     scaleout_writes_per_second=100.0,
     scaleout_seconds=10.0,
+    outbox_writes=2000,
 )
 
 QUICK = Plan(
@@ -100,6 +102,7 @@ QUICK = Plan(
     scaleout_subscribers=1000,
     scaleout_writes_per_second=100.0,
     scaleout_seconds=2.0,
+    outbox_writes=300,
 )
 
 # (server, transport, label) of each fan-out run.

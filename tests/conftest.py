@@ -110,11 +110,9 @@ def server(app: Quart, users: dict[str, User]) -> Iterator[LiveServer]:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    """Under CI (RUNTIME_TESTS_NO_SKIP=1) a skipped test is a failed test. An expected
-    failure (a strict xfail, reported as skipped) ran, and failed as it should."""
+    """Under CI (RUNTIME_TESTS_NO_SKIP=1) a skipped test is a failed test."""
     outcome = yield
     report = outcome.get_result()
-    expected_failure = hasattr(report, "wasxfail")
-    if report.skipped and not expected_failure and os.environ.get("RUNTIME_TESTS_NO_SKIP") == "1":
+    if report.skipped and os.environ.get("RUNTIME_TESTS_NO_SKIP") == "1":
         report.outcome = "failed"
         report.longrepr = f"skipped, but skipping is not allowed here: {report.longrepr}"

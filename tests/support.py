@@ -42,6 +42,8 @@ TIMEOUT = 5.0 * float(os.environ.get("RUNTIME_TESTS_TIMEOUT_FACTOR", "1"))
 # another server than Hypercorn.
 FAST_PATH = os.environ.get("RUNTIME_TESTS_FAST_PATH", "on") != "off"
 
+REPOSITORY = Path(__file__).resolve().parent.parent  # the checkout these tests are in
+
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, str]:
     """`response` is the contract's JSON error: this status and code, a message, no trace."""
@@ -232,6 +234,11 @@ class ServerProcess:
         if not FAST_PATH:
             environ["RUNTIME_REALTIME_FAST_PATH"] = "false"
         environ.update(settings or {})
+        # This checkout's runtime, not the one the venv's editable install points at (a
+        # git worktree's tests run its own code).
+        environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPOSITORY), environ.get("PYTHONPATH")])
+        )
         command = [sys.executable, "-m", "runtime", "--config", str(config)]
         self.process = subprocess.Popen(
             [*command, "serve", "--port", "0", *(["--app", app] if app else []), *args],

@@ -139,11 +139,6 @@ async def test_the_servers_count_the_client_address_that_nginx_forwards(
     assert all(f"\n{source} - " in f"\n{log}" for source in sources), log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SSE POST forwarding over Redis lands with its own branch (issue 14): until "
-    "then a POST that nginx sends to the other process is answered 404",
-)
 async def test_an_sse_clients_posts_through_nginx_reach_its_stream(proxy: NginxProxy) -> None:
     async with (
         stream(proxy) as sse,

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cluster import create_user, logged_in
 from tests.databases import both_databases
 from tests.docs_apps import blocks, my_app
-from tests.integration.test_scale_out import _create_user, logged_in
 from tests.realtime_client import Client
 from tests.redis_server import RedisServer
 from tests.support import TIMEOUT, ServerProcess
@@ -82,7 +82,7 @@ async def test_a_write_from_another_process_is_announced(
 ) -> None:
     settings = _settings(tmp_path, backend, database_settings)
     with ServerProcess(tmp_path / "config.toml", settings) as server:
-        _create_user(tmp_path, settings, "alice")
+        create_user(tmp_path, settings, "alice")
         async with await Client.connect(server) as watcher:
             await watcher.ok_subscribe("messages")
             _run_writer(tmp_path, settings, "from a script", "and another")
@@ -105,7 +105,7 @@ async def test_a_server_killed_right_after_a_commit_delivers_the_event_when_it_r
     }
     config = tmp_path / "config.toml"
     with ServerProcess(config, settings, app="dying:app") as server:
-        _create_user(tmp_path, settings, "alice")
+        create_user(tmp_path, settings, "alice")
         async with await Client.connect(server) as watcher, logged_in(server, "alice") as http:
             await watcher.ok_subscribe("messages")
             await http.post(RECORDS, json={"text": "before"})
@@ -135,7 +135,7 @@ async def test_a_process_killed_after_a_commit_has_its_event_announced_by_anothe
     }
     config = tmp_path / "config.toml"
     with ServerProcess(config, settings, app="dying:app") as dying:
-        _create_user(tmp_path, settings, "alice")
+        create_user(tmp_path, settings, "alice")
         with ServerProcess(config, settings, app="dying:app") as other:
             async with await Client.connect(other) as watcher:
                 await watcher.ok_subscribe("messages")

@@ -20,8 +20,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from runtime.realtime.publishing.backends.redis_shared import liveness
+from tests.cluster import create_user, logged_in
 from tests.docs_apps import blocks
-from tests.integration.test_scale_out import _create_user, logged_in
 from tests.realtime_client import Client, login_cookie
 from tests.redis_server import RedisServer
 from tests.support import TIMEOUT, ServerProcess, metrics_until
@@ -61,7 +61,7 @@ class Cluster:
         self.stack.enter_context(server)
         if not self.servers:  # the first made the tables
             for name in USERS:
-                _create_user(self.folder, self.settings, name)
+                create_user(self.folder, self.settings, name)
         self.servers.append(server)
         return server
 

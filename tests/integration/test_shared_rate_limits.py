@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from runtime.ratelimit import storage_uri
-from tests.integration.test_scale_out import _create_user
+from tests.cluster import create_user
 from tests.redis_server import RedisServer
 from tests.support import TIMEOUT, ServerProcess, assert_error, free_port
 
@@ -45,7 +45,7 @@ async def test_a_login_limit_counts_the_attempts_made_on_every_process(
     }
     config = tmp_path / "config.toml"
     with ServerProcess(config, settings) as first:
-        _create_user(tmp_path, settings, "alice")
+        create_user(tmp_path, settings, "alice")
         with ServerProcess(config, settings) as second:
             wrong = {"username": "alice", "password": "not the password"}
             for server in (first, second):  # one failed attempt on each

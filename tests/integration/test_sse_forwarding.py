@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.cluster import create_user, logged_in
 from tests.docs_apps import blocks
-from tests.integration.test_scale_out import _create_user, logged_in
 from tests.redis_server import RedisServer, start_redis
 from tests.sse_client import SSEStream, ids_of, stream
 from tests.support import TIMEOUT, ServerProcess, assert_error
@@ -51,8 +51,8 @@ def pair(tmp_path: Path, redis_server: RedisServer) -> Iterator[list[ServerProce
     }
     with ExitStack() as stack:
         first = stack.enter_context(ServerProcess(config, settings, app="whoami:app"))
-        _create_user(tmp_path, settings, "alice")
-        _create_user(tmp_path, settings, "bob")
+        create_user(tmp_path, settings, "alice")
+        create_user(tmp_path, settings, "bob")
         second = stack.enter_context(ServerProcess(config, settings, app="whoami:app"))
         yield [first, second]
 
