@@ -22,6 +22,8 @@ from tests.redis_server import RedisServer
 from tests.sse_client import ids_of, stream
 from tests.support import TIMEOUT, ServerProcess
 
+pytestmark = pytest.mark.cluster  # server processes of their own
+
 RECORDS = "/api/collections/messages/records"
 SECTION = "Behind nginx"
 OPENED = "runtime_realtime_connections_opened_total"

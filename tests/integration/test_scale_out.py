@@ -23,6 +23,8 @@ from tests.redis_server import RedisServer, start_redis
 from tests.sse_client import stream
 from tests.support import TIMEOUT, ServerProcess, metrics_until
 
+pytestmark = pytest.mark.cluster  # server processes of their own
+
 RECORDS = "/api/collections/messages/records"
 
 

@@ -26,6 +26,8 @@ from tests.realtime_client import Client, login_cookie
 from tests.redis_server import RedisServer
 from tests.support import TIMEOUT, ServerProcess, metrics_until
 
+pytestmark = pytest.mark.cluster  # server processes of their own
+
 # An app of its own for `python -m runtime serve --app`: a channel with presence.
 LOBBY_APP = """
 from runtime import Realtime, create_app

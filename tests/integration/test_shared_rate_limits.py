@@ -17,6 +17,8 @@ from tests.cluster import create_user
 from tests.redis_server import RedisServer
 from tests.support import TIMEOUT, ServerProcess, assert_error, free_port
 
+pytestmark = pytest.mark.cluster  # server processes of their own
+
 
 @pytest.mark.parametrize(
     "setting, broker, expected",

@@ -19,6 +19,8 @@ from tests.redis_server import RedisServer, start_redis
 from tests.sse_client import SSEStream, ids_of, stream
 from tests.support import TIMEOUT, ServerProcess, assert_error
 
+pytestmark = pytest.mark.cluster  # server processes of their own
+
 RECORDS = "/api/collections/messages/records"
 
 # The demo, and a client event whose answer says which process and stream it ran on.

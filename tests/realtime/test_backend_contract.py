@@ -167,6 +167,23 @@ async def test_the_history_is_bounded_and_says_when_it_no_longer_covers(
         assert kept == published[3:] and len(kept) == HISTORY
 
 
+async def test_a_quiet_topics_resume_point_survives_a_busy_topic_within_the_history(
+    make_backend: Callable[[], Awaitable[Backend]],
+) -> None:
+    """The history is global (docs/scaling.md): a quiet collection's last event stays
+    resumable while fewer than history_size events of any topic came after it, then the
+    resume is refused, never answered short."""
+    async with started(make_backend) as running:
+        backend = running.backend
+        (quiet,) = await backend.publish([Event("create", "quiet", "1", {"id": 1}, key="quiet-1")])
+        busy = [Event("create", "busy", str(i), {"id": i}, key=f"busy-{i}") for i in range(HISTORY)]
+        published = await backend.publish(busy)
+        assert await backend.read_after(quiet.id, 100) == published  # resumable
+        (one_more,) = await backend.publish([Event("create", "busy", "x", key="busy-x")])
+        assert await backend.read_after(quiet.id, 100) is None  # gone: refused, not short
+        assert await backend.read_after(published[0].id, 100) == [*published[1:], one_more]
+
+
 @pytest.mark.parametrize(
     "since",
     ["", "-", "garbage", "nope-1", "x-y-z", "1-1", "a-" + "9" * 40, "a--1", "a-1.5", "a-\u0661"],
