@@ -13,7 +13,11 @@ PostgreSQL notifies a commit of any process (LISTEN), and every `poll` seconds f
 commits nothing announces (another process's on SQLite).
 
 Bookkeeping: once its events are published and delivered, the last id goes to
-`runtime_outbox_relayed`, where a relay starting up begins. Published rows are kept
+`runtime_outbox_relayed`, where a relay starting up begins: at most every
+RECORD_EVERY seconds (a write that every relay would otherwise make per batch, each
+waiting for SQLite's one writer), and when the relay stops; a relay killed before it
+recorded the last of them publishes those again when it starts, under the same keys.
+Published rows are kept
 `keep` seconds (a snapshot reads the newest id to know where it stands) and then
 deleted; past `size` rows, the oldest go whether published or not, counted as lost
 and logged (only a long outage of the backend can cause that).
@@ -44,6 +48,7 @@ log = logging.getLogger("runtime.realtime")
 
 BATCH = 512  # rows read at once
 PRUNE_EVERY = 5.0  # seconds between prunings
+RECORD_EVERY = 0.5  # seconds between writes of how far publishing got
 
 
 class Relay:
@@ -72,7 +77,9 @@ class Relay:
         self._size = size
         self._max_in_flight = max_in_flight
         self.cursor = 0  # the last id handed to the publisher
-        self.relayed = 0  # the last id published and delivered, as the table says
+        self.relayed = 0  # the last id published and delivered here
+        self._recorded = 0  # ... as runtime_outbox_relayed says
+        self._recorded_at = 0.0
         self._pruned_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -82,7 +89,7 @@ class Relay:
 
     def start(self) -> None:
         self.table.ensure()
-        self.cursor = self.relayed = self.table.relayed()
+        self.cursor = self.relayed = self._recorded = self.table.relayed()
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         self._wake_pending = False
@@ -92,6 +99,10 @@ class Relay:
         self._loop = None
         if self.wake in self._writer.wakers:
             self._writer.wakers.remove(self.wake)
+        try:
+            self._record(force=True)
+        except Exception:  # stopping goes on; the next start publishes these again
+            log.warning("realtime: cannot record how far the outbox was published", exc_info=True)
 
     def wake(self) -> None:
         """Something was committed: look now (any thread)."""
@@ -150,13 +161,21 @@ class Relay:
             if self.cursor > self.relayed:
                 upto = self.cursor
                 await self._publisher.mark()  # published and delivered (waits out outages)
-                self.table.set_relayed(upto)
                 self.relayed = max(self.relayed, upto)
+            self._record()
             self._prune()
             if (read and self.behind()) or self._wakeup.is_set():
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll)
+
+    def _record(self, force: bool = False) -> None:
+        """Write how far publishing got, if it moved and it is time (or `force`)."""
+        now = time.monotonic()
+        if self.relayed <= self._recorded or (not force and now - self._recorded_at < RECORD_EVERY):
+            return
+        self.table.set_relayed(self.relayed)
+        self._recorded, self._recorded_at = self.relayed, now
 
     def _prune(self) -> None:
         now = time.time()

@@ -284,4 +284,17 @@ def install_outboxes(
         writer = OutboxWriter.for_database(real, codec)
         if all(writer is not seen for seen in writers):
             writers.append(writer)
+            _ensure_now(writer.table)
     return writers
+
+
+def _ensure_now(table: OutboxTable) -> None:
+    """The outbox's tables made now if the database is open and idle, rather than in
+    the first transaction that writes to it; else that transaction makes them."""
+    database = table.database
+    if database.is_closed() or database.in_transaction():  # type: ignore[attr-defined]
+        return
+    try:
+        table.ensure()
+    except peewee.DatabaseError as error:
+        log.warning("realtime: cannot create the outbox's tables yet: %s", error)
