@@ -26,7 +26,7 @@ from .harness import Cpus, Log, connector, run_load, trouble
 from .targets import OURS, running, running_cluster
 
 if TYPE_CHECKING:
-    from .suite import Plan
+    from .plan import Plan
 
 __all__ = ["scaleout"]
 

@@ -8,7 +8,12 @@ key it has seen before at the position it gave it first, so an event is in the
 backend's order only after every event of a lower id; ids are commit order, so the
 backend's order is commit order whichever relay got there first.
 
-When it runs: at once when this process commits (the writer wakes it), when
+The rows this process commits it hears of from the writer, events and all, and hands
+on without reading them back, as long as they follow the last row it handed on with no
+id in between; otherwise (another process's rows, a PostgreSQL id a rollback used up,
+or more than it keeps) it reads the table.
+
+When it runs: at once when this process commits (the writer tells it), when
 PostgreSQL notifies a commit of any process (LISTEN), and every `poll` seconds for the
 commits nothing announces (another process's on SQLite).
 
@@ -29,10 +34,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from ..capture.outbox import CHANNEL, OutboxTable, OutboxWriter
+from ..capture.outbox import CHANNEL, OutboxEntry, OutboxTable, OutboxWriter
 
 if TYPE_CHECKING:
     from ...base_model import BaseModel
@@ -49,6 +55,8 @@ log = logging.getLogger("runtime.realtime")
 BATCH = 512  # rows read at once
 PRUNE_EVERY = 5.0  # seconds between prunings
 RECORD_EVERY = 0.5  # seconds between writes of how far publishing got
+OWN_ROWS = 4 * BATCH  # this process's committed rows kept to hand on unread (the oldest
+# go past it, and are read from the table instead)
 
 
 class Relay:
@@ -81,6 +89,7 @@ class Relay:
         self._recorded = 0  # ... as runtime_outbox_relayed says
         self._recorded_at = 0.0
         self._pruned_at = 0.0
+        self._own: deque[OutboxEntry] = deque(maxlen=OWN_ROWS)  # appended on any thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self._wake_pending = False
@@ -93,16 +102,29 @@ class Relay:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         self._wake_pending = False
-        self._writer.wakers.append(self.wake)
+        self._own.clear()
+        self._writer.listeners.append(self.committed)
 
     def stop(self) -> None:
         self._loop = None
-        if self.wake in self._writer.wakers:
-            self._writer.wakers.remove(self.wake)
+        if self.committed in self._writer.listeners:
+            self._writer.listeners.remove(self.committed)
+        if self.relayed <= self._recorded:
+            return
+        # The app may have closed its connection already: one opened here is closed here.
+        closed = self.database.is_closed()  # type: ignore[attr-defined]
         try:
             self._record(force=True)
         except Exception:  # stopping goes on; the next start publishes these again
             log.warning("realtime: cannot record how far the outbox was published", exc_info=True)
+        finally:
+            if closed:
+                self.database.close()  # type: ignore[attr-defined]
+
+    def committed(self, rows: list[OutboxEntry]) -> None:
+        """This process committed these rows (any thread, under the commit lock)."""
+        self._own.extend(rows)
+        self.wake()
 
     def wake(self) -> None:
         """Something was committed: look now (any thread)."""
@@ -128,28 +150,50 @@ class Relay:
         room = self._max_in_flight - self._publisher.pending
         read = 0
         while room > 0:
-            rows = self.table.read_after(self.cursor, upto, min(BATCH, room))
+            limit = min(BATCH, room)
+            rows = self._own_rows(upto, limit)
+            if rows is None:
+                rows = self._read(upto, limit)
             if not rows:
                 return read
             served = self._served()
-            events: list[Event] = []
-            for row_id, payload in rows:
-                try:
-                    event = self._codec.decode(payload)
-                except ValueError as error:
-                    self._stats.lost += 1
-                    log.error("realtime: outbox row %d is unreadable, lost: %s", row_id, error)
-                    continue
-                if event.collection in served:
-                    events.append(event)
+            events = [e for _, e in rows if e is not None and e.collection in served]
             if events:
                 self._publisher.submit(events)
             self.cursor = rows[-1][0]
             room -= len(rows)
             read += len(rows)
-            if len(rows) < BATCH:
+            if len(rows) < limit and (upto is None or self.cursor >= upto):
+                # All there is for now (another process's later rows wake it anew).
                 return read
         return read  # no room: the rest waits in the outbox (the backend is down)
+
+    def _own_rows(self, upto: int | None, limit: int) -> list[tuple[int, Event | None]] | None:
+        """The next rows from this process's own commits, if they follow the cursor with
+        no id in between; else None (the table must be read)."""
+        own = self._own
+        while own and own[0][0] <= self.cursor:
+            own.popleft()  # read from the table meanwhile
+        rows: list[tuple[int, Event | None]] = []
+        expected = self.cursor + 1
+        while own and len(rows) < limit and own[0][0] == expected:
+            if upto is not None and expected > upto:
+                break
+            rows.append(own.popleft())
+            expected += 1
+        return rows or None
+
+    def _read(self, upto: int | None, limit: int) -> list[tuple[int, Event | None]]:
+        """The next rows from the table, decoded (None: a row that cannot be)."""
+        rows: list[tuple[int, Event | None]] = []
+        for row_id, payload in self.table.read_after(self.cursor, upto, limit):
+            try:
+                rows.append((row_id, self._codec.decode(payload)))
+            except ValueError as error:
+                self._stats.lost += 1
+                log.error("realtime: outbox row %d is unreadable, lost: %s", row_id, error)
+                rows.append((row_id, None))
+        return rows
 
     async def run(self) -> None:
         """Relay for ever: catch up, record what is published, prune, wait."""

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHANNEL",
+    "OutboxEntry",
     "OutboxRow",
     "OutboxTable",
     "OutboxWriter",
@@ -63,6 +64,7 @@ ADVISORY_LOCK = 0x72756E74696D65
 ROWS_PER_INSERT = 500  # rows in one INSERT statement (bound parameters: 3 each)
 
 OutboxRow = tuple[int, bytes]  # id, encoded event
+OutboxEntry = tuple[int, Event]  # id, the event (this process's own commits)
 
 
 def has_outbox(model: type[peewee.Model]) -> bool:
@@ -111,14 +113,14 @@ class OutboxTable:
 
     # -- writing (in the committing transaction) ---------------------------------------
 
-    def insert(self, payloads: list[bytes]) -> int:
-        """Write the events; the id of the last one."""
+    def insert(self, payloads: list[bytes]) -> list[int]:
+        """Write the events; their ids, in the same order (ascending)."""
         self.ensure()
         if self.postgres:
             self._sql("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK,))
         param = self.database.param  # type: ignore[attr-defined]
         now = time.time()
-        last = 0
+        ids: list[int] = []
         for start in range(0, len(payloads), ROWS_PER_INSERT):
             chunk = payloads[start : start + ROWS_PER_INSERT]
             values = ", ".join([f"({param}, {param})"] * len(chunk))
@@ -126,10 +128,11 @@ class OutboxTable:
             cursor = self._sql(
                 f"INSERT INTO {TABLE} (event, created) VALUES {values} RETURNING id", params
             )
-            last = max(row[0] for row in cursor.fetchall())
+            # Each database numbers the rows of one INSERT in the order of its VALUES.
+            ids += sorted(int(row[0]) for row in cursor.fetchall())
         if self.postgres:
             self._sql(f"NOTIFY {CHANNEL}")
-        return last
+        return ids
 
     # -- reading and bookkeeping (the relay) -------------------------------------------
 
@@ -200,19 +203,22 @@ class OutboxWriter:
     One per database (`for_database`), whatever app or script writes through it: which
     collections an app serves is its relay's business.
 
-    After a commit, the relays of this process that wait on the database are woken (a
-    wake-up, not a poll), and `last_committed` is the newest id this process committed,
-    which direct publications wait behind.
+    After a commit, the relays of this process that wait on the database hear of its
+    rows, (id, event) in order, so that they need not read them back; and
+    `last_committed` is the newest id this process committed, which direct publications
+    wait behind.
     """
 
     def __init__(self, database: ChangeTracking, codec: EventCodec[Event]) -> None:
         self.table = OutboxTable(database)
         self._codec = codec
-        self._pending = threading.local()  # the last id written, until its commit
+        self._pending = threading.local()  # the rows written, until their commit
         self._key_prefix = "o" + secrets.token_hex(8) + "-"
         self._keys = itertools.count(1)
         self.last_committed = 0  # the newest id this process committed
-        self.wakers: list[Callable[[], None]] = []  # the relays waiting here
+        # The relays waiting here: each hears of the rows this process commits (on the
+        # committing thread, under the commit lock: quickly).
+        self.listeners: list[Callable[[list[OutboxEntry]], None]] = []
         self.unencodable = 0  # events dropped for a value the codec cannot carry
 
     @classmethod
@@ -228,25 +234,27 @@ class OutboxWriter:
     # -- the Outbox protocol -----------------------------------------------------------
 
     def write(self, database: ChangeTracking, changes: list[RecordChange]) -> None:
-        payloads = self._payloads(changes)
-        self._pending.last = self.table.insert(payloads) if payloads else 0
+        events, payloads = self._encoded(changes)
+        ids = self.table.insert(payloads) if payloads else []
+        self._pending.rows = list(zip(ids, events, strict=True))
 
     def committed(self, database: ChangeTracking) -> None:
-        last = getattr(self._pending, "last", 0)
-        self._pending.last = 0
-        if not last:
+        rows: list[OutboxEntry] = getattr(self._pending, "rows", [])
+        self._pending.rows = []
+        if not rows:
             return
-        if last > self.last_committed:
-            self.last_committed = last
-        for wake in list(self.wakers):
-            wake()
+        self.last_committed = max(self.last_committed, rows[-1][0])
+        for listener in list(self.listeners):
+            listener(rows)
 
     def discarded(self, database: ChangeTracking) -> None:
-        self._pending.last = 0
+        self._pending.rows = []
 
     # -- events ------------------------------------------------------------------------
 
-    def _payloads(self, changes: list[RecordChange]) -> list[bytes]:
+    def _encoded(self, changes: list[RecordChange]) -> tuple[list[Event], list[bytes]]:
+        """The changes' events (of registered collections), keyed, and encoded."""
+        events: list[Event] = []
         payloads: list[bytes] = []
         for change in changes:
             model = change.model
@@ -261,13 +269,14 @@ class OutboxWriter:
             keyed = dataclasses.replace(event, key=f"{self._key_prefix}{next(self._keys)}")
             try:
                 payloads.append(self._codec.encode(keyed))
+                events.append(keyed)
             except (TypeError, ValueError) as error:
                 # The change commits whatever its event holds; its event alone is lost.
                 self.unencodable += 1
                 log.error(
                     "realtime: an event of %r cannot be published and is lost: %s", name, error
                 )
-        return payloads
+        return events, payloads
 
 
 def install_outboxes(
