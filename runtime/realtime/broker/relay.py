@@ -22,10 +22,9 @@ Bookkeeping: once its events are published and delivered, the last id goes to
 RECORD_EVERY seconds (a write that every relay would otherwise make per batch, each
 waiting for SQLite's one writer), and when the relay stops; a relay killed before it
 recorded the last of them publishes those again when it starts, under the same keys.
-Published rows are kept
-`keep` seconds (a snapshot reads the newest id to know where it stands) and then
-deleted; past `size` rows, the oldest go whether published or not, counted as lost
-and logged (only a long outage of the backend can cause that).
+Published rows are kept `keep` seconds (a snapshot reads the newest id to know where it
+stands) and then deleted; past `size` rows, the oldest go whether published or not,
+counted as lost and logged (only a long outage of the backend can cause that).
 """
 
 from __future__ import annotations
@@ -55,8 +54,9 @@ log = logging.getLogger("runtime.realtime")
 BATCH = 512  # rows read at once
 PRUNE_EVERY = 5.0  # seconds between prunings
 RECORD_EVERY = 0.5  # seconds between writes of how far publishing got
-OWN_ROWS = 4 * BATCH  # this process's committed rows kept to hand on unread (the oldest
-# go past it, and are read from the table instead)
+# This process's committed rows kept to hand on unread; past it the oldest go, and are
+# read from the table instead.
+OWN_ROWS = 4 * BATCH
 
 
 class Relay:
