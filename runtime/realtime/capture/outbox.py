@@ -61,7 +61,7 @@ RELAYED = "runtime_outbox_relayed"
 CHANNEL = "runtime_outbox"  # PostgreSQL's NOTIFY channel
 # pg_advisory_xact_lock's key: "runtime" in ASCII. Held from the rows' ids to COMMIT.
 ADVISORY_LOCK = 0x72756E74696D65
-ROWS_PER_INSERT = 500  # rows in one INSERT statement (bound parameters: 3 each)
+ROWS_PER_INSERT = 500  # rows in one INSERT statement (two bound parameters each)
 
 OutboxRow = tuple[int, bytes]  # id, encoded event
 OutboxEntry = tuple[int, Event]  # id, the event (this process's own commits)
