@@ -155,7 +155,15 @@ async def delete_record(name: str, record_id: str) -> Response:
     record = _get_record(model, record_id, user)
     if not record.deletable_by(user):
         raise _denied(user, "You may not delete this record.")
-    record.delete_instance()
+    try:
+        with record._meta.database.atomic():
+            record.delete_instance()
+    except peewee.IntegrityError as exc:
+        if _is_foreign_key_violation(exc):  # another record points at this one
+            raise Conflict(
+                "The record is still referenced by other records.", reason="referenced"
+            ) from None
+        raise
     return Response(status=204)
 
 
@@ -167,8 +175,39 @@ def _save(record: BaseModel, *, force_insert: bool = False) -> None:
         text = str(exc).lower()
         if "unique" in text:
             raise Conflict("A record with that value already exists.") from None
+        if _is_foreign_key_violation(exc):
+            raise _missing_reference(record) or Conflict(
+                "The record names a record that does not exist.", reason="missing_reference"
+            ) from None
         if "not null" in text or "not-null" in text:  # SQLite, PostgreSQL
             raise BadRequest("A required field is missing.") from None
         raise BadRequest("The record violates a constraint.") from None
     except peewee.DataError:  # PostgreSQL: an INTEGER past 32 bits, a NUL in text
-        raise BadRequest("A value does not fit its field in the database.") from None
+        # A foreign key past 32 bits names no record: the same 409 as on SQLite.
+        raise _missing_reference(record) or BadRequest(
+            "A value does not fit its field in the database."
+        ) from None
+
+
+def _is_foreign_key_violation(exc: peewee.IntegrityError) -> bool:
+    # SQLite: "FOREIGN KEY constraint failed"; PostgreSQL: "... violates foreign key
+    # constraint ..." (SQLSTATE 23503).
+    return "foreign key" in str(exc).lower()
+
+
+def _missing_reference(record: BaseModel) -> Conflict | None:
+    """The 409 naming a foreign key of `record` that points at no record, if one does.
+    SQLite does not say which foreign key failed, so each is looked up (on PostgreSQL
+    too: the same answer on both)."""
+    for field in type(record)._meta.refs:
+        value = record.__data__.get(field.name)
+        if value is None:
+            continue
+        target = field.rel_model
+        if not target.select().where(field.rel_field == value).exists():
+            return Conflict(
+                f"Field {field.name!r} names a record that does not exist.",
+                reason="missing_reference",
+                field=field.name,
+            )
+    return None

@@ -63,42 +63,43 @@ def coerce_field_value(field: peewee.Field, value: Any) -> Any:
         if field.null:
             return None
         raise BadRequest(f"Field {field.name!r} may not be null.")
-    if isinstance(field, peewee.ForeignKeyField):
-        return coerce_field_value(field.rel_field, value)
-    coerced = _coerce(field, value)
-    _check_storable(field, coerced)
+    # A foreign key takes a value of the field it points to, but a mistake in it is the
+    # foreign key's: `"box": "abc"` is blamed on `box`, not on the boxes' `id`.
+    target = field.rel_field if isinstance(field, peewee.ForeignKeyField) else field
+    coerced = _coerce(target, value, field.name)
+    _check_storable(target, coerced, field.name)
     return coerced
 
 
-def _coerce(field: peewee.Field, value: Any) -> Any:
+def _coerce(field: peewee.Field, value: Any, name: str) -> Any:
     for kind, convert in _CONVERTERS:
         if isinstance(field, kind):
-            return convert(field, value)
+            return convert(field, value, name)
     if isinstance(value, dict | list):  # any other field, custom ones included
-        raise BadRequest(f"Field {field.name!r} must be a plain value.")
+        raise BadRequest(f"Field {name!r} must be a plain value.")
     return value
 
 
-def _boolean(field: peewee.Field, value: Any) -> bool:
+def _boolean(field: peewee.Field, value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
-    raise BadRequest(f"Field {field.name!r} must be true or false.")
+    raise BadRequest(f"Field {name!r} must be true or false.")
 
 
-def _ipv4(field: peewee.Field, value: Any) -> str:
+def _ipv4(field: peewee.Field, value: Any, name: str) -> str:
     try:
         return str(ipaddress.IPv4Address(value if isinstance(value, str) else ""))
     except ValueError:
-        raise BadRequest(f"Field {field.name!r} must be an IPv4 address.") from None
+        raise BadRequest(f"Field {name!r} must be an IPv4 address.") from None
 
 
-def _integer(field: peewee.Field, value: Any) -> int:
+def _integer(field: peewee.Field, value: Any, name: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
         return value
-    raise BadRequest(f"Field {field.name!r} must be a whole number from -2**63 to 2**63-1.")
+    raise BadRequest(f"Field {name!r} must be a whole number from -2**63 to 2**63-1.")
 
 
-def _finite_float(field: peewee.Field, value: Any) -> float:
+def _finite_float(field: peewee.Field, value: Any, name: str) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
             number = float(value)
@@ -106,10 +107,10 @@ def _finite_float(field: peewee.Field, value: Any) -> float:
             number = math.inf
         if math.isfinite(number):
             return number
-    raise BadRequest(f"Field {field.name!r} must be a finite number.")
+    raise BadRequest(f"Field {name!r} must be a finite number.")
 
 
-def _decimal(field: peewee.DecimalField, value: Any) -> decimal.Decimal:
+def _decimal(field: peewee.DecimalField, value: Any, name: str) -> decimal.Decimal:
     if isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
             number = decimal.Decimal(str(value))
@@ -118,10 +119,10 @@ def _decimal(field: peewee.DecimalField, value: Any) -> decimal.Decimal:
         whole_digits = (field.max_digits or 0) - (field.decimal_places or 0)
         if number.is_finite() and (not field.max_digits or abs(number) < 10**whole_digits):
             return number
-    raise BadRequest(f"Field {field.name!r} must be a decimal number that fits the field.")
+    raise BadRequest(f"Field {name!r} must be a decimal number that fits the field.")
 
 
-def _date_or_datetime(field: peewee.Field, value: Any) -> datetime.date:
+def _date_or_datetime(field: peewee.Field, value: Any, name: str) -> datetime.date:
     if isinstance(value, str):
         try:
             parsed = datetime.datetime.fromisoformat(value)
@@ -129,42 +130,44 @@ def _date_or_datetime(field: peewee.Field, value: Any) -> datetime.date:
             pass
         else:
             return parsed.date() if isinstance(field, peewee.DateField) else parsed
-    raise BadRequest(f"Field {field.name!r} must be an ISO 8601 date or time.")
+    raise BadRequest(f"Field {name!r} must be an ISO 8601 date or time.")
 
 
-def _time(field: peewee.Field, value: Any) -> datetime.time:
+def _time(field: peewee.Field, value: Any, name: str) -> datetime.time:
     try:
         return datetime.time.fromisoformat(value if isinstance(value, str) else "")
     except ValueError:
-        raise BadRequest(f"Field {field.name!r} must be an ISO 8601 time.") from None
+        raise BadRequest(f"Field {name!r} must be an ISO 8601 time.") from None
 
 
-def _uuid(field: peewee.Field, value: Any) -> uuid.UUID:
+def _uuid(field: peewee.Field, value: Any, name: str) -> uuid.UUID:
     try:
         return uuid.UUID(value if isinstance(value, str) else "")
     except ValueError:
-        raise BadRequest(f"Field {field.name!r} must be a UUID.") from None
+        raise BadRequest(f"Field {name!r} must be a UUID.") from None
 
 
-def _base64(field: peewee.Field, value: Any) -> bytes:
+def _base64(field: peewee.Field, value: Any, name: str) -> bytes:
     try:
         return base64.b64decode(value if isinstance(value, str) else "?", validate=True)
     except binascii.Error:
-        raise BadRequest(f"Field {field.name!r} must be base64 text.") from None
+        raise BadRequest(f"Field {name!r} must be base64 text.") from None
 
 
-def _text(field: peewee.Field, value: Any) -> str:
+def _text(field: peewee.Field, value: Any, name: str) -> str:
     if not isinstance(value, str):
-        raise BadRequest(f"Field {field.name!r} must be a string.")
+        raise BadRequest(f"Field {name!r} must be a string.")
     max_length = getattr(field, "max_length", None)
     if isinstance(field, peewee.CharField) and max_length and len(value) > max_length:
-        raise BadRequest(f"Field {field.name!r} is longer than {max_length} characters.")
+        raise BadRequest(f"Field {name!r} is longer than {max_length} characters.")
     return value
 
 
-# A client's value for a field of each type. The first match wins: a subclass comes
-# before its base (IPField is an IntegerField); other fields take any plain value.
-_CONVERTERS: tuple[tuple[Any, Callable[[Any, Any], Any]], ...] = (
+# A client's value for a field of each type, errors naming `name` (the field the client
+# named: a foreign key is checked as the field it points to). The first match wins: a
+# subclass comes before its base (IPField is an IntegerField); other fields take any
+# plain value.
+_CONVERTERS: tuple[tuple[Any, Callable[[Any, Any, str], Any]], ...] = (
     (peewee.BooleanField, _boolean),
     (peewee.IPField, _ipv4),  # stored as an integer, given as text
     (peewee.IntegerField, _integer),
@@ -178,7 +181,7 @@ _CONVERTERS: tuple[tuple[Any, Callable[[Any, Any], Any]], ...] = (
 )
 
 
-def _check_storable(field: peewee.Field, value: Any) -> None:
+def _check_storable(field: peewee.Field, value: Any, name: str) -> None:
     """The last word for any field type, custom ones included: SQLite must take it."""
     try:
         stored = field.db_value(value)
@@ -190,7 +193,7 @@ def _check_storable(field: peewee.Field, value: Any) -> None:
         or (isinstance(stored, float) and not math.isfinite(stored))
         or (isinstance(stored, str) and has_surrogates(stored))
     ):
-        raise BadRequest(f"Field {field.name!r} has a value that cannot be stored.")
+        raise BadRequest(f"Field {name!r} has a value that cannot be stored.")
 
 
 _UNSTORABLE = object()
