@@ -1,4 +1,5 @@
-"""Command line: `python -m runtime serve [--app module:attribute] | create-user NAME [--admin]`."""
+"""Command line: `python -m runtime [--config PATH] serve [--app module[:attribute]] |
+create-user NAME [--admin]`; `--config` may also come after the command (then it wins)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,14 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("CONFIG", DEFAULT_CONFIG),
         help="path of the TOML configuration (default: config.toml)",
     )
+    # Each command takes --config too; given there, it is the one used (argparse sets a
+    # command's options after the main ones), given nowhere, the main default stands.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("--config", default=argparse.SUPPRESS, help="path of the TOML configuration")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="serve the app (what `make run` does)")
+    serve = commands.add_parser(
+        "serve", parents=[after], help="serve the app (what `make run` does)"
+    )
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.add_argument(
@@ -41,13 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket-fd", type=int, help=argparse.SUPPRESS)  # a worker's
     serve.add_argument(
         "--app",
-        metavar="MODULE:ATTRIBUTE",
+        metavar="MODULE[:ATTRIBUTE]",
         help="serve an app of your own: a Quart app or a factory of one, from a module "
-        "imported from the current directory (default: the runtime's own, the demo "
-        "while app.demo is true)",
+        "imported from the current directory; a module alone means its `app`, else its "
+        "`create_app()` (default: the runtime's own, the demo while app.demo is true)",
     )
     create = commands.add_parser(
-        "create-user", help="create a user; the password comes from RUNTIME_PASSWORD or a prompt"
+        "create-user",
+        parents=[after],
+        help="create a user; the password comes from RUNTIME_PASSWORD or a prompt",
     )
     create.add_argument("name")
     create.add_argument("--admin", action="store_true", help="make the user an administrator")
@@ -66,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "create-user" or args.socket_fd is None:  # a worker's parent said it
+        _say_if_new_database(config)
     from .db import DatabaseUnavailable
     from .ratelimit import StorageUnavailable
     from .realtime import BrokerUnavailable
@@ -80,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "create-user":
             return _create_user(config, args.name, admin=args.admin)
         if args.app is not None:
-            return _serve_app_of_your_own(args.config, args.app, listen)
-        return _serve(config, listen)
+            return _serve_app_of_your_own(args.config, args.app, listen, config)
+        return _serve(config, listen, args.config)
     except (DatabaseUnavailable, BrokerUnavailable, StorageUnavailable) as exc:  # one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -161,7 +172,32 @@ def _ensure_demo_user(config: Config) -> str:
     return "log in with a user made by `python -m runtime create-user NAME`"
 
 
-def _serve(config: Config, listen: _Listen) -> int:
+def _say_if_new_database(config: Config) -> None:
+    """One line when the SQLite file is not there yet and start-up is about to create
+    it: serving from another folder than usual starts on an empty database otherwise."""
+    path = config.database.path
+    if not config.database.url and path != ":memory:" and not Path(path).exists():
+        print(f"note: no SQLite database at {os.path.abspath(path)}: creating it", file=sys.stderr)
+
+
+def _where(config: Config, config_path: str) -> str:
+    """The banner's lines naming the database, the broker and the configuration file."""
+    from .database_url import redacted
+
+    if config.database.url:
+        database = redacted(config.database.url)
+    else:
+        path = config.database.path
+        database = path if path == ":memory:" else f"sqlite {os.path.abspath(path)}"
+    used = os.path.abspath(config_path) if Path(config_path).is_file() else "none"
+    return (
+        f"  Database: {database}\n"
+        f"  Broker:   {redacted(config.realtime.broker)}\n"
+        f"  Config:   {used}"
+    )
+
+
+def _serve(config: Config, listen: _Listen, config_path: str) -> int:
     """The runtime's own app: the demo while app.demo is true."""
     from .app import create_app
     from .demo import create_demo_app
@@ -176,6 +212,7 @@ def _serve(config: Config, listen: _Listen) -> int:
 
     def banner(host: str, bound_port: int) -> None:
         print(f"\n  Serving on http://{host}:{bound_port}/{_workers(listen)}", flush=True)
+        print(_where(config, config_path), flush=True)
         if demo_login:
             print(f"  Log in at http://{host}:{bound_port}/login  ({demo_login})\n", flush=True)
 
@@ -186,7 +223,7 @@ def _workers(listen: _Listen) -> str:
     return f"  ({listen.workers} workers)" if listen.workers > 1 else ""
 
 
-def _serve_app_of_your_own(config_path: str, spec: str, listen: _Listen) -> int:
+def _serve_app_of_your_own(config_path: str, spec: str, listen: _Listen, config: Config) -> int:
     """`--app`: never the demo. The app's `create_app()` reads the same configuration:
     CONFIG names the file for the module imported here."""
     from .app_loader import AppNotFound, load_app
@@ -201,10 +238,12 @@ def _serve_app_of_your_own(config_path: str, spec: str, listen: _Listen) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    state = app.extensions.get("runtime")
+    config = getattr(state, "config", config)  # what the app's create_app() read
+
     def banner(host: str, bound_port: int) -> None:
-        print(
-            f"\n  Serving on http://{host}:{bound_port}/  ({spec}){_workers(listen)}\n", flush=True
-        )
+        print(f"\n  Serving on http://{host}:{bound_port}/  ({spec}){_workers(listen)}", flush=True)
+        print(_where(config, config_path) + "\n", flush=True)
 
     return listen.run(app, banner)
 

@@ -2,9 +2,11 @@
 
 The module is imported with the current directory on `sys.path` (as `python -m` and
 Flask's `--app` do); the attribute is a Quart app, or a function that takes no
-arguments and returns one (an application factory). A value that names nothing of the
-kind is an `AppNotFound` with one line saying what is wrong; an exception raised by
-the app's own code while it is imported or built is left as it is, traceback and all.
+arguments and returns one (an application factory). A module alone (`--app polls`)
+means its `app`, else its own `create_app()` (as Flask and uvicorn look). A value that
+names nothing of the kind is an `AppNotFound` with one line saying what is wrong; an
+exception raised by the app's own code while it is imported or built is left as it
+is, traceback and all.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ class AppNotFound(Exception):
 
 
 def load_app(spec: str) -> Quart:
-    """The Quart app that `spec` (`module:attribute`) names."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
+    """The Quart app that `spec` (`module:attribute`, or `module`) names."""
+    module_name, colon, attribute = spec.partition(":")
+    if not module_name or (colon and not attribute):
         raise AppNotFound(f"--app {spec!r}: expected module:attribute, e.g. myapp:app")
     module = _import(spec, module_name)
+    if not attribute:
+        attribute = _default_attribute(spec, module, module_name)
     target = _attribute(spec, module, module_name, attribute)
     if isinstance(target, Quart):
         return target
@@ -48,6 +52,18 @@ def _import(spec: str, module_name: str) -> ModuleType:
         if missing and (module_name == missing or module_name.startswith(missing + ".")):
             raise AppNotFound(f"--app {spec!r}: no module named {missing!r} in {here}") from None
         raise  # the app's own import of something missing: its traceback says where
+
+
+def _default_attribute(spec: str, module: ModuleType, module_name: str) -> str:
+    """`app` if the module has one, else `create_app` if it defines that factory (the
+    runtime's own `create_app`, imported to build the app, is not one of its own)."""
+    from .app import create_app as runtimes_own
+
+    if hasattr(module, "app"):
+        return "app"
+    if getattr(module, "create_app", runtimes_own) is not runtimes_own:
+        return "create_app"
+    raise AppNotFound(f"--app {spec!r}: {module_name} has neither `app` nor `create_app()`")
 
 
 def _attribute(spec: str, module: ModuleType, module_name: str, attribute: str) -> object:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from runtime.database_url import redacted
 from tests.databases import PostgresServer
-from tests.support import TIMEOUT, ServerProcess
+from tests.support import REPOSITORY, TIMEOUT, ServerProcess
 
 
 def run(
@@ -18,6 +19,10 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
     environ.update({"RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"), **env})
+    # This checkout's runtime, not the one the venv's editable install points at.
+    environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPOSITORY), environ.get("PYTHONPATH")])
+    )
     (tmp_path / "config.toml").touch()
     return subprocess.run(
         [sys.executable, "-m", "runtime", "--config", str(tmp_path / config), *args],
@@ -102,6 +107,9 @@ def test_the_demo_on_postgresql_starts_in_a_fresh_folder(
     try:
         with ServerProcess(tmp_path / "config.toml", {"RUNTIME_DATABASE_URL": url}) as server:
             assert httpx.get(f"{server.url}/login", timeout=TIMEOUT).status_code == 200
+        output = "".join(server.output)
+        assert f"  Database: {redacted(url)}\n" in output  # the demo's banner too
+        assert f"  Config:   {tmp_path / 'config.toml'}\n" in output
         assert "username: demo" in (tmp_path / "var" / "demo-credentials.txt").read_text()
     finally:
         postgres.drop(url)

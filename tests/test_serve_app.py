@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.realtime_client import Client
-from tests.support import TIMEOUT, ServerProcess, assert_error
+from tests.redis_server import RedisServer
+from tests.support import REPOSITORY, TIMEOUT, ServerProcess, assert_error
 
 MYAPP = """
 import peewee
@@ -62,6 +63,10 @@ def returns_nothing():
 def environment(**settings: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
     environ.update(settings)
+    # This checkout's runtime, not the one the venv's editable install points at.
+    environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPOSITORY), environ.get("PYTHONPATH")])
+    )
     return environ
 
 
@@ -124,7 +129,9 @@ async def test_an_app_of_your_own_is_served_without_the_demo(folder: Path, spec:
 @pytest.mark.parametrize(
     ("spec", "says"),
     [
-        ("myapp", "expected module:attribute"),
+        ("myapp:", "expected module:attribute"),
+        ("plain", "plain has neither `app` nor `create_app()`"),
+        ("imports_the_runtimes", "imports_the_runtimes has neither `app` nor `create_app()`"),
         (":app", "expected module:attribute"),
         ("nowhere:app", "no module named 'nowhere'"),
         ("myapp:nothing", "has no attribute 'nothing'"),
@@ -134,6 +141,8 @@ async def test_an_app_of_your_own_is_served_without_the_demo(folder: Path, spec:
     ],
 )
 def test_a_bad_app_is_one_line_and_exit_code_2(folder: Path, spec: str, says: str) -> None:
+    (folder / "plain.py").write_text("title = 'no app here'\n")
+    (folder / "imports_the_runtimes.py").write_text("from runtime import create_app\n")
     result = runtime(folder, "--config", "mine.toml", "serve", "--port", "0", "--app", spec)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
@@ -145,3 +154,73 @@ def test_an_error_in_the_apps_own_code_keeps_its_traceback(folder: Path) -> None
     result = runtime(folder, "serve", "--port", "0", "--app", "broken:app")
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "not_installed_anywhere" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("myapp", None),  # its `app`
+        ("factory", "from myapp import make_app as create_app\n"),  # its create_app()
+    ],
+)
+def test_a_module_alone_means_its_app_or_its_create_app(
+    folder: Path, module: str, source: str | None
+) -> None:
+    if source:
+        (folder / f"{module}.py").write_text(source)
+    with (
+        ServerProcess(folder / "mine.toml", app=module) as server,
+        httpx.Client(base_url=server.url, timeout=TIMEOUT) as http,
+    ):
+        assert http.get("/").text.strip() == "<ul></ul>"  # the app's own page
+        assert http.get("/messages").status_code == 404  # not the demo
+
+
+def test_config_after_the_command_wins_and_the_banner_says_what_is_used(
+    folder: Path, redis_server: RedisServer
+) -> None:
+    (folder / "other.toml").write_text('[database]\npath = "other.sqlite3"\n')
+    broker = redis_server.database().replace("redis://", "redis://default:hunter2-secret@")
+    with ServerProcess(  # --config before the command names other.toml, after: mine.toml
+        folder / "other.toml",
+        {"RUNTIME_REALTIME_BROKER": broker},
+        app="myapp",
+        args=["--config", "mine.toml"],
+    ) as server:
+        assert httpx.get(f"{server.url}/", timeout=TIMEOUT).status_code == 200
+    output = "".join(server.output)
+    assert f"  Database: sqlite {folder / 'mine.sqlite3'}\n" in output  # made by the fixture
+    assert f"  Broker:   {broker.replace('hunter2-secret', '***')}\n" in output
+    assert f"  Config:   {folder / 'mine.toml'}\n" in output
+    assert "hunter2-secret" not in output and "note: no SQLite database" not in output
+    assert not (folder / "other.sqlite3").exists()
+
+
+def test_a_new_sqlite_database_is_said_and_no_config_file_is_none(folder: Path) -> None:
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "myapp.py").write_text(MYAPP)  # the app, served from a folder of its own
+    # after the command, the default config.toml, which is not there: no file, defaults
+    with ServerProcess(
+        elsewhere / "x.toml", app="myapp", args=["--config", "config.toml"]
+    ) as first:
+        pass
+    with ServerProcess(
+        elsewhere / "x.toml", app="myapp", args=["--config", "config.toml"]
+    ) as again:
+        pass
+    database = elsewhere / "var" / "runtime.sqlite3"
+    for server, new in ((first, True), (again, False)):
+        output = "".join(server.output)
+        assert (f"note: no SQLite database at {database}: creating it\n" in output) is new
+        assert f"  Database: sqlite {database}\n" in output
+        assert "  Broker:   memory\n" in output
+        assert "  Config:   none\n" in output
+
+
+def test_create_user_takes_config_after_the_command(folder: Path) -> None:
+    created = runtime(folder, "create-user", "bob", "--config", "mine.toml", RUNTIME_PASSWORD="pw")
+    assert created.returncode == 0, created.stderr
+    assert not (folder / "var").exists()  # mine.toml's database, not the default one
+    again = runtime(folder, "create-user", "bob", "--config", "mine.toml", RUNTIME_PASSWORD="pw")
+    assert again.returncode == 1 and "exists already" in again.stderr
