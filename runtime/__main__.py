@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "create-user" or args.socket_fd is None:  # a worker's parent said it
-        _say_if_new_database(config)
+    # Said once the start-up went through (a refusal stays one line): a new SQLite file.
+    new_database = _new_sqlite_file(config)
     from .db import DatabaseUnavailable
     from .ratelimit import StorageUnavailable
     from .realtime import BrokerUnavailable
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         listen = _Listen(args.host, args.port, args.workers, args.socket_fd, argv)
     try:
         if args.command == "create-user":
-            return _create_user(config, args.name, admin=args.admin)
+            return _create_user(config, args.name, admin=args.admin, new_database=new_database)
         if args.app is not None:
-            return _serve_app_of_your_own(args.config, args.app, listen, config)
-        return _serve(config, listen, args.config)
+            return _serve_app_of_your_own(args.config, args.app, listen, config, new_database)
+        return _serve(config, listen, args.config, new_database)
     except (DatabaseUnavailable, BrokerUnavailable, StorageUnavailable) as exc:  # one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -131,7 +131,7 @@ class _Listen:
         return run_workers(worker_command(self.argv), sock, self.workers)
 
 
-def _create_user(config: Config, name: str, *, admin: bool) -> int:
+def _create_user(config: Config, name: str, *, admin: bool, new_database: str | None = None) -> int:
     from .app import create_app
     from .users import User, create_user
 
@@ -153,6 +153,8 @@ def _create_user(config: Config, name: str, *, admin: bool) -> int:
         return 1
     create_user(name, password, is_admin=admin)
     print(f"created {'admin ' if admin else ''}user {name!r}")
+    if new_database:
+        print(_new_database_note(new_database), file=sys.stderr)
     return 0
 
 
@@ -172,15 +174,20 @@ def _ensure_demo_user(config: Config) -> str:
     return "log in with a user made by `python -m runtime create-user NAME`"
 
 
-def _say_if_new_database(config: Config) -> None:
-    """One line when the SQLite file is not there yet and start-up is about to create
-    it: serving from another folder than usual starts on an empty database otherwise."""
+def _new_sqlite_file(config: Config) -> str | None:
+    """The SQLite file's absolute path if it is not there yet (start-up creates it):
+    serving from another folder than usual starts on an empty database, and says so."""
     path = config.database.path
     if not config.database.url and path != ":memory:" and not Path(path).exists():
-        print(f"note: no SQLite database at {os.path.abspath(path)}: creating it", file=sys.stderr)
+        return os.path.abspath(path)
+    return None
 
 
-def _where(config: Config, config_path: str) -> str:
+def _new_database_note(path: str) -> str:
+    return f"note: no SQLite database was at {path}: created a new, empty one"
+
+
+def _where(config: Config, config_path: str, new_database: str | None = None) -> str:
     """The banner's lines naming the database, the broker and the configuration file."""
     from .database_url import redacted
 
@@ -190,14 +197,17 @@ def _where(config: Config, config_path: str) -> str:
         path = config.database.path
         database = path if path == ":memory:" else f"sqlite {os.path.abspath(path)}"
     used = os.path.abspath(config_path) if Path(config_path).is_file() else "none"
-    return (
+    lines = (
         f"  Database: {database}\n"
         f"  Broker:   {redacted(config.realtime.broker)}\n"
         f"  Config:   {used}"
     )
+    return lines + (f"\n  {_new_database_note(new_database)}" if new_database else "")
 
 
-def _serve(config: Config, listen: _Listen, config_path: str) -> int:
+def _serve(
+    config: Config, listen: _Listen, config_path: str, new_database: str | None = None
+) -> int:
     """The runtime's own app: the demo while app.demo is true."""
     from .app import create_app
     from .demo import create_demo_app
@@ -212,7 +222,7 @@ def _serve(config: Config, listen: _Listen, config_path: str) -> int:
 
     def banner(host: str, bound_port: int) -> None:
         print(f"\n  Serving on http://{host}:{bound_port}/{_workers(listen)}", flush=True)
-        print(_where(config, config_path), flush=True)
+        print(_where(config, config_path, new_database), flush=True)
         if demo_login:
             print(f"  Log in at http://{host}:{bound_port}/login  ({demo_login})\n", flush=True)
 
@@ -223,7 +233,13 @@ def _workers(listen: _Listen) -> str:
     return f"  ({listen.workers} workers)" if listen.workers > 1 else ""
 
 
-def _serve_app_of_your_own(config_path: str, spec: str, listen: _Listen, config: Config) -> int:
+def _serve_app_of_your_own(
+    config_path: str,
+    spec: str,
+    listen: _Listen,
+    config: Config,
+    new_database: str | None = None,
+) -> int:
     """`--app`: never the demo. The app's `create_app()` reads the same configuration:
     CONFIG names the file for the module imported here."""
     from .app_loader import AppNotFound, load_app
@@ -243,7 +259,7 @@ def _serve_app_of_your_own(config_path: str, spec: str, listen: _Listen, config:
 
     def banner(host: str, bound_port: int) -> None:
         print(f"\n  Serving on http://{host}:{bound_port}/  ({spec}){_workers(listen)}", flush=True)
-        print(_where(config, config_path) + "\n", flush=True)
+        print(_where(config, config_path, new_database) + "\n", flush=True)
 
     return listen.run(app, banner)
 

@@ -212,7 +212,8 @@ def test_a_new_sqlite_database_is_said_and_no_config_file_is_none(folder: Path) 
     database = elsewhere / "var" / "runtime.sqlite3"
     for server, new in ((first, True), (again, False)):
         output = "".join(server.output)
-        assert (f"note: no SQLite database at {database}: creating it\n" in output) is new
+        note = f"  note: no SQLite database was at {database}: created a new, empty one\n"
+        assert (note in output) is new
         assert f"  Database: sqlite {database}\n" in output
         assert "  Broker:   memory\n" in output
         assert "  Config:   none\n" in output
