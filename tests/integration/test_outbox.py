@@ -64,12 +64,13 @@ def _settings(tmp_path: Path, backend: str, database_settings: dict[str, str]) -
     return {"RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3")}
 
 
-def _run_writer(folder: Path, settings: dict[str, str], *texts: str) -> None:
-    (folder / "writer.py").write_text(WRITER)
+def _run_script(folder: Path, name: str, source: str, settings: dict[str, str], *args: str) -> None:
+    """`python NAME ARGS…` in `folder`, with `source` as the script and `settings`."""
+    (folder / name).write_text(source)
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
     environ.update(settings)
     done = subprocess.run(
-        [sys.executable, "writer.py", *texts],
+        [sys.executable, name, *args],
         cwd=folder,
         env=environ,
         capture_output=True,
@@ -90,7 +91,7 @@ async def test_a_write_from_another_process_is_announced(
         create_user(tmp_path, settings, "alice")
         async with await Client.connect(server) as watcher:
             await watcher.ok_subscribe("messages")
-            _run_writer(tmp_path, settings, "from a script", "and another")
+            _run_script(tmp_path, "writer.py", WRITER, settings, "from a script", "and another")
             heard = await watcher.events(2)
             assert [e["record"]["text"] for e in heard] == ["from a script", "and another"]
             assert heard[0]["action"] == "create" and heard[0]["record"]["author"]
@@ -159,20 +160,10 @@ async def test_the_job_worker_of_the_docs_is_announced(tmp_path: Path) -> None:
     """docs/scaling.md's worker.py, beside README's app, run while the app is served."""
     config = my_app(tmp_path)
     (worker,) = blocks("docs/scaling.md", "python", section="The outbox")
-    (tmp_path / "worker.py").write_text(worker)
     with ServerProcess(config, app="myapp:app") as server:
         async with await Client.connect(server) as watcher:
             await watcher.ok_subscribe("posts")
-            environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
-            done = subprocess.run(
-                [sys.executable, "worker.py"],
-                cwd=tmp_path,
-                env=environ,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT * 6,
-            )
-            assert done.returncode == 0, done.stderr
+            _run_script(tmp_path, "worker.py", worker, {})
             event = await watcher.recv_type("event")
             assert event["action"] == "create"
             assert event["record"]["title"] == "from a job worker"

@@ -104,7 +104,7 @@ def test_rows_are_read_in_commit_order_by_a_reader_running_meanwhile(world: Worl
     """Writers on several threads, a reader reading after its last id as it goes: it
     reads every row once, in the order the commits were made."""
     item = world.item
-    committed: list[str] = []
+    written: list[str] = []
     reader_db = tracking_database(world.db.database)  # a connection of its own
     reader = OutboxTable(reader_db)
     done = threading.Event()
@@ -113,6 +113,7 @@ def test_rows_are_read_in_commit_order_by_a_reader_running_meanwhile(world: Worl
     def read() -> None:
         cursor = 0
         while True:
+            committed.clear()  # before reading: a commit meanwhile wakes the next read
             finished = done.is_set()
             for row_id, _ in reader.read_after(cursor, None, 1000):
                 seen.append(row_id)
@@ -120,17 +121,23 @@ def test_rows_are_read_in_commit_order_by_a_reader_running_meanwhile(world: Worl
             if finished:
                 reader_db.close()  # this thread's connection
                 return
-            time.sleep(0.001)  # pacing only: what it reads is checked at the end
+            committed.wait(TIMEOUT)  # the next commit, then read again
 
     def write(worker: int) -> None:
         for n in range(25):
             with world.db.atomic():
                 item.create(text=f"{worker}-{n}")
-            committed.append(f"{worker}-{n}")  # not the commit order: only what was written
+            written.append(f"{worker}-{n}")  # not the commit order: only what was written
         world.db.close()
 
     order: list[str] = []
-    receiver = on_commit.connect(lambda changes: order.extend(c.data["text"] for c in changes))
+    committed = threading.Event()
+
+    def heard(changes: list[Any]) -> None:
+        order.extend(c.data["text"] for c in changes)
+        committed.set()
+
+    receiver = on_commit.connect(heard)
     reading = threading.Thread(target=read)
     reading.start()
     writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
@@ -141,9 +148,10 @@ def test_rows_are_read_in_commit_order_by_a_reader_running_meanwhile(world: Worl
             thread.join(TIMEOUT * 6)
     finally:
         done.set()
+        committed.set()  # the reader reads once more and ends
         reading.join(TIMEOUT * 6)
         on_commit.disconnect(receiver)
-    assert len(order) == len(committed) == 100
+    assert len(order) == len(written) == 100
     assert world.texts() == order  # rows in commit order (receivers hear commits in order)
     assert seen == sorted(seen) and len(seen) == len(set(seen)) == 100  # none skipped
 
