@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import peewee
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from quart import Quart
 
 from runtime import BaseModel, Realtime, ValidationError, create_app
@@ -371,3 +373,30 @@ async def test_client_events_answer_refused_writes_over_sse(
         }
         assert results[1]["type"] == "ack"
         assert (results[2]["reason"], results[2]["field"]) == ("unique", "email")
+
+
+_values = st.none() | st.booleans() | st.integers(-(2**65), 2**65) | st.text(max_size=6)
+_bodies = st.dictionaries(st.sampled_from(["email", "room", "nick", "age", "token"]), _values)
+
+
+@both_databases
+@settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(body=_bodies, record_body=_bodies)
+def test_whatever_a_client_writes_is_answered_never_a_500(
+    alice: httpx.Client, body: dict[str, Any], record_body: dict[str, Any]
+) -> None:
+    """Random bodies against unique, multi-column unique, check and not-null fields."""
+    post = alice.post(url("test_accounts"), json=body)
+    assert post.status_code in (201, 400, 409), post.text
+    if post.status_code != 201:
+        error = post.json()["error"]
+        assert post.status_code == 400 or error["reason"] == "unique", error
+    records = alice.get(url("test_accounts")).json()["items"]
+    if records:
+        patch = alice.patch(url("test_accounts", records[0]["id"]), json=record_body)
+        assert patch.status_code in (200, 400, 409), patch.text
