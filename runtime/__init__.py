@@ -5,5 +5,6 @@ from __future__ import annotations
 from .app import create_app
 from .base_model import BaseModel
 from .realtime import Realtime
+from .validation import ValidationError
 
-__all__ = ["BaseModel", "Realtime", "create_app"]
+__all__ = ["BaseModel", "Realtime", "ValidationError", "create_app"]

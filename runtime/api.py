@@ -15,10 +15,12 @@ from quart import Blueprint, Response, current_app, jsonify, request
 
 from .auth import current_user
 from .base_model import BaseModel, collection
+from .constraint_errors import own_message, violation_answer, violation_of
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from .fields import coerce_field_value, missing_required, parse_record_id
 from .requests import read_body
 from .users import User
+from .validation import acting_as
 
 __all__ = ["api_blueprint"]
 
@@ -72,14 +74,17 @@ def _order(model: type[BaseModel], user: User | None) -> Any:
 
 def _writable_values(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
     """Check and convert the client's fields; some fields are never the client's to set."""
-    fields = model._meta.fields
-    protected = {model._meta.primary_key.name, model.owner_field, *model.hidden, *model.read_only}
+    fields, protected = model._meta.fields, _protected(model)
     values: dict[str, Any] = {}
     for name, raw in body.items():
         if name not in fields or name in protected:
             raise BadRequest(f"Field {name[:64]!r} cannot be set.")
         values[name] = coerce_field_value(fields[name], raw)
     return values
+
+
+def _protected(model: type[BaseModel]) -> set[str | None]:
+    return {model._meta.primary_key.name, model.owner_field, *model.hidden, *model.read_only}
 
 
 @api_blueprint.get("/collections/<name>/records")
@@ -116,13 +121,17 @@ async def create_record(name: str) -> tuple[Response, int]:
     values = _writable_values(model, await read_body())
     if model.owner_field is not None and user is not None:
         values[model.owner_field] = user.id
-    missing = missing_required(model, values)
+    # Only those the client could have sent: a hidden one is the app's to set (or the
+    # database's to refuse, without naming it).
+    missing = [name for name in missing_required(model, values) if name not in _protected(model)]
     if missing:
-        raise BadRequest(f"Missing required fields: {', '.join(missing)}.")
+        where = {"field": missing[0]} if len(missing) == 1 else {"fields": missing}
+        message = f"Missing required fields: {', '.join(missing)}."
+        raise BadRequest(message, reason="not_null", **where)
     record = model(**values)
     if not record.creatable_by(user):
         raise _denied(user, "You may not create this record.")
-    _save(record, force_insert=True)
+    _save(record, user, force_insert=True)
     return jsonify(record.visible_to(user) or {"id": record.record_id}), 201
 
 
@@ -145,7 +154,7 @@ async def update_record(name: str, record_id: str) -> Response:
         setattr(record, field, value)
     if not record.updatable_by(user):  # a function rule may look at the new values
         raise Forbidden("You may not make this change.")
-    _save(record)
+    _save(record, user)
     return jsonify(record.visible_to(user) or {"id": record.record_id})
 
 
@@ -167,21 +176,18 @@ async def delete_record(name: str, record_id: str) -> Response:
     return Response(status=204)
 
 
-def _save(record: BaseModel, *, force_insert: bool = False) -> None:
+def _save(record: BaseModel, user: User | None, *, force_insert: bool = False) -> None:
+    """Save, with the model's `validate()` run for `user` first (in `save()`); what the
+    database refuses is the client's answer naming the field (runtime.constraint_errors)."""
+    model = type(record)
     try:
-        with record._meta.database.atomic():  # the model's own database, whichever it is
-            record.save(force_insert=force_insert)
+        with acting_as(user):
+            record.save(force_insert=force_insert)  # in a transaction of its own
     except peewee.IntegrityError as exc:
-        text = str(exc).lower()
-        if "unique" in text:
-            raise Conflict("A record with that value already exists.") from None
-        if _is_foreign_key_violation(exc):
-            raise _missing_reference(record) or Conflict(
-                "The record names a record that does not exist.", reason="missing_reference"
-            ) from None
-        if "not null" in text or "not-null" in text:  # SQLite, PostgreSQL
-            raise BadRequest("A required field is missing.") from None
-        raise BadRequest("The record violates a constraint.") from None
+        violation = violation_of(exc, model)
+        if violation.kind == "foreign_key":
+            raise _missing_reference(record) or violation_answer(violation, model) from None
+        raise violation_answer(violation, model) from None
     except peewee.DataError:  # PostgreSQL: an INTEGER past 32 bits, a NUL in text
         # A foreign key past 32 bits names no record: the same 409 as on SQLite.
         raise _missing_reference(record) or BadRequest(
@@ -205,8 +211,12 @@ def _missing_reference(record: BaseModel) -> Conflict | None:
             continue
         target = field.rel_model
         if not target.select().where(field.rel_field == value).exists():
+            own = own_message(type(record), "missing_reference", (field.name,))
+            if field.name in type(record).hidden:  # never named
+                message = own or "The record names a record that does not exist."
+                return Conflict(message, reason="missing_reference")
             return Conflict(
-                f"Field {field.name!r} names a record that does not exist.",
+                own or f"Field {field.name!r} names a record that does not exist.",
                 reason="missing_reference",
                 field=field.name,
             )

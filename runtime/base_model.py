@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import peewee
 
 from .adapters.peewee import write_values
+from .constraint_errors import refuse_bad_messages
 from .db import RecordChange, database
 from .json_values import json_value
 from .rules import RULE_NAMES, Rule, UserLike, check_rule, rule_could_pass
@@ -37,6 +38,7 @@ from .tracked_writes import (
     rows_returned_to_caller,
     tracking,
 )
+from .validation import acting_user
 
 __all__ = ["BaseModel", "collection", "collections"]
 
@@ -96,6 +98,7 @@ def _refuse_bad_declarations(cls: type[BaseModel], name: str) -> None:
     unknown = set(cls.hidden) - set(cls._meta.fields)
     if unknown:
         raise TypeError(f"{name}.hidden names unknown fields: {sorted(unknown)}")
+    refuse_bad_messages(cls, name)
 
 
 def _refuse_name_clash(cls: type, table: str) -> None:
@@ -134,6 +137,9 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
     owner_field: ClassVar[str | None] = None
     hidden: ClassVar[tuple[str, ...]] = ()
     read_only: ClassVar[tuple[str, ...]] = ()  # never set by clients through the API
+    # The model's own wording of what the database refuses (docs/models.md):
+    # {"unique": {"email": "That email is taken."}, "check": {...}, "not_null": {...}}
+    messages: ClassVar[dict[str, dict[Any, str]]] = {}
 
     class Meta:
         database = database
@@ -212,6 +218,14 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         data = self.__data__
         return {name: json_value(data.get(name)) for name in self.visible_fields(user)}
 
+    # -- validation --------------------------------------------------------------------
+
+    def validate(self, user: UserLike | None) -> None:
+        """Raise `ValidationError({field: message})` if this record may not be saved as it
+        is. `save()` calls it before touching the database, with the user the write is
+        made for (`runtime.validation.acting_user()`: None in a script). Does nothing
+        unless a model overrides it."""
+
     # -- change events ----------------------------------------------------------------
 
     # Bulk queries are announced row by row (see runtime/tracked_writes.py).
@@ -238,6 +252,9 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         return TrackedDelete(cls)
 
     def save(self, force_insert: bool = False, only: Any = None) -> int:
+        validate = type(self).validate
+        if validate is not BaseModel.validate:  # most models have none: no lookup of the user
+            validate(self, acting_user())
         # Mirrors Peewee's own choice between INSERT and UPDATE.
         inserting = force_insert or self.get_id() is None
         if only is not None:

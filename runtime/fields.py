@@ -62,7 +62,9 @@ def coerce_field_value(field: peewee.Field, value: Any) -> Any:
     if value is None:
         if field.null:
             return None
-        raise BadRequest(f"Field {field.name!r} may not be null.")
+        raise BadRequest(
+            f"Field {field.name!r} may not be null.", reason="not_null", field=field.name
+        )
     # A foreign key takes a value of the field it points to, but a mistake in it is the
     # foreign key's: `"box": "abc"` is blamed on `box`, not on the boxes' `id`.
     target = field.rel_field if isinstance(field, peewee.ForeignKeyField) else field

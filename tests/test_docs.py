@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,78 @@ async def test_the_related_fields_example_in_models_md(
                 assert refused["type"] == "error" and refused["code"] == "forbidden"
     finally:
         database.close()
+
+
+def test_the_validation_example_in_models_md(
+    config: Config, own_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """models.md's Signup, and the answers api.md shows for it."""
+    monkeypatch.chdir(tmp_path)
+    section = "Validation and constraint messages"
+    signup = run_python_blocks(
+        "docs/models.md", blocks("docs/models.md", "python", section=section)
+    )["Signup"]
+    app = create_app(config, models=[signup])
+    try:
+        User.create(username="alice", password_hash=PASSWORD_HASH)
+        from runtime import ValidationError
+
+        with pytest.raises(ValidationError) as refused:  # a script: validated too
+            signup.create(email="x", team="t", nick="n")
+        assert refused.value.fields == {"email": "Not an email address."}
+        with LiveServer(app) as server, contextlib.closing(log_in(server, "alice")) as alice:
+            records = "/api/collections/signups/records"
+            first = {"email": "a@x", "team": "t", "nick": "n"}
+            assert alice.post(records, json=first).status_code == 201
+
+            def error(body: dict[str, Any], status: int, code: str) -> dict[str, Any]:
+                found: dict[str, Any] = assert_error(alice.post(records, json=body), status, code)
+                return found
+
+            assert error({**first, "email": "x"}, 400, "bad_request") == {
+                "code": "bad_request",
+                "message": "Invalid fields: 'email'.",
+                "reason": "invalid",
+                "fields": {"email": "Not an email address."},
+            }
+            duplicate = error({**first, "nick": "m"}, 409, "conflict")
+            assert (duplicate["message"], duplicate["field"]) == ("That email is taken.", "email")
+            pair = error({**first, "email": "b@x"}, 409, "conflict")
+            assert pair == {
+                "code": "conflict",
+                "message": "That nick is taken in this team.",
+                "reason": "unique",
+                "fields": ["team", "nick"],
+            }
+            young = error({"email": "c@x", "team": "t", "nick": "y", "age": 9}, 400, "bad_request")
+            assert (young["message"], young["reason"], young["field"]) == (
+                "You must be 13 or older.",
+                "check",
+                "age",
+            )
+    finally:
+        database.close()
+
+
+def test_a_message_for_nothing_the_model_has_is_refused(own_registry: None) -> None:
+    import peewee
+
+    from runtime import BaseModel
+
+    with pytest.raises(TypeError, match=r"Typo\.messages\['unique'\] names an unknown field"):
+
+        class Typo(BaseModel):
+            email = peewee.CharField(unique=True)
+            messages = {"unique": {"emial": "Taken."}}
+
+            class Meta:
+                table_name = "test_typo"
+
+    with pytest.raises(TypeError, match=r"Typo\.messages: 'uniq' is not one of"):
+
+        class Typo(BaseModel):  # type: ignore[no-redef]
+            email = peewee.CharField(unique=True)
+            messages = {"uniq": {"email": "Taken."}}
+
+            class Meta:
+                table_name = "test_typo"

@@ -14,6 +14,7 @@ import runtime.realtime.clients.handlers
 import runtime.realtime.endpoints
 import runtime.realtime.extension
 import runtime.realtime.publishing.publisher
+import runtime.validation
 
 
 def _star_import(module: ModuleType) -> set[str]:
@@ -24,10 +25,11 @@ def _star_import(module: ModuleType) -> set[str]:
 
 
 def test_the_runtimes_public_api() -> None:
-    assert _star_import(runtime) == {"BaseModel", "Realtime", "create_app"}
+    assert _star_import(runtime) == {"BaseModel", "Realtime", "ValidationError", "create_app"}
     assert runtime.BaseModel is runtime.base_model.BaseModel
     assert runtime.Realtime is runtime.realtime.extension.Realtime
     assert runtime.create_app is runtime.app.create_app
+    assert runtime.ValidationError is runtime.validation.ValidationError
 
 
 def test_realtimes_face() -> None:

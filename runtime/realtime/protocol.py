@@ -99,11 +99,14 @@ RATE_LIMITED_CLOSE = CloseCode.TOO_SLOW
 class ProtocolError(Exception):
     """A client frame the server cannot act on; answered with an ``error`` frame."""
 
-    def __init__(self, code: ErrorCode, message: str, request_id: RequestId = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, request_id: RequestId = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.request_id = request_id  # the client's "id" when it could be read
+        self.extra = extra  # more of the error frame: a write's `reason`, `field`, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,10 +368,16 @@ def unsubscribed(request_id: RequestId, pattern_text: str) -> Frame:
 
 
 def error(
-    request_id: RequestId, code: ErrorCode | str, message: str, retry_after: float | None = None
+    request_id: RequestId,
+    code: ErrorCode | str,
+    message: str,
+    retry_after: float | None = None,
+    **extra: Any,
 ) -> Frame:
+    """An `error` frame; `extra` adds fields (a refused write's `reason`, `field`...)."""
     # ErrorCode(code) fails loudly on a code the contract does not know.
-    frame: Frame = dict(type="error", id=request_id, code=ErrorCode(code).value, message=message)
+    code = ErrorCode(code).value
+    frame: Frame = {**extra, "type": "error", "id": request_id, "code": code, "message": message}
     if retry_after is not None:
         frame["retry_after"] = retry_after
     return frame

@@ -265,7 +265,7 @@ def _send(conn: Connection, frame: Frame) -> None:
 
 
 def _error(error: ProtocolError, retry_after: float | None = None) -> Frame:
-    return protocol.error(error.request_id, error.code, error.message, retry_after)
+    return protocol.error(error.request_id, error.code, error.message, retry_after, **error.extra)
 
 
 def _emits_of(conn: Connection) -> set[asyncio.Task[Any]]:

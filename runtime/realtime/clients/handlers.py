@@ -7,7 +7,9 @@
 
 As with Flask-SocketIO's `@socketio.on`, but answered: the handler's return value comes
 back as an `ack` frame with the emit's id, and an error it raises as an `error` frame
-(`ApiError`s keep their meaning, anything else is `internal_error` and is logged).
+(`ApiError`s keep their meaning, and so does a write the database refuses or a
+model's `validate()` refuses, with the records API's `reason` and fields; anything else
+is `internal_error` and is logged).
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import peewee
+
+from ...constraint_errors import violation_answer, violation_of
 from ...errors import ApiError
 from ...json_values import sendable_tree
+from ...validation import acting_as
 from ..protocol import ErrorCode, ProtocolError, RequestId, is_event_name
 
 __all__ = ["Handler", "Sender", "call_handler", "check_event_name"]
@@ -56,14 +62,27 @@ async def call_handler(handler: Handler, data: Any, sender: Sender, request_id: 
     """The handler's answer, JSON-safe; or a ProtocolError to send back instead (an
     answer that is not, text UTF-8 cannot encode among it, is an `internal_error`)."""
     try:
-        if inspect.iscoroutinefunction(handler):
-            result = await handler(data, sender)
-        else:  # sync code may block (a query, a hash): not on the event loop
-            result = await asyncio.to_thread(handler, data, sender)
-        return sendable_tree(result, "the answer")
-    except ApiError as error:
-        code = _CODES.get(error.code, ErrorCode.BAD_REQUEST)
-        return ProtocolError(code, error.message, request_id)
+        with acting_as(sender.user):  # what a model's validate() is given as the user
+            return await _answer(handler, data, sender)
+    except peewee.IntegrityError as exc:  # a write the database refused: as the API says it
+        return _protocol_error(violation_answer(violation_of(exc, None), None), request_id)
+    except ApiError as error:  # a ValidationError of a model's validate() among them
+        return _protocol_error(error, request_id)
     except Exception:
         log.exception("realtime: the handler of %r failed", getattr(handler, "__name__", handler))
         return ProtocolError(ErrorCode.INTERNAL_ERROR, "the server could not answer", request_id)
+
+
+async def _answer(handler: Handler, data: Any, sender: Sender) -> Any:
+    if inspect.iscoroutinefunction(handler):
+        result = await handler(data, sender)
+    else:  # sync code may block (a query, a hash): not on the event loop
+        result = await asyncio.to_thread(handler, data, sender)  # the context goes along
+    return sendable_tree(result, "the answer")
+
+
+def _protocol_error(error: ApiError, request_id: RequestId) -> ProtocolError:
+    """An `ApiError` as an error frame: its code as the protocol knows it (`conflict` is
+    not one: a `bad_request` whose `reason` says more), and its fields."""
+    code = _CODES.get(error.code, ErrorCode.BAD_REQUEST)
+    return ProtocolError(code, error.message, request_id, **error.extra)
