@@ -21,7 +21,8 @@ from typing import Any
 import peewee
 
 from .errors import BadRequest, NotFound
-from .json_values import has_lone_surrogate
+from .json_field import JSONField
+from .json_values import has_lone_surrogate, sendable_tree
 
 __all__ = [
     "coerce_field_value",
@@ -156,6 +157,13 @@ def _base64(field: peewee.Field, value: Any, name: str) -> bytes:
         raise BadRequest(f"Field {name!r} must be base64 text.") from None
 
 
+def _json(field: peewee.Field, value: Any, name: str) -> Any:
+    try:  # the same check as data sent to subscribers: depth, then text UTF-8 can carry
+        return sendable_tree(value, what="the value")
+    except ValueError as exc:
+        raise BadRequest(f"Field {name!r} cannot be kept as JSON: {exc}.") from None
+
+
 def _text(field: peewee.Field, value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise BadRequest(f"Field {name!r} must be a string.")
@@ -179,6 +187,7 @@ _CONVERTERS: tuple[tuple[Any, Callable[[Any, Any, str], Any]], ...] = (
     (peewee.TimeField, _time),
     (peewee.UUIDField, _uuid),
     (peewee.BlobField, _base64),  # sent as base64, as records are returned
+    (JSONField, _json),  # any JSON value: objects and arrays too (a TextField underneath)
     (peewee.CharField | peewee.TextField, _text),
 )
 

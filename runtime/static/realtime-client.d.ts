@@ -326,6 +326,11 @@ export interface LiveListOptions<R = RecordData> {
   empty?: string | (() => HTMLElement);
   /** After every change: the records in order, and the event (or {action: "snapshot"}). */
   onChange?: (records: R[], change: EventFrame<R> | { action: "snapshot" }) => void;
+  /**
+   * The subscription was refused: at first (also a rejection of `ready`), or when it is
+   * asked again after a reconnect (`forbidden` once the session ended). The list is
+   * marked stale first. Without it the error goes to `client.on("error")`.
+   */
   onError?: (error: RealtimeError) => void;
 }
 
@@ -335,6 +340,11 @@ export class LiveList<R = RecordData> {
   readonly records: R[];
   /** Resolves with the subscription's first reply. */
   readonly ready: Promise<SubscribedFrame<R>>;
+  /**
+   * The refusal that stopped the list following (its code is also the list element's
+   * `data-stale` attribute), or null while it follows. The next snapshot clears both.
+   */
+  readonly stale: RealtimeError | null;
   /** Stop following; the list keeps what it shows. */
   close(): void;
 }

@@ -1049,7 +1049,8 @@ const sameRecord = (a, b) => JSON.stringify(a) === JSON.stringify(b);
  * `update(element, record)` when given (so that an edit in progress survives), else
  * replaces it; a delete removes it; a create is inserted where the order puts it.
  * Elements of other records are never touched, and a snapshot after a reconnect keeps
- * the elements of records that did not change.
+ * the elements of records that did not change. A refused subscription marks the list
+ * `data-stale="<code>"` (and `stale`) until the next snapshot.
  */
 export class LiveList {
   constructor(client, pattern, options) {
@@ -1067,12 +1068,25 @@ export class LiveList {
     this._order = null; // from the snapshot's sort, when no compare is given
     this._key = "id";
     this._placeholder = null;
+    this.stale = null; // the refusal that stopped the list following, while it lasts
+    const onError = options.onError;
     this._unsubscribe = client.subscribe(pattern, (event) => this._onEvent(event), {
       snapshot: true,
       onSnapshot: (snapshot) => this._onSnapshot(pattern, snapshot),
-      onError: options.onError,
+      onError: (error) => {
+        this._markStale(error);
+        if (typeof onError === "function") safeCall(onError, error);
+        else client._emitError(error); // what a subscription without onError does
+      },
     });
     this.ready = this._unsubscribe.ready;
+  }
+
+  /** Refused (e.g. `forbidden` once the session ended): what the list shows is no
+   * longer followed, so say so on the list itself until a snapshot makes it live again. */
+  _markStale(error) {
+    this.stale = error;
+    this.list.setAttribute("data-stale", error.code);
   }
 
   /** The records shown, in the list's order. */
@@ -1086,6 +1100,8 @@ export class LiveList {
   }
 
   _onSnapshot(pattern, snapshot) {
+    this.stale = null;
+    this.list.removeAttribute("data-stale");
     this._key = snapshot.key || "id";
     this._order = orderOf(snapshot.sort || `-${this._key}`, this._key);
     const collection = pattern.split("/")[0];

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -150,25 +151,45 @@ def pause_clock(page: Page) -> None:
     raise AssertionError("the page's clock could not be paused")
 
 
-def test_the_connection_state_indicator(server: LiveServer, new_page: NewPage) -> None:
-    (indicator,) = blocks("docs/client.md", "js", section="Connection-state indicator")
+def test_a_page_that_tells_the_truth(
+    server: LiveServer, users: dict[str, User], new_page: NewPage
+) -> None:
+    (block,) = blocks(
+        "docs/client.md",
+        "js",
+        section="A page that tells the truth: connection state, session end, refusals",
+    )
+    Note.create(title="mine", owner=users["alice"])
+    markup = (
+        '<span id="live-state"></span><p id="notice"></p><ul id="notes"></ul>'
+        '<button id="retry">Retry</button>'
+    )
+    server.app.config["EXAMPLE"] = example(block, markup)
     page = new_page()
     page.clock.install()  # time flows until the test pauses it
     log_in(page, server.url, "alice")
-    markup = '<span id="live-state"></span><p id="notice"></p><button id="retry">Retry</button>'
-    server.app.config["EXAMPLE"] = example(indicator, markup)
     page.goto(f"{server.url}/example")
-    badge = page.locator("#live-state")
+    badge, notes = page.locator("#live-state"), page.locator("#notes")
     expect(badge).to_have_text("live (websocket)")
     expect(badge).to_have_attribute("data-state", "connected")
+    expect(notes.locator("li")).to_have_text(["mine"])
     # From now on no timer fires: the client's backoff never ends by itself.
     pause_clock(page)
     page.evaluate("fetch('/auth/logout', { method: 'POST' })")  # as from another tab
     expect(page.locator("#notice")).to_have_text("You were logged out.")
     expect(badge).to_have_text("offline")
     expect(badge).to_have_attribute("data-state", "disconnected")
-    page.click("#retry")
-    expect(badge).to_have_text("live (websocket)")  # back, as a visitor
+    page.click("#retry")  # back, as a visitor: connected, but neither signed in nor live
+    expect(badge).to_have_text("signed out — reload to sign in")
+    expect(badge).to_have_attribute("data-state", "signed-out")
+    expect(notes).to_have_attribute("data-stale", "forbidden")
+    expect(notes.locator("li")).to_have_text(["mine"])
+
+    visitor = new_page()  # never signed in: the refusal is the news
+    visitor.goto(f"{server.url}/example")
+    expect(visitor.locator("#live-state")).to_have_text(re.compile(r"^not live: .*notes"))
+    expect(visitor.locator("#live-state")).to_have_attribute("data-state", "refused")
+    expect(visitor.locator("#notes")).to_have_attribute("data-stale", "forbidden")
 
 
 def test_sse_with_a_plain_eventsource(

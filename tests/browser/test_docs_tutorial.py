@@ -1,8 +1,8 @@
 """docs/tutorial.md's task board, built from the page's blocks alone, served with
 `--app` and followed in Chromium: a model with an owner rule and a hidden field, a page
 live over htmx and one over the JavaScript client (WebSocket, then the SSE fallback), a
-route that broadcasts, a background writer, a channel with presence and a client event
-with an answer."""
+route that broadcasts, a background writer, a channel with presence, a client event
+with an answer, and a page that says so when its session ends."""
 
 from __future__ import annotations
 
@@ -230,6 +230,17 @@ def test_the_task_board_of_the_tutorial(
         for secret in secrets:
             assert not any(secret in text for text in texts), secret
         assert not any('"secret"' in text for text in texts)
+
+        # 3. Ann logs out in a second tab: her first page says so, and marks its list stale.
+        expect(ann.locator("#tasks")).not_to_have_attribute("data-stale", re.compile(".*"))
+        second_tab = ann.context.new_page()
+        second_tab.goto(f"{board.url}/")
+        second_tab.get_by_role("button", name="Log out").click()
+        second_tab.wait_for_url(re.compile(r"/login"))
+        expect(ann.locator("#state")).to_have_text("signed out — reload to sign in")
+        expect(ann.locator("#state")).to_have_attribute("data-state", "signed-out")
+        expect(ann.locator("#tasks")).to_have_attribute("data-stale", "forbidden")
+        expect(ann.locator("#tasks li .title")).to_have_text(imported)  # kept, not live
 
 
 def test_the_import_queue_is_bounded(board: ServerProcess, tmp_path: Path) -> None:

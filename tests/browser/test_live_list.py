@@ -1,15 +1,21 @@
 """The JS client's live list in Chromium, over WebSocket and SSE: records keyed by
 their topic (a primary key not named id), changes applied in place, untouched elements
-left alone (an edit in progress survives), and a reconnect reconciled by snapshot."""
+left alone (an edit in progress survives), a reconnect reconciled by snapshot, and a
+refused subscription marked on the list."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
+from runtime.demo import Note
+from runtime.users import User
+from tests.browser.conftest import log_in
 from tests.browser.test_client_record_ids import Tag
+from tests.conftest import PASSWORD
 from tests.support import LiveServer
 
 SETUP = """async (withUpdate) => {
@@ -125,3 +131,70 @@ def test_an_update_function_patches_the_element(
     a.save()
     wait_shown(page, ["test_browser_tags/a=patched"])
     assert page.evaluate("window.aElement.isConnected && window.renders === 1")
+
+
+STALE_SETUP = """async (withOnError) => {
+    const { RealtimeClient } = await import("/realtime/client.js");
+    const client = new RealtimeClient({ backoff: { initial: 50, max: 200 } });
+    window.client = client;
+    window.refusals = [];
+    window.clientErrors = [];
+    client.on("error", (error) => window.clientErrors.push(error.code));
+    const list = document.createElement("ul");
+    list.id = "notes";
+    document.body.append(list);
+    window.live = client.liveList("notes", {
+        list,
+        render: (note) => Object.assign(document.createElement("li"), { textContent: note.title }),
+        onError: withOnError ? (error) => window.refusals.push(error.code) : undefined,
+    });
+    window.ready = window.live.ready.then(() => "subscribed", (error) => error.code);
+}"""
+
+
+@pytest.mark.parametrize("without_websocket", [False, True], ids=["websocket", "sse"])
+def test_a_refused_list_marks_itself_stale_until_a_snapshot(
+    server: LiveServer,
+    users: dict[str, User],
+    new_page: Callable[..., Page],
+    without_websocket: bool,
+) -> None:
+    """Alice's notes follow her session: logged out elsewhere, the list's resubscription
+    is refused and the list says so (`data-stale`, `stale`); logged in again and
+    reconnected, a snapshot makes it live."""
+    Note.create(title="mine", owner=users["alice"])
+    page = new_page(without_websocket=without_websocket)
+    log_in(page, server.url, "alice")
+    page.evaluate(STALE_SETUP, True)
+    assert page.evaluate("window.ready") == "subscribed"
+    notes = page.locator("#notes")
+    expect(notes.locator("li")).to_have_text(["mine"])
+    expect(notes).not_to_have_attribute("data-stale", re.compile(".*"))
+
+    page.evaluate("fetch('/auth/logout', { method: 'POST' })")  # as from another tab
+    expect(notes).to_have_attribute("data-stale", "forbidden")
+    assert page.evaluate("window.live.stale.code") == "forbidden"
+    assert page.evaluate("window.refusals") == ["forbidden"]
+    assert "session_ended" in page.evaluate("window.clientErrors")
+    expect(notes.locator("li")).to_have_text(["mine"])  # kept, and marked as not followed
+
+    login = {"username": "alice", "password": PASSWORD}
+    assert page.request.post(f"{server.url}/auth/login", data=login).ok
+    page.evaluate("window.client.close(); window.client.connect()")
+    expect(notes).not_to_have_attribute("data-stale", re.compile(".*"))
+    assert page.evaluate("window.live.stale") is None
+    Note.create(title="again", owner=users["alice"])
+    expect(notes.locator("li")).to_have_text(["again", "mine"])
+
+
+def test_a_list_refused_at_once_is_stale_and_tells_the_client(
+    server: LiveServer, new_page: Callable[..., Page]
+) -> None:
+    """A visitor may not read notes: without `onError` the refusal reaches
+    `client.on("error")`, and `ready` still rejects."""
+    page = new_page()
+    page.goto(f"{server.url}/login")
+    page.evaluate(STALE_SETUP, False)
+    assert page.evaluate("window.ready") == "forbidden"
+    expect(page.locator("#notes")).to_have_attribute("data-stale", "forbidden")
+    assert page.evaluate("window.clientErrors") == ["forbidden"]
