@@ -100,20 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     from .realtime import BrokerUnavailable
     from .schema import SchemaMismatch
 
-    if args.command == "serve":
-        problem = _workers_problem(config, args.workers)
-        if problem:
-            print(f"configuration error: {problem}", file=sys.stderr)
-            return 2
-        listen = _Listen(args.host, args.port, args.workers, args.socket_fd, argv)
     try:
-        if args.command == "create-user":
-            return _create_user(config, args.name, admin=args.admin, new_database=new_database)
-        if args.command == "migrate":
-            return _migrate(config, args)
-        if args.app is not None:
-            return _serve_app_of_your_own(args.config, args.app, listen, config, new_database)
-        return _serve(config, listen, args.config, new_database)
+        return _command(args, config, new_database, argv)
     except (DatabaseUnavailable, BrokerUnavailable, StorageUnavailable) as exc:  # one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -121,6 +109,23 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines(_migrate_command(args)):
             print(f"error: {line}", file=sys.stderr)
         return 2
+
+
+def _command(
+    args: argparse.Namespace, config: Config, new_database: str | None, argv: list[str] | None
+) -> int:
+    if args.command == "create-user":
+        return _create_user(config, args.name, admin=args.admin, new_database=new_database)
+    if args.command == "migrate":
+        return _migrate(config, args)
+    problem = _workers_problem(config, args.workers)
+    if problem:
+        print(f"configuration error: {problem}", file=sys.stderr)
+        return 2
+    listen = _Listen(args.host, args.port, args.workers, args.socket_fd, argv)
+    if args.app is not None:
+        return _serve_app_of_your_own(args.config, args.app, listen, config, new_database)
+    return _serve(config, listen, args.config, new_database)
 
 
 def _migrate_command(args: argparse.Namespace) -> str:
