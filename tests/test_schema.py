@@ -182,3 +182,20 @@ def test_a_failing_migration_leaves_the_database_as_it_was(db: peewee.DatabasePr
     assert line.startswith('error: Poll.note: make column "note" NOT NULL failed: '), line
     assert line.endswith("; the database was left as it was")
     assert columns(db) == before and indexes(db) == index_before
+
+
+def test_a_new_unique_index_that_rows_violate_is_refused(db: peewee.DatabaseProxy) -> None:
+    Old = poll_model(db, note=peewee.CharField(null=True))
+    check_schema([Old])
+    for note in ("x", "x", None, None):  # NULLs never clash
+        Old.create(title="t", note=note)
+    Poll = poll_model(db, note=peewee.CharField(null=True, unique=True))
+    with pytest.raises(SchemaMismatch) as refused:
+        check_schema([Poll])
+    assert refused.value.lines() == [
+        'Poll.note: cannot add the unique index "poll_note" on polls(note): rows share '
+        "note='x' (2 rows): make those rows differ, or drop unique=True"
+    ]
+    Old.update(note="y").where(Old.id == 1).execute()
+    check_schema([Poll])
+    assert indexes(db) == {"poll_title": False, "poll_note": True}

@@ -139,3 +139,15 @@ def table(folder: Path, name: str = "var/runtime.sqlite3") -> dict[str, tuple[st
     with sqlite3.connect(folder / name) as connection:
         rows = connection.execute("PRAGMA table_info(polls)").fetchall()
     return {row[1]: (row[2], row[3]) for row in rows}
+
+
+def test_migrate_without_app_migrates_the_runtimes_own(tmp_path: Path) -> None:
+    first = runtime(tmp_path, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert sorted(first.stdout.splitlines()) == [
+        'Message: created table "messages"',
+        'Note: created table "notes"',
+        'Session: created table "auth_sessions"',
+        'User: created table "users"',
+    ]
+    assert runtime(tmp_path, "migrate").stdout == "the database matches the models\n"
