@@ -1,5 +1,6 @@
 """Command line: `python -m runtime [--config PATH] serve [--app module[:attribute]] |
-create-user NAME [--admin]`; `--config` may also come after the command (then it wins)."""
+migrate [--app module[:attribute]] [--dry-run] [--destructive] | create-user NAME
+[--admin]`; `--config` may also come after the command (then it wins)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import getpass
 import os
 import secrets
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +55,22 @@ def _parser() -> argparse.ArgumentParser:
         "imported from the current directory; a module alone means its `app`, else its "
         "`create_app()` (default: the runtime's own, the demo while app.demo is true)",
     )
+    migrate = commands.add_parser(
+        "migrate",
+        parents=[after],
+        help="bring the database's tables to the models (docs/models.md)",
+    )
+    migrate.add_argument(
+        "--app", metavar="MODULE[:ATTRIBUTE]", help="the app whose models to migrate, as serve's"
+    )
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="print the SQL it would run; change nothing"
+    )
+    migrate.add_argument(
+        "--destructive",
+        action="store_true",
+        help="also drop columns and indexes the models lack, retype columns, make them NOT NULL",
+    )
     create = commands.add_parser(
         "create-user",
         parents=[after],
@@ -80,22 +98,68 @@ def main(argv: list[str] | None = None) -> int:
     from .db import DatabaseUnavailable
     from .ratelimit import StorageUnavailable
     from .realtime import BrokerUnavailable
+    from .schema import SchemaMismatch
 
-    if args.command == "serve":
-        problem = _workers_problem(config, args.workers)
-        if problem:
-            print(f"configuration error: {problem}", file=sys.stderr)
-            return 2
-        listen = _Listen(args.host, args.port, args.workers, args.socket_fd, argv)
     try:
-        if args.command == "create-user":
-            return _create_user(config, args.name, admin=args.admin, new_database=new_database)
-        if args.app is not None:
-            return _serve_app_of_your_own(args.config, args.app, listen, config, new_database)
-        return _serve(config, listen, args.config, new_database)
+        return _command(args, config, new_database, argv)
     except (DatabaseUnavailable, BrokerUnavailable, StorageUnavailable) as exc:  # one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except SchemaMismatch as exc:  # one line per difference, each naming the command
+        for line in exc.lines(_migrate_command(args)):
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+
+
+def _command(
+    args: argparse.Namespace, config: Config, new_database: str | None, argv: list[str] | None
+) -> int:
+    if args.command == "create-user":
+        return _create_user(config, args.name, admin=args.admin, new_database=new_database)
+    if args.command == "migrate":
+        return _migrate(config, args)
+    problem = _workers_problem(config, args.workers)
+    if problem:
+        print(f"configuration error: {problem}", file=sys.stderr)
+        return 2
+    listen = _Listen(args.host, args.port, args.workers, args.socket_fd, argv)
+    if args.app is not None:
+        return _serve_app_of_your_own(args.config, args.app, listen, config, new_database)
+    return _serve(config, listen, args.config, new_database)
+
+
+def _migrate_command(args: argparse.Namespace) -> str:
+    """How to run migrate for the app this command line serves."""
+    words = ["python", "-m", "runtime", "migrate"]
+    if getattr(args, "app", None):
+        words += ["--app", args.app]
+    if args.config != DEFAULT_CONFIG:
+        words += ["--config", args.config]
+    return shlex.join(words)
+
+
+def _migrate(config: Config, args: argparse.Namespace) -> int:
+    """`migrate`: the app's models, as `serve` would serve them, brought to the database."""
+    from .schema import migrate_models, schema_check_deferred
+    from .users import Session, User
+
+    with schema_check_deferred():  # its create_app() leaves the tables to this command
+        if args.app is not None:
+            app = _load_own_app(args.config, args.app)
+            if app is None:
+                return 2
+        else:
+            app = _runtime_app(config)
+            if app is None:
+                return 2
+    served = app.extensions["runtime"].models
+    models = [User, Session, *sorted(served, key=lambda m: m.__name__)]
+    return migrate_models(
+        models,
+        dry_run=args.dry_run,
+        destructive=args.destructive,
+        warn=lambda line: print(line, file=sys.stderr),
+    )
 
 
 def _workers_problem(config: Config, workers: int) -> str | None:
@@ -209,13 +273,8 @@ def _serve(
     config: Config, listen: _Listen, config_path: str, new_database: str | None = None
 ) -> int:
     """The runtime's own app: the demo while app.demo is true."""
-    from .app import create_app
-    from .demo import create_demo_app
-
-    try:
-        app = create_demo_app(config) if config.app.demo else create_app(config)
-    except RuntimeError as exc:  # the demo's pages are not there (an installed wheel)
-        print(f"error: {exc}; or set app.demo = false", file=sys.stderr)
+    app = _runtime_app(config)
+    if app is None:
         return 2
     worker = listen.socket_fd is not None  # its parent made the demo user
     demo_login = _ensure_demo_user(config) if config.app.demo and not worker else ""
@@ -227,6 +286,18 @@ def _serve(
             print(f"  Log in at http://{host}:{bound_port}/login  ({demo_login})\n", flush=True)
 
     return listen.run(app, banner)
+
+
+def _runtime_app(config: Config) -> Any:
+    """The runtime's own app (the demo while app.demo is true), else None, said why."""
+    from .app import create_app
+    from .demo import create_demo_app
+
+    try:
+        return create_demo_app(config) if config.app.demo else create_app(config)
+    except RuntimeError as exc:  # the demo's pages are not there (an installed wheel)
+        print(f"error: {exc}; or set app.demo = false", file=sys.stderr)
+        return None
 
 
 def _workers(listen: _Listen) -> str:
@@ -242,18 +313,9 @@ def _serve_app_of_your_own(
 ) -> int:
     """`--app`: never the demo. The app's `create_app()` reads the same configuration:
     CONFIG names the file for the module imported here."""
-    from .app_loader import AppNotFound, load_app
-
-    if Path(config_path).is_file():
-        os.environ["CONFIG"] = os.path.abspath(config_path)
-    else:  # only the default may be absent (checked in main): the defaults, then
-        os.environ.pop("CONFIG", None)
-    try:
-        app = load_app(spec)
-    except AppNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    app = _load_own_app(config_path, spec)
+    if app is None:
         return 2
-
     state = app.extensions.get("runtime")
     config = getattr(state, "config", config)  # what the app's create_app() read
 
@@ -262,6 +324,22 @@ def _serve_app_of_your_own(
         print(_where(config, config_path, new_database) + "\n", flush=True)
 
     return listen.run(app, banner)
+
+
+def _load_own_app(config_path: str, spec: str) -> Any:
+    """`--app`'s app, else None, said why. Its `create_app()` reads the same
+    configuration: CONFIG names the file for the module imported here."""
+    from .app_loader import AppNotFound, load_app
+
+    if Path(config_path).is_file():
+        os.environ["CONFIG"] = os.path.abspath(config_path)
+    else:  # only the default may be absent (checked in main): the defaults, then
+        os.environ.pop("CONFIG", None)
+    try:
+        return load_app(spec)
+    except AppNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .db import DatabaseUnavailable, database, open_database
 from .errors import ApiError, error_body, error_response
 from .pages import login_pages
 from .realtime import Realtime, client_script_response
+from .schema import check_schema
 from .users import Session, User
 
 __all__ = ["RuntimeState", "create_app", "default_config"]
@@ -90,7 +91,10 @@ def create_app(
     app.extensions["runtime"] = state
 
     _open_database(app, config)
-    database.create_tables([User, Session, *sorted(served, key=lambda m: m.__name__)])
+    check_schema(
+        [User, Session, *sorted(served, key=lambda m: m.__name__)],
+        auto_migrate=config.database.auto_migrate,
+    )
 
     app.register_blueprint(auth_blueprint)
     app.register_blueprint(api_blueprint)

@@ -71,6 +71,9 @@ class AppConfig:
 class DatabaseConfig:
     path: str = "var/runtime.sqlite3"  # SQLite, the default
     url: str = ""  # postgresql://…: PostgreSQL instead of the SQLite file
+    # Start-up adds missing tables, columns and indexes (false: any difference from the
+    # models stops start-up, and `python -m runtime migrate` makes the changes).
+    auto_migrate: bool = True
 
     def check(self) -> None:
         if not self.path:

@@ -55,7 +55,10 @@ def test_the_rules_per_action_example_in_models_md(
     config: Config, own_registry: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # where the examples' SQLite files would go
-    post = run_python_blocks("docs/models.md", blocks("docs/models.md", "python"))["Post"]
+    # "Changing your models" is an app run with its own commands (test_schema_commands).
+    changing = blocks("docs/models.md", "python", section="Changing your models")
+    python_blocks = [b for b in blocks("docs/models.md", "python") if b not in changing]
+    post = run_python_blocks("docs/models.md", python_blocks)["Post"]
     app = create_app(config, models=[post])
     try:
         for name in ("alice", "bob", "root"):

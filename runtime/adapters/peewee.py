@@ -10,6 +10,10 @@ fails, saying what changed, when an upgrade moves one.
 - `model_from_stored()`: a model instance built from stored values, as Peewee builds one
   from a row.
 - `commit_will_roll_back()`: whether PostgreSQL will answer COMMIT by rolling back.
+- `index_parts()`, `create_index()`: what a model's index is (name, columns,
+  uniqueness), and making one, as `Model.create_table()` makes it.
+- `sqlite_retype_column()`: playhouse.migrate's SQLite table rebuild, given the new
+  column's definition (its own `alter_column_type()` writes the column's name twice).
 
 Like the other adapters, it imports nothing of the runtime: change capture is built on
 these parts (`runtime.base_model`, `runtime.db`), not here.
@@ -29,7 +33,10 @@ __all__ = [
     "ReturningWrite",
     "Rows",
     "commit_will_roll_back",
+    "create_index",
+    "index_parts",
     "model_from_stored",
+    "sqlite_retype_column",
     "write_values",
 ]
 
@@ -127,3 +134,22 @@ def commit_will_roll_back(db: peewee.PostgresqlDatabase) -> bool:
     conn = db._state.conn
     adapter = db._adapter
     return conn is not None and bool(adapter.txn_status(conn) == adapter.txn_inerror)
+
+
+def sqlite_retype_column(migrator: Any, table: str, column: str, field: peewee.Field) -> None:
+    """Rebuild `table` (an SQLite `SqliteMigrator`'s) with `column` defined as `field`
+    is: rows are copied, indexes made again, as playhouse.migrate rebuilds a table."""
+    ctx = migrator.make_context()
+    definition = str(ctx.sql(field.ddl(ctx)).query()[0])
+    migrator._update_column(table, column, lambda name, old: definition).run()
+
+
+def index_parts(index: peewee.Index) -> tuple[str, list[Any], bool]:
+    """A model's index (`Model._meta.fields_to_index()`): its name, what it indexes
+    (fields, or expressions), whether it is unique."""
+    return index._name, list(index._expressions), bool(index._unique)
+
+
+def create_index(model: type[peewee.Model], index: peewee.Index) -> None:
+    """Make `model`'s `index` (not IF NOT EXISTS: it is known to be missing)."""
+    model._meta.database.execute(model._schema._create_index(index, safe=False))

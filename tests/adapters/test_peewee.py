@@ -24,7 +24,10 @@ from runtime.adapters.peewee import (
     ReturningWrite,
     Rows,
     commit_will_roll_back,
+    create_index,
+    index_parts,
     model_from_stored,
+    sqlite_retype_column,
     write_values,
 )
 from runtime.db import tracking_database
@@ -48,6 +51,9 @@ PRIVATE = (
     "_dirty",
     "_state",
     "_adapter",
+    "_update_column",
+    "_create_index",
+    "_expressions",
 )
 
 
@@ -245,3 +251,32 @@ def test_only_the_adapter_names_those_parts() -> None:
                 f"{where} uses {name}, a private part of Peewee: only "
                 "runtime/adapters/peewee.py may (an attribute of your own: another name)"
             )
+
+
+# -- schema changes ----------------------------------------------------------------------
+
+
+def test_a_models_indexes_are_named_and_made_as_create_table_makes_them(sqlite: Any) -> None:
+    (index,) = _Thing._meta.fields_to_index()
+    name, expressions, unique = index_parts(index)
+    assert (name, expressions, unique) == ("_thing_name", [_Thing.name], True)
+    sqlite.execute_sql(f'DROP INDEX "{name}"')
+    create_index(_Thing, index)
+    assert [(i.name, i.columns, i.unique) for i in sqlite.get_indexes("test_adapter_things")] == [
+        (name, ["name"], True)
+    ]
+
+
+def test_sqlite_retype_column_rebuilds_the_table_with_its_rows_and_indexes(sqlite: Any) -> None:
+    from playhouse.migrate import SqliteMigrator
+
+    _Thing.create(name="a", size=3)
+    text = peewee.TextField()
+    text.bind(_Thing, "size")
+    sqlite_retype_column(SqliteMigrator(sqlite), "test_adapter_things", "size", text)
+    columns = {c.name: c.data_type for c in sqlite.get_columns("test_adapter_things")}
+    assert columns == {"id": "INTEGER", "name": "VARCHAR(255)", "size": "TEXT"}
+    assert [i.name for i in sqlite.get_indexes("test_adapter_things")] == ["_thing_name"]
+    assert sqlite.execute_sql("SELECT name, size FROM test_adapter_things").fetchall() == [
+        ("a", "3")
+    ]

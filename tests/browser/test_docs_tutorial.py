@@ -288,3 +288,68 @@ def test_the_import_queue_is_bounded(board: ServerProcess, tmp_path: Path) -> No
                 created += [f for f in frames if f.get("action") == "create"]
             titles = [event["record"]["title"] for event in created]
             assert titles == [f"import {n}" for n in range(accepted)]
+
+
+# -- 8. Changing the model ---------------------------------------------------------------
+
+CHANGING = "8. Changing the model"
+
+
+def changed(source: str, diff: str) -> str:
+    """`source` with the doc's diff applied: its context line found, its - lines taken
+    out and its + lines put in after it."""
+    context, *edits = diff.splitlines()
+    assert context.startswith(" ") and source.count(context[1:] + "\n") == 1, context
+    for edit in edits:
+        if edit.startswith("+"):
+            source = source.replace(context[1:] + "\n", f"{context[1:]}\n{edit[1:]}\n")
+        else:
+            assert edit.startswith("-") and edit[1:] + "\n" in source, edit
+            source = source.replace(edit[1:] + "\n", "")
+    return source
+
+
+def test_changing_the_model_at_start_up_and_with_migrate(
+    tmp_path: Path, new_page: Callable[..., Page]
+) -> None:
+    from tests.test_serve_app import runtime
+
+    config = build_board(tmp_path)
+    settings = {"RUNTIME_APP_DEMO": "false", "PYTHONDONTWRITEBYTECODE": "1"}
+    add, remove = blocks(DOC, "diff", section=CHANGING)
+    (refusal,) = blocks(DOC, "text", section=CHANGING)
+    dry_run, destructive, serve = commands(DOC, section=CHANGING)
+    assert serve == ["python", "-m", "runtime", "serve", "--app", "board:app"]
+    board_py = tmp_path / "board.py"
+    with (
+        ServerProcess(config, settings, app="board:app") as server,
+        httpx.Client(base_url=server.url, timeout=TIMEOUT) as api,
+    ):
+        api.post("/auth/login", json={"username": "ann", "password": PASSWORD})
+        assert api.post(RECORDS, json={"title": "Before"}).status_code == 201
+
+    board_py.write_text(changed(board_py.read_text(), add))  # restart: the column is added
+    with ServerProcess(config, settings, app="board:app") as server:
+        page = new_page(without_websocket=False)
+        log_in(page, server.url, "ann", next_path="/")
+        page.goto(f"{server.url}{RECORDS}")
+        (task,) = json.loads(page.locator("body").inner_text())["items"]
+        assert (task["title"], task["priority"]) == ("Before", 0)
+
+    board_py.write_text(changed(board_py.read_text(), remove))  # start-up refuses
+    refused = runtime(tmp_path, *serve[3:], "--port", "0", **settings)
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [refusal.strip()]
+    planned = runtime(tmp_path, *dry_run[3:], **settings)
+    assert planned.returncode == 0, planned.stderr
+    assert 'ALTER TABLE "tasks" DROP COLUMN "priority";' in planned.stdout.splitlines()
+    dropped = runtime(tmp_path, *destructive[3:], **settings)
+    assert (dropped.returncode, dropped.stdout) == (0, 'Task.priority: dropped column "priority"\n')
+
+    with ServerProcess(config, settings, app="board:app") as server:  # as at step 7
+        page = open_page(new_page, server.url, "ann", "/", without_websocket=False)
+        expect(page.locator("#tasks li .title")).to_have_text(["Before"])
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT) as api:
+            api.post("/auth/login", json={"username": "ann", "password": PASSWORD})
+            assert api.post(RECORDS, json={"title": "After"}).status_code == 201
+        expect(page.locator("#tasks li .title")).to_have_text(["Before", "After"])
