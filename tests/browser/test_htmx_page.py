@@ -85,3 +85,28 @@ def test_a_record_cannot_forge_another_users_list(
             ["and after it", shown, "already here"]
         )
         expect(page.locator(f"#message-{old.id}")).to_have_attribute("data-mark", "kept")
+
+
+def test_the_htmx_page_tells_that_its_session_ended(
+    server: LiveServer, users: dict[str, User], new_page: Callable[..., Page]
+) -> None:
+    Message.create(text="already here", author=users["bob"])
+    alice = new_page()
+    log_in(alice, server.url, "alice", next_path="/htmx")
+    badge, items = alice.locator("#live-state"), alice.locator("#htmx-messages")
+    expect(badge).to_have_attribute("data-state", "connected")
+    expect(badge).to_have_text("live (htmx, sse)")
+    expect(items.locator("li .text")).to_have_text(["already here"])
+    expect(items).not_to_have_attribute("data-stale", re.compile(".*"))
+
+    other_tab = alice.context.new_page()
+    other_tab.goto(f"{server.url}/htmx")
+    other_tab.get_by_role("button", name="Log out").click()
+    other_tab.wait_for_url(re.compile(r"/login"))
+    # Messages are public: the stream comes back as a visitor's, but the page was Alice's.
+    expect(badge).to_have_text("signed out — reload to sign in")
+    expect(badge).to_have_attribute("data-state", "signed-out")
+    expect(items).to_have_attribute("data-stale", "session_ended")
+    alice.reload()
+    expect(badge).to_have_text("live (htmx, sse)")
+    expect(items).not_to_have_attribute("data-stale", re.compile(".*"))
