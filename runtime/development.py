@@ -13,7 +13,7 @@ import html
 import ipaddress
 import traceback
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, has_request_context, jsonify
 
 from .errors import error_body
 from .pages import wants_html
@@ -66,9 +66,9 @@ def for_development(app: Quart, *, debug: bool) -> None:
 
 def debug_response(error: BaseException) -> Response:
     """A 500 answer with `error`'s traceback: an HTML page for a browser asking for one,
-    else the JSON error with a `traceback` field."""
+    else the JSON error with a `traceback` field (a WebSocket handler's too)."""
     text = "".join(traceback.format_exception(error))
-    if wants_html():
+    if has_request_context() and wants_html():
         page = (
             "<!doctype html>\n<title>500 Internal server error</title>\n"
             "<h1>Internal server error</h1>\n"
