@@ -6,6 +6,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= config.toml
 WORKERS ?= 1
+# RELOAD=1: restart on code or configuration changes; DEBUG=1: that, and tracebacks.
+RELOAD ?=
+DEBUG ?=
 
 .PHONY: run test lint types unit unit-asyncio-debug bench clean
 
@@ -24,7 +27,8 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/python -m runtime --config $(CONFIG) serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+	$(BIN)/python -m runtime --config $(CONFIG) serve --host $(HOST) --port $(PORT) --workers $(WORKERS) \
+		$(if $(RELOAD),--reload) $(if $(DEBUG),--debug)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

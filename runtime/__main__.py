@@ -48,6 +48,19 @@ def _parser() -> argparse.ArgumentParser:
         "redis://…: docs/scaling.md)",
     )
     serve.add_argument("--socket-fd", type=int, help=argparse.SUPPRESS)  # a worker's
+    serve.add_argument("--reload-fd", type=int, help=argparse.SUPPRESS)  # under --reload
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart when a Python file or the configuration changes; templates are "
+        "re-read as they change (development)",
+    )
+    serve.add_argument(
+        "--debug",
+        action="store_true",
+        help="--reload, log level DEBUG and tracebacks in 500 answers (development only: "
+        "refused with app.env = production or a host that is not loopback)",
+    )
     serve.add_argument(
         "--app",
         metavar="MODULE[:ATTRIBUTE]",
@@ -83,15 +96,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.config != DEFAULT_CONFIG and not Path(args.config).is_file():
-        # Only the default may be absent (its defaults are the shipped ones): a file
-        # named on purpose that is not there is a mistake, not a reason to run bare.
-        print(f"configuration error: --config: no file {args.config!r}", file=sys.stderr)
-        return 2
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+    config = _configuration(args)
+    if config is None:
         return 2
     # Said once the start-up went through (a refusal stays one line): a new SQLite file.
     new_database = _new_sqlite_file(config)
@@ -118,11 +124,17 @@ def _command(
         return _create_user(config, args.name, admin=args.admin, new_database=new_database)
     if args.command == "migrate":
         return _migrate(config, args)
-    problem = _workers_problem(config, args.workers)
+    problem = _serve_problem(config, args)
     if problem:
-        print(f"configuration error: {problem}", file=sys.stderr)
+        print(problem, file=sys.stderr)
         return 2
     listen = _Listen(args.host, args.port, args.workers, args.socket_fd, argv)
+    if args.reload_fd is not None:
+        listen.under_reloader(args.reload_fd, debug=args.debug)
+    elif args.reload or args.debug:
+        from .reloader import serve_reloading
+
+        return serve_reloading(args.host, args.port, listen.argv, args.config)
     if args.app is not None:
         return _serve_app_of_your_own(args.config, args.app, listen, config, new_database)
     return _serve(config, listen, args.config, new_database)
@@ -162,6 +174,35 @@ def _migrate(config: Config, args: argparse.Namespace) -> int:
     )
 
 
+def _configuration(args: argparse.Namespace) -> Config | None:
+    """The configuration `--config` names, or None once one line said why not."""
+    if getattr(args, "debug", False):  # before reading it: the app's create_app() too
+        os.environ["RUNTIME_APP_LOG_LEVEL"] = "debug"
+    if args.config != DEFAULT_CONFIG and not Path(args.config).is_file():
+        # Only the default may be absent (its defaults are the shipped ones): a file
+        # named on purpose that is not there is a mistake, not a reason to run bare.
+        print(f"configuration error: --config: no file {args.config!r}", file=sys.stderr)
+        return None
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def _serve_problem(config: Config, args: argparse.Namespace) -> str | None:
+    """The line that refuses this `serve`, or None."""
+    problem = _workers_problem(config, args.workers)
+    if problem:
+        return f"configuration error: {problem}"
+    from .development import development_refusal
+
+    problem = development_refusal(
+        config.app.env, args.host, reload=args.reload, debug=args.debug, workers=args.workers
+    )
+    return f"error: {problem}" if problem else None
+
+
 def _workers_problem(config: Config, workers: int) -> str | None:
     from .workers import needs_shared_broker
 
@@ -179,11 +220,32 @@ class _Listen:
     ) -> None:
         self.host, self.port, self.workers, self.socket_fd = host, port, workers, socket_fd
         self.argv = sys.argv[1:] if argv is None else argv
+        self.reload_fd: int | None = None
+        self.debug = False
+
+    def under_reloader(self, fd: int, *, debug: bool) -> None:
+        """The server that `--reload` runs: on the watcher's socket, banner and all."""
+        self.reload_fd, self.debug = fd, debug
+
+    def mode(self) -> str:
+        """The banner's line for a server under the watcher."""
+        if self.reload_fd is None:
+            return ""
+        if self.debug:
+            return "\n  Mode:     debug (reload, DEBUG log, tracebacks in 500 answers)"
+        return "\n  Mode:     reload"
 
     def run(self, app: Any, banner: Callable[[str, int], None]) -> int:
         from .server import run
         from .workers import bind, inherited_socket, run_workers, worker_command
 
+        if self.reload_fd is not None:
+            from .development import for_development
+
+            for_development(app, debug=self.debug)
+            sock = inherited_socket(self.reload_fd)
+            run(app, sock=sock, ready=lambda port: banner(self.host, port))
+            return 0
         if self.socket_fd is not None:  # a worker: its parent printed the banner
             run(app, sock=inherited_socket(self.socket_fd))
             return 0
@@ -281,7 +343,7 @@ def _serve(
 
     def banner(host: str, bound_port: int) -> None:
         print(f"\n  Serving on http://{host}:{bound_port}/{_workers(listen)}", flush=True)
-        print(_where(config, config_path, new_database), flush=True)
+        print(_where(config, config_path, new_database) + listen.mode(), flush=True)
         if demo_login:
             print(f"  Log in at http://{host}:{bound_port}/login  ({demo_login})\n", flush=True)
 
@@ -321,7 +383,7 @@ def _serve_app_of_your_own(
 
     def banner(host: str, bound_port: int) -> None:
         print(f"\n  Serving on http://{host}:{bound_port}/  ({spec}){_workers(listen)}", flush=True)
-        print(_where(config, config_path, new_database) + "\n", flush=True)
+        print(_where(config, config_path, new_database) + listen.mode() + "\n", flush=True)
 
     return listen.run(app, banner)
 

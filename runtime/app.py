@@ -20,6 +20,7 @@ from .config import Config, ConfigError, load_config
 from .csrf import csrf_token
 from .database_url import redacted
 from .db import DatabaseUnavailable, database, open_database
+from .development import debug_response
 from .errors import ApiError, error_body, error_response
 from .pages import login_pages
 from .realtime import Realtime, client_script_response
@@ -184,6 +185,8 @@ def _register_error_handlers(app: Quart) -> None:
     @app.errorhandler(Exception)
     async def unexpected_error(error: Exception) -> Response:
         log.exception("unhandled error", exc_info=error)
+        if app.debug:  # `serve --debug` only, which is refused in production
+            return debug_response(error)
         response = Response(
             app.json.dumps(error_body("internal_error", "Internal server error.")),
             status=500,

@@ -18,7 +18,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from quart import Quart
 
-from .access_log import SafeAccessLogger
+from .access_log import ACCESS_LOG_FORMAT, SafeAccessLogger
 from .adapters import hypercorn
 
 __all__ = ["run", "serve"]
@@ -52,7 +52,7 @@ async def serve(
     port = sock.getsockname()[1]
     config.accesslog = logging.getLogger("runtime.access")
     config.logger_class = SafeAccessLogger  # escapes what comes from the request
-    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
+    config.access_log_format = ACCESS_LOG_FORMAT
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     realtime = app.extensions.get("realtime")

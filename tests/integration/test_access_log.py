@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from runtime.access_log import escape_log_text
+from runtime.access_log import escape_log_text, stream_opened
 from tests.support import TIMEOUT, LiveServer
 
 
@@ -91,3 +91,42 @@ def test_escape_log_text() -> None:
     assert (
         escape_log_text('a\nb\r\tc"d\\e\x00\x7f\u200b') == 'a\\nb\\r\\tc\\"d\\\\e\\x00\\x7f\\u200b'
     )
+
+
+async def test_an_sse_stream_is_logged_when_it_opens_and_with_its_status_at_its_end(
+    server: LiveServer, access_log: Capture
+) -> None:
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http,
+        http.stream(
+            "GET", "/realtime/subscribe?pattern=messages", headers={"Accept": "text/event-stream"}
+        ) as stream,
+    ):
+        assert stream.status_code == 200
+        # Logged while the stream is open (Hypercorn logs a request once it ends).
+        (opened,) = access_log.wait_for("stream opened")
+        assert re.fullmatch(
+            r'127\.0\.0\.1:\d+ "GET /realtime/subscribe 1\.1" 200 stream opened',
+            opened.getMessage(),
+        )
+    # The client went away: its line has the stream's status, not "- -".
+    (closed,) = access_log.wait_for('"GET /realtime/subscribe 1.1" 200 - ')
+    assert re.search(r'"GET /realtime/subscribe 1\.1" 200 - \d+us$', closed.getMessage())
+
+
+def test_the_stream_opened_line_is_escaped(access_log: Capture) -> None:
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"/realtime/subscribe\n{FORGED}",
+        "query_string": b"",
+        "headers": [],
+        "client": ("127.0.0.1", 5000),
+    }
+    stream_opened(scope, 200, [])
+    (record,) = access_log.wait_for("stream opened")
+    line = access_log.format(record)
+    assert line.count("\n") == 0
+    assert '"GET /realtime/subscribe\\nFORGED INFO runtime.access: 10.0.0.1 \\"GET' in line

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from quart import Quart, request
 
+from ...access_log import stream_opened
 from ...adapters.hypercorn import DirectSocket
 from ...adapters.quart import request_for_checks
 from ...errors import ApiError
 from ..protocol import ProtocolError, Refusal, Subscribe
 from ..transports.serving import Receive, Send, answer, run_connection
-from ..transports.sse import HTMLSink, SSESink, start_stream
+from ..transports.sse import HEADERS, HTMLSink, SSESink, start_stream
 
 if TYPE_CHECKING:
     from ..connections.connection import Connection
@@ -51,6 +52,7 @@ async def serve(app: Quart, state: RealtimeState, scope: Any, receive: Receive, 
         if commands:
             await broker.subscribing.subscribe(conn, commands)
         await start_stream(send)
+        stream_opened(scope, 200, HEADERS)  # the server logs its line once it ends
         socket = DirectSocket.of(send) if state.config.fast_path else None
         sink = HTMLSink(send, socket, state.fragments) if html else SSESink(send, socket)
 
