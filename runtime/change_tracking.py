@@ -31,6 +31,7 @@ import contextlib
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -139,7 +140,11 @@ class ChangeTracking:
     # in one order, and a snapshot of models on several databases holds them all.
     _commit_lock: ClassVar[threading.RLock] = threading.RLock()
 
+    # Every tracking database of the process (runtime.db.thread_connections_closed()).
+    instances: ClassVar[weakref.WeakSet[ChangeTracking]] = weakref.WeakSet()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        ChangeTracking.instances.add(self)
         self._buffers = threading.local()
         # Where committed changes are written in their own transaction (realtime's
         # transactional outbox), once realtime is set up for this database.

@@ -24,6 +24,7 @@ from typing import Any
 import peewee
 
 from ...constraint_errors import violation_answer, violation_of
+from ...db import thread_connections_closed
 from ...errors import ApiError
 from ...json_values import sendable_tree
 from ...validation import acting_as
@@ -77,8 +78,14 @@ async def _answer(handler: Handler, data: Any, sender: Sender) -> Any:
     if inspect.iscoroutinefunction(handler):
         result = await handler(data, sender)
     else:  # sync code may block (a query, a hash): not on the event loop
-        result = await asyncio.to_thread(handler, data, sender)  # the context goes along
+        # The context goes along; the thread keeps no database connection afterwards.
+        result = await asyncio.to_thread(_in_worker_thread, handler, data, sender)
     return sendable_tree(result, "the answer")
+
+
+def _in_worker_thread(handler: Handler, data: Any, sender: Sender) -> Any:
+    with thread_connections_closed():
+        return handler(data, sender)
 
 
 def _protocol_error(error: ApiError, request_id: RequestId) -> ProtocolError:
