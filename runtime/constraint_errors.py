@@ -15,6 +15,7 @@ from typing import Any
 
 import peewee
 
+from .adapters.peewee import check_parts, index_parts
 from .errors import ApiError, BadRequest, Conflict
 
 __all__ = [
@@ -125,10 +126,12 @@ def unique_indexes(model: type[peewee.Model]) -> dict[str, tuple[str, ...]]:
     keys = tuple(pk.field_names) if isinstance(pk, peewee.CompositeKey) else (pk.name,)
     found = {f"{meta.table_name}_pkey": keys}
     for index in meta.fields_to_index():
-        if isinstance(index, peewee.Index) and index._unique:
-            names = tuple(e.name for e in index._expressions if isinstance(e, peewee.Field))
-            if names:
-                found[index._name] = names
+        if not isinstance(index, peewee.Index):
+            continue
+        index_name, expressions, unique = index_parts(index)
+        names = tuple(e.name for e in expressions if isinstance(e, peewee.Field))
+        if unique and names:
+            found[index_name] = names
     return found
 
 
@@ -139,27 +142,14 @@ def check_constraints(model: type[peewee.Model]) -> list[tuple[str | None, str, 
     found: list[tuple[str | None, str, str | None]] = []
     for field in model._meta.sorted_fields:
         for node in field.constraints or ():
-            check = _check(node)
+            check = check_parts(node)
             if check is not None:
                 found.append((*check, field.name))
     for node in model._meta.constraints or ():
-        check = _check(node)
+        check = check_parts(node)
         if check is not None:
             found.append((*check, None))
     return found
-
-
-def _check(node: Any) -> tuple[str | None, str] | None:
-    """(name, expression) of a `peewee.Check(...)`, else None."""
-    name = None
-    if isinstance(node, peewee.NodeList) and len(node.nodes) == 3:
-        first, entity, node = node.nodes
-        if not (isinstance(first, peewee.SQL) and first.sql.upper() == "CONSTRAINT"):
-            return None
-        name = entity._path[-1] if isinstance(entity, peewee.Entity) else None
-    if isinstance(node, peewee.SQL) and node.sql.startswith("CHECK (") and node.sql.endswith(")"):
-        return name, node.sql[len("CHECK (") : -1]
-    return None
 
 
 def _check_violation(detail: str, model: type[peewee.Model] | None, *, sqlite: bool) -> Violation:

@@ -12,6 +12,7 @@ fails, saying what changed, when an upgrade moves one.
 - `commit_will_roll_back()`: whether PostgreSQL will answer COMMIT by rolling back.
 - `index_parts()`, `create_index()`: what a model's index is (name, columns,
   uniqueness), and making one, as `Model.create_table()` makes it.
+- `check_parts()`: a `peewee.Check(...)`'s name (if given) and expression.
 - `sqlite_retype_column()`: playhouse.migrate's SQLite table rebuild, given the new
   column's definition (its own `alter_column_type()` writes the column's name twice).
 
@@ -32,6 +33,7 @@ __all__ = [
     "ReturningUpdate",
     "ReturningWrite",
     "Rows",
+    "check_parts",
     "commit_will_roll_back",
     "create_index",
     "index_parts",
@@ -153,3 +155,17 @@ def index_parts(index: peewee.Index) -> tuple[str, list[Any], bool]:
 def create_index(model: type[peewee.Model], index: peewee.Index) -> None:
     """Make `model`'s `index` (not IF NOT EXISTS: it is known to be missing)."""
     model._meta.database.execute(model._schema._create_index(index, safe=False))
+
+
+def check_parts(node: Any) -> tuple[str | None, str] | None:
+    """(name or None, expression) of a `peewee.Check(...)` as a field's `constraints` or
+    `Meta.constraints` hold it, else None."""
+    name = None
+    if isinstance(node, peewee.NodeList) and len(node.nodes) == 3:
+        first, entity, node = node.nodes
+        if not (isinstance(first, peewee.SQL) and first.sql.upper() == "CONSTRAINT"):
+            return None
+        name = entity._path[-1] if isinstance(entity, peewee.Entity) else None
+    if isinstance(node, peewee.SQL) and node.sql.startswith("CHECK (") and node.sql.endswith(")"):
+        return name, node.sql[len("CHECK (") : -1]
+    return None

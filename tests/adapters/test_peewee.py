@@ -23,6 +23,7 @@ from runtime.adapters.peewee import (
     ReturningUpdate,
     ReturningWrite,
     Rows,
+    check_parts,
     commit_will_roll_back,
     create_index,
     index_parts,
@@ -54,6 +55,8 @@ PRIVATE = (
     "_update_column",
     "_create_index",
     "_expressions",
+    "_unique",
+    "_path",
 )
 
 
@@ -280,3 +283,11 @@ def test_sqlite_retype_column_rebuilds_the_table_with_its_rows_and_indexes(sqlit
     assert sqlite.execute_sql("SELECT name, size FROM test_adapter_things").fetchall() == [
         ("a", "3")
     ]
+
+
+def test_a_checks_name_and_expression_are_read_as_peewee_builds_them() -> None:
+    unnamed = peewee.Check("size >= 0")
+    named = peewee.Check("size < 10", name="size_below_ten")
+    assert check_parts(unnamed) == (None, "size >= 0")
+    assert check_parts(named) == ("size_below_ten", "size < 10")
+    assert check_parts(peewee.SQL("DEFAULT 0")) is None
