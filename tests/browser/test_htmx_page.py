@@ -27,7 +27,7 @@ def test_the_htmx_page_follows_every_change(
     log_in(alice, server.url, "alice", next_path="/htmx")
     visitor.goto(f"{server.url}/htmx")
     for page in (alice, visitor):
-        expect(page.locator("#live-state")).to_have_attribute("data-state", "connected")
+        expect(page.locator("#live-state")).to_have_attribute("data-live", "live")
         expect(page.locator("#htmx-messages li .text")).to_have_text(["already here"])
 
     alice.fill("#htmx-post-form input[name=text]", "<b>hello</b> from htmx")
@@ -62,7 +62,7 @@ def test_a_record_cannot_forge_another_users_list(
     log_in(bob, server.url, "bob", next_path="/htmx")
     visitor.goto(f"{server.url}/htmx")
     for page in (bob, visitor):
-        expect(page.locator("#live-state")).to_have_attribute("data-state", "connected")
+        expect(page.locator("#live-state")).to_have_attribute("data-live", "live")
         expect(page.locator("#htmx-messages li .text")).to_have_text(["already here"])
         page.evaluate(f"document.getElementById('message-{old.id}').dataset.mark = 'kept'")
 
@@ -94,7 +94,7 @@ def test_the_htmx_page_tells_that_its_session_ended(
     alice = new_page()
     log_in(alice, server.url, "alice", next_path="/htmx")
     badge, items = alice.locator("#live-state"), alice.locator("#htmx-messages")
-    expect(badge).to_have_attribute("data-state", "connected")
+    expect(badge).to_have_attribute("data-live", "live")
     expect(badge).to_have_text("live (htmx, sse)")
     expect(items.locator("li .text")).to_have_text(["already here"])
     expect(items).not_to_have_attribute("data-stale", re.compile(".*"))
@@ -105,7 +105,7 @@ def test_the_htmx_page_tells_that_its_session_ended(
     other_tab.wait_for_url(re.compile(r"/login"))
     # Messages are public: the stream comes back as a visitor's, but the page was Alice's.
     expect(badge).to_have_text("signed out — reload to sign in")
-    expect(badge).to_have_attribute("data-state", "signed-out")
+    expect(badge).to_have_attribute("data-live", "signed-out")
     expect(items).to_have_attribute("data-stale", "session_ended")
     alice.reload()
     expect(badge).to_have_text("live (htmx, sse)")
