@@ -48,7 +48,31 @@ def test_the_htmx_page_follows_every_change(
 
     old.delete_instance()
     expect(visitor.locator("#htmx-messages li .text")).to_have_text(["edited in place"])
+
+    # A second stream on the page, added by htmx later, keeps its own state: notes are
+    # their owners', refused to a visitor; the messages' stream stays live.
+    visitor.evaluate(NOTES_STREAM)
+    notes = visitor.locator("#notes-stream")
+    expect(notes).to_have_attribute("data-live", "not-live")
+    expect(visitor.locator("#notes-state")).to_have_text(re.compile(r"^notes refused: \S"))
+    expect(visitor.locator("#notes-list")).to_have_attribute("data-stale", "forbidden")
+    expect(visitor.locator("[sse-connect*=messages]")).to_have_attribute("data-live", "live")
+    expect(visitor.locator("#live-state")).to_have_text("live (htmx, sse)")
+    expect(visitor.locator("#htmx-messages")).not_to_have_attribute("data-stale", re.compile(".*"))
     assert all(url.startswith(server.url) for url in requests)  # htmx from us, no CDN
+
+
+NOTES_STREAM = """() => {
+  const box = document.createElement("div");
+  box.innerHTML = `<p id="notes-state"></p><ul id="notes-list"></ul>
+    <div id="notes-stream" hx-ext="sse" data-live-status="#notes-state"
+         data-live-list="#notes-list" data-live-text-not-live="notes refused: {reason}"
+         sse-connect="/realtime/subscribe?pattern=notes&amp;snapshot=1&amp;format=html">
+      <div hidden sse-swap="notes:snapshot" hx-target="#notes-list"></div>
+    </div>`;
+  document.querySelector("main").append(box);
+  htmx.process(box);
+}"""
 
 
 def test_a_record_cannot_forge_another_users_list(
