@@ -39,6 +39,7 @@ def test_the_package_holds_the_runtimes_templates_and_static_files(tmp_path: Pat
         "runtime/templates/runtime/login.html",
         "runtime/static/realtime-client.js",
         "runtime/static/realtime-client.d.ts",
+        "runtime/static/realtime-htmx.js",
         "runtime/static/vendor/htmx-2.0.11.min.js",
         "runtime/static/vendor/htmx-ext-sse-2.2.4.min.js",
         "runtime/static/vendor/htmx-LICENSE.txt",

@@ -148,13 +148,19 @@ def test_the_task_board_of_the_tutorial(
             "bad_request",
         )
 
-        # 2 and 3. The htmx page (SSE anyway) and the client's page, Ann's and Bob's.
-        wall = open_page(new_page, board.url, "ann", "/htmx", without_websocket=False)
+        # 2 and 3. The client's page, Ann's and Bob's, and the htmx page (SSE anyway) in
+        # a second tab of Ann's.
         ann = open_page(new_page, board.url, "ann", "/", without_websocket=sse)
         bob = open_page(new_page, board.url, "bob", "/", without_websocket=sse)
+        wall = ann.context.new_page()
+        wall_errors: list[str] = []
+        wall.on("pageerror", lambda error: wall_errors.append(str(error)))
+        wall.add_init_script(RECORD_FRAMES)
+        wall.goto(f"{board.url}/htmx")
         pages = (wall, ann, bob)
         for page in (ann, bob):
             expect(page.locator("#state")).to_have_text(f"live ({transport})")
+        expect(wall.locator("#state")).to_have_text("live")
         for page in pages:
             expect(page.locator("#tasks li .title")).to_have_text(["Water the plants"])
 
@@ -231,8 +237,9 @@ def test_the_task_board_of_the_tutorial(
             assert not any(secret in text for text in texts), secret
         assert not any('"secret"' in text for text in texts)
 
-        # 3. Ann logs out in a second tab: her first page says so, and marks its list stale.
-        expect(ann.locator("#tasks")).not_to_have_attribute("data-stale", re.compile(".*"))
+        # 2 and 3. Ann logs out in another tab: her pages say so, and mark their lists stale.
+        for page in (ann, wall):
+            expect(page.locator("#tasks")).not_to_have_attribute("data-stale", re.compile(".*"))
         second_tab = ann.context.new_page()
         second_tab.goto(f"{board.url}/")
         second_tab.get_by_role("button", name="Log out").click()
@@ -241,6 +248,11 @@ def test_the_task_board_of_the_tutorial(
         expect(ann.locator("#state")).to_have_attribute("data-state", "signed-out")
         expect(ann.locator("#tasks")).to_have_attribute("data-stale", "forbidden")
         expect(ann.locator("#tasks li .title")).to_have_text(imported)  # kept, not live
+        expect(wall.locator("#state")).to_have_text("signed out — reload to sign in")
+        expect(wall.locator("#state")).to_have_attribute("data-live", "signed-out")
+        expect(wall.locator("#tasks")).to_have_attribute("data-stale", "session_ended")
+        expect(wall.locator("#tasks li .title")).to_have_text(imported[::-1])
+        assert wall_errors == []
 
 
 def test_the_import_queue_is_bounded(board: ServerProcess, tmp_path: Path) -> None:

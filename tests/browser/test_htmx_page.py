@@ -27,7 +27,7 @@ def test_the_htmx_page_follows_every_change(
     log_in(alice, server.url, "alice", next_path="/htmx")
     visitor.goto(f"{server.url}/htmx")
     for page in (alice, visitor):
-        expect(page.locator("#live-state")).to_have_attribute("data-state", "connected")
+        expect(page.locator("#live-state")).to_have_attribute("data-live", "live")
         expect(page.locator("#htmx-messages li .text")).to_have_text(["already here"])
 
     alice.fill("#htmx-post-form input[name=text]", "<b>hello</b> from htmx")
@@ -48,7 +48,31 @@ def test_the_htmx_page_follows_every_change(
 
     old.delete_instance()
     expect(visitor.locator("#htmx-messages li .text")).to_have_text(["edited in place"])
+
+    # A second stream on the page, added by htmx later, keeps its own state: notes are
+    # their owners', refused to a visitor; the messages' stream stays live.
+    visitor.evaluate(NOTES_STREAM)
+    notes = visitor.locator("#notes-stream")
+    expect(notes).to_have_attribute("data-live", "not-live")
+    expect(visitor.locator("#notes-state")).to_have_text(re.compile(r"^notes refused: \S"))
+    expect(visitor.locator("#notes-list")).to_have_attribute("data-stale", "forbidden")
+    expect(visitor.locator("[sse-connect*=messages]")).to_have_attribute("data-live", "live")
+    expect(visitor.locator("#live-state")).to_have_text("live (htmx, sse)")
+    expect(visitor.locator("#htmx-messages")).not_to_have_attribute("data-stale", re.compile(".*"))
     assert all(url.startswith(server.url) for url in requests)  # htmx from us, no CDN
+
+
+NOTES_STREAM = """() => {
+  const box = document.createElement("div");
+  box.innerHTML = `<p id="notes-state"></p><ul id="notes-list"></ul>
+    <div id="notes-stream" hx-ext="sse" data-live-status="#notes-state"
+         data-live-list="#notes-list" data-live-text-not-live="notes refused: {reason}"
+         sse-connect="/realtime/subscribe?pattern=notes&amp;snapshot=1&amp;format=html">
+      <div hidden sse-swap="notes:snapshot" hx-target="#notes-list"></div>
+    </div>`;
+  document.querySelector("main").append(box);
+  htmx.process(box);
+}"""
 
 
 def test_a_record_cannot_forge_another_users_list(
@@ -62,7 +86,7 @@ def test_a_record_cannot_forge_another_users_list(
     log_in(bob, server.url, "bob", next_path="/htmx")
     visitor.goto(f"{server.url}/htmx")
     for page in (bob, visitor):
-        expect(page.locator("#live-state")).to_have_attribute("data-state", "connected")
+        expect(page.locator("#live-state")).to_have_attribute("data-live", "live")
         expect(page.locator("#htmx-messages li .text")).to_have_text(["already here"])
         page.evaluate(f"document.getElementById('message-{old.id}').dataset.mark = 'kept'")
 
@@ -94,7 +118,7 @@ def test_the_htmx_page_tells_that_its_session_ended(
     alice = new_page()
     log_in(alice, server.url, "alice", next_path="/htmx")
     badge, items = alice.locator("#live-state"), alice.locator("#htmx-messages")
-    expect(badge).to_have_attribute("data-state", "connected")
+    expect(badge).to_have_attribute("data-live", "live")
     expect(badge).to_have_text("live (htmx, sse)")
     expect(items.locator("li .text")).to_have_text(["already here"])
     expect(items).not_to_have_attribute("data-stale", re.compile(".*"))
@@ -105,7 +129,7 @@ def test_the_htmx_page_tells_that_its_session_ended(
     other_tab.wait_for_url(re.compile(r"/login"))
     # Messages are public: the stream comes back as a visitor's, but the page was Alice's.
     expect(badge).to_have_text("signed out — reload to sign in")
-    expect(badge).to_have_attribute("data-state", "signed-out")
+    expect(badge).to_have_attribute("data-live", "signed-out")
     expect(items).to_have_attribute("data-stale", "session_ended")
     alice.reload()
     expect(badge).to_have_text("live (htmx, sse)")

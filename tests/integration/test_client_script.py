@@ -1,5 +1,5 @@
-"""The JavaScript client's URL: versioned by content, cached for good under it, checked
-back under any other."""
+"""The JavaScript client's URL (and the htmx pages' script's): versioned by content,
+cached for good under it, checked back under any other."""
 
 from __future__ import annotations
 
@@ -55,16 +55,24 @@ def test_the_version_follows_the_content(tmp_path: Path, monkeypatch: pytest.Mon
 async def test_htmx_is_served_with_the_runtime_for_good(server: LiveServer) -> None:
     async with server.app.test_request_context("/"):
         tags = await render_template_string("{{ realtime_htmx_scripts() }}")
-    urls = re.findall(r'<script src="([^"]+)"></script>', tags)
+    *urls, status_url = re.findall(r'<script src="([^"]+)"></script>', tags)
     assert urls == [f"/realtime/vendor/{name}" for name in endpoints.HTMX]
+    # Then the runtime's own script for htmx pages, versioned by its content.
+    assert re.fullmatch(r"/realtime/htmx\.js\?v=[0-9a-f]{16}", status_url), status_url
+    files = [endpoints._STATIC / "vendor" / name for name in endpoints.HTMX]
+    files.append(endpoints._STATIC / "realtime-htmx.js")
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
-        for url, name in zip(urls, endpoints.HTMX, strict=True):
+        for url, path in zip([*urls, status_url], files, strict=True):
             response = await http.get(url)
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/javascript")
             cache = {part.strip() for part in response.headers["cache-control"].split(",")}
             assert cache == {"public", "max-age=31536000", "immutable"}
-            assert response.content == (endpoints._STATIC / "vendor" / name).read_bytes()
+            assert response.content == path.read_bytes()
+        for other in ("/realtime/htmx.js", "/realtime/htmx.js?v=0123456789abcdef"):
+            plain = await http.get(other)
+            assert plain.content == files[-1].read_bytes()
+            assert plain.headers["cache-control"] == "no-cache"
         for other in ("README.md", "htmx-LICENSE.txt", "..%2Fclient.js", "nope.js"):
             missing = await http.get(f"/realtime/vendor/{other}")
             assert missing.status_code == 404

@@ -1,6 +1,6 @@
 """Realtime's HTTP views, on the app's `realtime` blueprint: the SSE POST that changes a
-live stream, the JavaScript client and htmx, metrics; and the template helpers that load
-the client."""
+live stream, the JavaScript client, htmx and the runtime's script for htmx pages,
+metrics; and the template helpers that load them."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ _STATIC = Path(__file__).resolve().parents[2] / "static"
 
 
 _CLIENT = "realtime-client.js"
+# The runtime's own script for htmx pages: live or not, and why (docs/htmx.md).
+_HTMX_STATUS = "realtime-htmx.js"
 # htmx and its SSE extension from npm (static/vendor/README.md), in load order; their
 # names carry their versions.
 HTMX = ("htmx-2.0.11.min.js", "htmx-ext-sse-2.2.4.min.js")
@@ -104,6 +106,14 @@ async def client_js() -> Response:
     return await client_script_response()
 
 
+@realtime_blueprint.get("/htmx.js")
+async def htmx_js() -> Response:
+    """The script that tells an htmx page's state (`data-live`, `data-stale`); kept
+    for good under its versioned URL, as the client is."""
+    version = _static_file(_HTMX_STATUS)[1]
+    return await _script_response(_HTMX_STATUS, request.args.get("v") == version)
+
+
 @realtime_blueprint.get("/vendor/<name>")
 async def vendor_script(name: str) -> Response:
     """htmx and its SSE extension, for pages that follow a stream with htmx: no CDN
@@ -131,11 +141,12 @@ def realtime_client_url() -> str:
 
 
 def realtime_htmx_scripts() -> Markup:
-    """Template helper: script tags that load htmx and its SSE extension, as shipped."""
-    return Markup("\n").join(
-        Markup('<script src="{}"></script>').format(url_for("realtime.vendor_script", name=name))
-        for name in HTMX
-    )
+    """Template helper: script tags that load htmx and its SSE extension, as shipped,
+    then the runtime's script that tells whether the page is live (versioned by its
+    content)."""
+    urls = [url_for("realtime.vendor_script", name=name) for name in HTMX]
+    urls.append(url_for("realtime.htmx_js", v=_static_file(_HTMX_STATUS)[1]))
+    return Markup("\n").join(Markup('<script src="{}"></script>').format(url) for url in urls)
 
 
 def realtime_client_script() -> Markup:
