@@ -79,7 +79,7 @@ def _text(text: str, start: int) -> tuple[str, int]:
     quote, i = text[start], start + 1
     parts: list[str] = []
     while i < len(text):
-        char = text[i]
+        char, at = text[i], i
         if char == quote:
             return "".join(parts), i + 1
         if char == "\\":
@@ -95,7 +95,7 @@ def _text(text: str, start: int) -> tuple[str, int]:
             i += 1
         # Neither can be stored in text (PostgreSQL has no NUL; UTF-8 no lone surrogate).
         if char == "\x00" or "\ud800" <= char <= "\udfff":
-            raise FilterError("text may not hold NUL or a lone surrogate", i - 1)
+            raise FilterError("text may not hold NUL or a lone surrogate", at)
         parts.append(char)
     raise FilterError("quoted text that never ends", start)
 
