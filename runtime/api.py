@@ -18,6 +18,7 @@ from .base_model import BaseModel, collection
 from .constraint_errors import own_message, violation_answer, violation_of
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from .fields import coerce_field_value, missing_required, parse_record_id
+from .query import FilterError, FilterLimits, compile_filter
 from .requests import read_body
 from .users import User
 from .validation import acting_as
@@ -72,6 +73,19 @@ def _order(model: type[BaseModel], user: User | None) -> Any:
     return field.desc() if descending else field.asc()
 
 
+def _filter(model: type[BaseModel], user: User | None, text: str) -> Any:
+    bounds = current_app.extensions["runtime"].config.query
+    limits = FilterLimits(bounds.max_length, bounds.max_depth, bounds.max_terms)
+    try:
+        return compile_filter(text, model, user, limits).where()
+    except FilterError as exc:
+        raise BadRequest(
+            f"Bad filter at position {exc.position}: {exc.message}.",
+            reason="filter",
+            position=exc.position,
+        ) from None
+
+
 def _writable_values(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
     """Check and convert the client's fields; some fields are never the client's to set."""
     fields, protected = model._meta.fields, _protected(model)
@@ -96,6 +110,9 @@ async def list_records(name: str) -> Response:
     page = _int_arg("page", 1, 1, 10**9)
     per_page = _int_arg("per_page", config.page_size, 1, config.max_page_size)
     query = model.readable_query(user).order_by(_order(model, user))
+    text = request.args.get("filter", "")
+    if text.strip():  # in the database, within what the read rule lets the user see
+        query = query.where(_filter(model, user, text))
     if callable(model.read_rule):  # only Python can apply a function rule
         visible = [r for r in query if r.readable_by(user)]
         total, rows = len(visible), visible[(page - 1) * per_page : page * per_page]

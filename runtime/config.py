@@ -27,6 +27,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseConfig",
+    "QueryConfig",
     "RealtimeConfig",
     "load_config",
 ]
@@ -134,6 +135,20 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryConfig:
+    """Bounds of the filter language (docs/api.md, "Filters")."""
+
+    max_length: int = 4096
+    max_depth: int = 16
+    max_terms: int = 100
+
+    def check(self) -> None:
+        _at_least("query.max_length", self.max_length, 1)
+        _at_least("query.max_depth", self.max_depth, 1)
+        _at_least("query.max_terms", self.max_terms, 1)
+
+
+@dataclass(frozen=True, slots=True)
 class RealtimeConfig:
     broker: str = "memory"
     allow_anonymous: bool = True
@@ -196,6 +211,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
 
     def replace(self, **sections: Mapping[str, Any]) -> Config:

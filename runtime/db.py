@@ -20,6 +20,7 @@ import peewee
 from .adapters.peewee import commit_will_roll_back
 from .change_tracking import ChangeTracking, ReadsBlocked, RecordChange, on_commit
 from .database_url import is_database_url, postgresql_url, redacted
+from .query.folding import SQLITE_FUNCTION, fold
 
 __all__ = [
     "ChangeTracking",
@@ -61,6 +62,8 @@ class TrackingSqliteDatabase(ChangeTracking, peewee.SqliteDatabase):
         if len(args) < 5:  # lock_type is the fifth positional parameter
             kwargs.setdefault("lock_type", "IMMEDIATE")
         super().__init__(*args, **kwargs)
+        # The case folding of filters' `~`, the same as Python's and PostgreSQL's.
+        self.register_function(fold, SQLITE_FUNCTION, 1, deterministic=True)
 
     def reads_while_held(self) -> contextlib.AbstractContextManager[Any]:
         # WAL readers never wait. One read transaction, so that every read sees the
