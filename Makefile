@@ -6,6 +6,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= config.toml
 WORKERS ?= 1
+# pytest-xdist's workers for `make test` (a test file per worker); 0 runs in one process.
+TEST_WORKERS ?= 2
 # RELOAD=1: restart on code or configuration changes; DEBUG=1: that, and tracebacks.
 RELOAD ?=
 DEBUG ?=
@@ -38,7 +40,7 @@ types: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 unit: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The realtime tests once more, in asyncio's debug mode and with the fast path off.
 # Debug mode fails calls into the event loop from other threads, and reports coroutines
@@ -48,7 +50,7 @@ unit: $(VENV)/.installed-test
 # processes of their own, and what they test (Redis, the outbox, a proxy) is the same
 # with the fast path off.
 unit-asyncio-debug: $(VENV)/.installed-test
-	PYTHONASYNCIODEBUG=1 RUNTIME_TESTS_FAST_PATH=off $(BIN)/python -m pytest -q -p no:cacheprovider -m "not cluster" tests/realtime tests/integration $(PYTEST_ARGS)
+	PYTHONASYNCIODEBUG=1 RUNTIME_TESTS_FAST_PATH=off $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not cluster" tests/realtime tests/integration $(PYTEST_ARGS)
 
 test: lint types unit unit-asyncio-debug
 
