@@ -54,6 +54,10 @@ class RuntimeState:
     def serves(self, model: type[BaseModel]) -> bool:
         return model in self.models
 
+    def current_user(self) -> User | None:
+        """The logged-in user of the request or WebSocket being served."""
+        return current_user()
+
 
 def create_app(
     config: Config | None = None,

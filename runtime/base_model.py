@@ -30,6 +30,7 @@ from .adapters.peewee import write_values
 from .constraint_errors import refuse_bad_messages
 from .db import RecordChange, database
 from .json_values import json_value
+from .registry import register, registered, registered_by_name
 from .rules import RULE_NAMES, Rule, UserLike, check_rule, rule_could_pass
 from .tracked_writes import (
     TrackedDelete,
@@ -45,16 +46,15 @@ __all__ = ["BaseModel", "collection", "collections"]
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _WRITE_RULES = ("create_rule", "update_rule", "delete_rule")  # what write_rule sets
 _RULES = ("read_rule", "write_rule", *_WRITE_RULES)
-_registry: dict[str, type[BaseModel]] = {}
 
 
 def collections() -> dict[str, type[BaseModel]]:
     """Every registered collection by name (a copy)."""
-    return dict(_registry)
+    return registered_by_name()  # only BaseModel subclasses register
 
 
 def collection(name: str) -> type[BaseModel] | None:
-    return _registry.get(name)
+    return registered(name)
 
 
 class _CollectionMeta(peewee.ModelBase):
@@ -68,7 +68,7 @@ class _CollectionMeta(peewee.ModelBase):
         _settle_rules(cls, attrs)
         _refuse_bad_declarations(cls, name)
         _refuse_name_clash(cls, table)
-        _registry[table] = cls
+        register(table, cls)
         return cls
 
 
@@ -106,7 +106,7 @@ def _refuse_name_clash(cls: type, table: str) -> None:
 
     The same class defined again (a module reloaded) replaces itself.
     """
-    existing = _registry.get(table)
+    existing = registered(table)
     if existing is None:
         return
     if (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__):

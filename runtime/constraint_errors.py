@@ -17,6 +17,7 @@ import peewee
 
 from .adapters.peewee import check_parts, index_parts
 from .errors import ApiError, BadRequest, Conflict
+from .registry import registered, registered_by_name
 
 __all__ = [
     "MESSAGE_REASONS",
@@ -226,15 +227,11 @@ def _table(model: type[peewee.Model] | None) -> str | None:
 
 
 def _all_models() -> list[type[peewee.Model]]:
-    from .base_model import collections  # base_model imports this module
-
-    return list(collections().values())
+    return list(registered_by_name().values())
 
 
 def _model_of(table: str | None) -> type[peewee.Model] | None:
-    from .base_model import collection
-
-    return collection(table) if table else None
+    return registered(table) if table else None
 
 
 def refuse_bad_messages(model: type[peewee.Model], name: str) -> None:

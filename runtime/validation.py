@@ -54,10 +54,11 @@ def acting_user() -> Any:
     user = _acting.get()
     if user is not _NOBODY_SAID:
         return user
-    from quart import has_request_context, has_websocket_context
+    from quart import current_app, has_request_context, has_websocket_context
 
     if has_request_context() or has_websocket_context():
-        from .auth import current_user  # auth needs the users' model: imported late
-
-        return current_user()
+        # The runtime's state on the app knows the session's user (runtime.app): auth
+        # needs the models, which need this module.
+        state = current_app.extensions.get("runtime")
+        return state.current_user() if state is not None else None
     return None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from runtime.config import Config, load_config
 from runtime.db import database
 from runtime.demo import create_demo_app
 from runtime.users import User
+from tests.access_log import Capture
 from tests.databases import PostgresServer, start_postgres
 from tests.redis_server import RedisServer, start_redis
 from tests.support import FAST_PATH, LiveServer
@@ -116,3 +118,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if report.skipped and os.environ.get("RUNTIME_TESTS_NO_SKIP") == "1":
         report.outcome = "failed"
         report.longrepr = f"skipped, but skipping is not allowed here: {report.longrepr}"
+
+
+@pytest.fixture
+def access_log() -> Iterator[Capture]:
+    """The runtime.access logger's records while the test runs."""
+    logger = logging.getLogger("runtime.access")
+    capture, level = Capture(), logger.level
+    logger.addHandler(capture)
+    logger.setLevel(logging.INFO)
+    yield capture
+    logger.removeHandler(capture)
+    logger.setLevel(level)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from runtime import base_model
+from runtime import base_model, registry
 from runtime.db import database
 from runtime.users import User
 from tests.conftest import PASSWORD, PASSWORD_HASH
@@ -117,7 +117,7 @@ def client_events_server(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     for name in list(os.environ):
         if name.startswith("RUNTIME_"):
             monkeypatch.delenv(name)
-    monkeypatch.setattr(base_model, "_registry", base_model.collections())
+    monkeypatch.setattr(registry, "_registry", base_model.collections())
     namespace: dict[str, Any] = {"__name__": "docs_events_md"}
     exec(compile(block, "docs/events.md", "exec"), namespace)
     User.create(username="alice", password_hash=PASSWORD_HASH)

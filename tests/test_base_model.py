@@ -11,7 +11,7 @@ import peewee
 import pytest
 from quart import Quart
 
-from runtime import BaseModel, base_model
+from runtime import BaseModel, registry
 from runtime.base_model import collection, collections
 from runtime.db import (
     DatabaseUnavailable,
@@ -439,7 +439,7 @@ def test_a_model_on_a_database_of_its_own(
     database_settings: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(base_model, "_registry", collections())  # the next apps serve it not
+    monkeypatch.setattr(registry, "_registry", collections())  # the next apps serve it not
     own = peewee.DatabaseProxy()
 
     class OwnThing(BaseModel):

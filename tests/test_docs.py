@@ -11,7 +11,7 @@ import httpx
 import pytest
 from quart import Quart
 
-from runtime import base_model, create_app
+from runtime import base_model, create_app, registry
 from runtime.config import Config, load_config
 from runtime.db import database
 from runtime.demo.models import Message
@@ -41,7 +41,7 @@ def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
         for name, model in base_model.collections().items()
         if not model.__module__.startswith("runtime.demo")
     }
-    monkeypatch.setattr(base_model, "_registry", own)
+    monkeypatch.setattr(registry, "_registry", own)
 
 
 def run_python_blocks(document: str, python_blocks: list[str]) -> dict[str, Any]:

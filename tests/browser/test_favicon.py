@@ -3,7 +3,6 @@ the 404 every page made before."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,21 +13,10 @@ from quart import Quart
 from runtime import create_app
 from runtime.config import Config
 from runtime.db import database
-from tests.integration.test_access_log import Capture
+from tests.access_log import Capture
 from tests.support import LiveServer
 
 NewPage = Callable[..., Page]
-
-
-@pytest.fixture
-def access_log() -> Iterator[Capture]:
-    logger = logging.getLogger("runtime.access")
-    capture, level = Capture(), logger.level
-    logger.addHandler(capture)
-    logger.setLevel(logging.INFO)
-    yield capture
-    logger.removeHandler(capture)
-    logger.setLevel(level)
 
 
 def assert_no_favicon_request(

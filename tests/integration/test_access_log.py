@@ -2,52 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
 import pytest
 
 from runtime.access_log import escape_log_text, stream_opened
+from tests.access_log import Capture
 from tests.support import TIMEOUT, LiveServer
-
-
-class Capture(logging.Handler):
-    """The records of one logger, with a wait for the one a test expects."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-        self.records: list[logging.LogRecord] = []
-        self._changed = threading.Condition()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        with self._changed:
-            self.records.append(record)
-            self._changed.notify_all()
-
-    def wait_for(self, text: str) -> list[logging.LogRecord]:
-        def matching() -> list[logging.LogRecord]:
-            return [r for r in self.records if text in r.getMessage()]
-
-        with self._changed:
-            assert self._changed.wait_for(matching, TIMEOUT), [r.getMessage() for r in self.records]
-            return matching()
-
-
-@pytest.fixture
-def access_log() -> Iterator[Capture]:
-    logger = logging.getLogger("runtime.access")
-    capture, level = Capture(), logger.level
-    logger.addHandler(capture)
-    logger.setLevel(logging.INFO)
-    yield capture
-    logger.removeHandler(capture)
-    logger.setLevel(level)
-
 
 FORGED = 'FORGED INFO runtime.access: 10.0.0.1 "GET /admin HTTP/1.1" 200 2 1us'
 

@@ -13,7 +13,7 @@ from typing import Any
 import peewee
 import pytest
 
-from runtime import BaseModel, base_model
+from runtime import BaseModel, registry
 from runtime.base_model import collections
 from runtime.db import TrackingPostgresqlDatabase, on_commit, tracking_database
 from runtime.realtime.capture.outbox import OutboxTable, OutboxWriter
@@ -42,7 +42,7 @@ class World:
 
 @pytest.fixture
 def world(database_settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    monkeypatch.setattr(base_model, "_registry", collections())
+    monkeypatch.setattr(registry, "_registry", collections())
     proxy = peewee.DatabaseProxy()
 
     class Item(BaseModel):
