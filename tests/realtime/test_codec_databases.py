@@ -19,7 +19,7 @@ import peewee
 import pytest
 from playhouse import postgres_ext, sqlite_ext
 
-from runtime import BaseModel, base_model
+from runtime import BaseModel, registry
 from runtime.base_model import collections
 from runtime.db import on_commit, tracking_database
 from runtime.json_values import json_value
@@ -203,7 +203,7 @@ def world(
 ) -> Iterator[World]:
     """Models of every field type on a database of their own, their committed changes
     captured as events (the capture stage, as the realtime extension runs it)."""
-    monkeypatch.setattr(base_model, "_registry", collections())  # no other app serves them
+    monkeypatch.setattr(registry, "_registry", collections())  # no other app serves them
     proxy = peewee.DatabaseProxy()
     models = _define(proxy, backend)
     db = tracking_database(database_settings.get("url") or database_settings["path"])
