@@ -76,6 +76,13 @@ async def test_subscribers_hear_what_the_api_lists(
         }
         reply = await http.post("/realtime/subscribe", json=post)
         assert reply.json()["results"][0]["type"] == "subscribed", reply.text
+        bad = {**post, "subscribe": [{"pattern": "messages/1", "filter": "text ~ 'a' ||"}]}
+        (refused,) = (await http.post("/realtime/subscribe", json=bad)).json()["results"]
+        assert (refused["code"], refused["reason"], refused["position"]) == (
+            "bad_request",
+            "filter",
+            13,
+        )
 
         def write(text: str, day: str) -> Message:
             message: Message = Message.create(text=text, author=alice, created_at=_at(day))
@@ -204,3 +211,22 @@ async def test_the_sse_query_example(server: LiveServer, users: dict[str, User])
             headers={"Accept": "text/event-stream"},
         )
         assert_error(twice, 400, "bad_request")
+
+
+async def test_one_records_subscription_with_a_filter(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    message = Message.create(text="Tea", author=users["alice"])
+    async with await Client.connect(server) as ws:
+        reply = await ws.ok_subscribe(
+            f"messages/{message.id}", filter="text ~ 'tea'", snapshot=True
+        )
+        assert [r["text"] for r in reply["snapshot"]["records"]] == ["Tea"]
+        for text in ("coffee", "more tea"):
+            message.text = text
+            message.save()
+        event = await ws.recv_type("event")
+        assert (event["action"], event["record"]["text"]) == ("update", "more tea")
+        await ws.expect_silence()
+        other = await ws.ok_subscribe(f"messages/{message.id}", filter="text = 'x'", snapshot=True)
+        assert other["snapshot"]["records"] == []  # a re-subscribe replaces the filter
