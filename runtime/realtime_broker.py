@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .query import FilterLimits
 from .realtime.broker.authorization import Authorization
 from .realtime.broker.lifecycle import Lifecycle
 from .realtime.broker.presence import Presence
@@ -75,6 +76,7 @@ class Broker:
         channels: Mapping[str, Channel] | None = None,
         presence_topics: Collection[str] | None = None,
         outbox: OutboxSettings | None = None,
+        filter_limits: FilterLimits | None = None,
     ) -> None:
         self.backend = backend
         self.outbox = outbox  # None: record changes are published straight from the commit
@@ -123,6 +125,7 @@ class Broker:
             snapshots,
             self.faults,
             max_subscriptions=max_subscriptions,
+            filter_limits=filter_limits,
         )
         self.subscribing = Subscribing(
             self.registry,

@@ -22,6 +22,7 @@ from quart import Quart
 from ..base_model import BaseModel, collections
 from ..config import RealtimeConfig
 from ..db import bound_to, on_commit, require_databases
+from ..query import FilterLimits
 from ..realtime_broker import Broker, OutboxSettings
 from ..users import on_session_end
 from .capture import ChangeCapture, install_outboxes
@@ -161,6 +162,7 @@ class Realtime:
             channels=self.channels,
             presence_topics=self.presence_topics,
             outbox=_outbox_settings(config),
+            filter_limits=_filter_limits(runtime),
         )
         if config.outbox:  # a script that creates the app writes to the outbox too
             install_outboxes(models().values(), EventCodec(Event))
@@ -241,6 +243,14 @@ class Realtime:
             await broker.lifecycle.going_away(timeout=1.0)
 
         app.extensions.setdefault("shutdown_hooks", []).append(_going_away)
+
+
+def _filter_limits(runtime: Any) -> FilterLimits:
+    """The bounds of filter expressions (`[query]`), the records API's own."""
+    if runtime is None:
+        return FilterLimits()
+    bounds = runtime.config.query
+    return FilterLimits(bounds.max_length, bounds.max_depth, bounds.max_terms)
 
 
 def _outbox_settings(config: RealtimeConfig) -> OutboxSettings | None:

@@ -114,7 +114,8 @@ class Subscribe:
     request_id: RequestId
     pattern: Pattern
     since: str | None = None
-    filter: dict[str, JSONScalar] | None = None
+    # An equality object, or an expression of the filter language (bound at subscribe).
+    filter: dict[str, JSONScalar] | str | None = None
     snapshot: bool = False
     sort: str | None = None  # the snapshot's order: "[-]field"; None: newest first
     limit: int | None = None  # at most this many snapshot records (within the server's cap)
@@ -319,11 +320,18 @@ def _request_id(value: object) -> RequestId:
     return value
 
 
-def _filter(value: object, request_id: RequestId) -> dict[str, JSONScalar] | None:
+def _filter(value: object, request_id: RequestId) -> dict[str, JSONScalar] | str | None:
+    if isinstance(value, str):
+        # An expression: parsed, bounded and bound to the model at subscribe time (see
+        # broker/authorization.py); a blank one filters nothing, as in the records API.
+        return value if value.strip() else None
     if value is None:
         return None
     if not isinstance(value, dict) or len(value) > MAX_FILTER_FIELDS:
-        _fail(f"'filter' must be an object of at most {MAX_FILTER_FIELDS} fields", request_id)
+        _fail(
+            f"'filter' must be an expression or an object of at most {MAX_FILTER_FIELDS} fields",
+            request_id,
+        )
     # JSON object keys are always strings; values must be scalars (equality only).
     if not all(v is None or isinstance(v, str | int | float | bool) for v in value.values()):
         _fail("'filter' values must be strings, numbers, booleans or null", request_id)

@@ -147,6 +147,10 @@ export interface ErrorFrame {
   message: string;
   /** Seconds, with `rate_limited` and `unavailable`. */
   retry_after?: number;
+  /** Why, where the code alone does not say: "filter" for a refused filter expression. */
+  reason?: string;
+  /** With `reason: "filter"`: the 0-based index of the character where it goes wrong. */
+  position?: number;
 }
 
 /** The answer to an emit (the handler's return value) or a publish (`{event_id}`). */
@@ -187,7 +191,8 @@ export interface SubscribeRequest {
   id: string;
   pattern: string;
   since?: string;
-  filter?: Record<string, JSONScalar>;
+  /** An expression of the filter language (docs/api.md#filters), or equality on fields. */
+  filter?: Record<string, JSONScalar> | string;
   snapshot?: boolean;
 }
 export interface UnsubscribeRequest {
@@ -286,8 +291,13 @@ export interface RealtimeClientOptions {
 }
 
 export interface SubscribeOptions<R = RecordData> {
-  /** Equality on top-level record fields, applied by the server. */
-  filter?: Record<string, JSONScalar>;
+  /**
+   * Applied by the server: an expression of the filter language (docs/api.md#filters),
+   * e.g. `"text ~ 'tea' && created_at > '2024-06-01'"`, or `{field: value}` equality
+   * on top-level record fields. An expression cannot share a pattern with a different
+   * filter on one client (the subscribe fails with `bad_request`).
+   */
+  filter?: Record<string, JSONScalar> | string;
   /**
    * Ask for the records now visible with the subscription, atomically: no gap and no
    * race with the live events. Collection and record patterns only.

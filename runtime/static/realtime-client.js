@@ -104,29 +104,44 @@ function coversRecord(p, collection, recordId) {
 
 const hasOwn = (obj, key) => Object.prototype.hasOwnProperty.call(obj, key);
 
-/** The server's filter test: equality on top-level fields; a missing field fails. */
+/** The server's filter test: equality on top-level fields; a missing field fails. An
+ * expression (a string) was the server's to judge: whatever it sends has passed. */
 function filterMatches(filter, record) {
-  if (!filter) return true;
+  if (!filter || typeof filter === "string") return true;
   if (!record || typeof record !== "object") return false;
   return Object.keys(filter).every((k) => hasOwn(record, k) && record[k] === filter[k]);
 }
 
-/** A copy of a filter, null when empty, or a RealtimeError when the server would refuse it. */
+/** A copy of a filter, null when empty, or a RealtimeError when the server would refuse it.
+ * An expression (a string) is the server's to check: only a blank one is no filter. */
 function normalizeFilter(filter) {
   if (filter == null) return null;
+  if (typeof filter === "string") return filter.trim() ? filter : null;
   const keys = typeof filter === "object" && !Array.isArray(filter) ? Object.keys(filter) : null;
   const scalar = (v) => v === null || ["string", "number", "boolean"].includes(typeof v);
   if (!keys || keys.length > MAX_FILTER_FIELDS || !keys.every((k) => scalar(filter[k]))) {
     return new RealtimeError(
       "bad_request",
-      `filter must be an object of at most ${MAX_FILTER_FIELDS} string, number, boolean or null fields`,
+      `filter must be an expression or an object of at most ${MAX_FILTER_FIELDS} string, number, boolean or null fields`,
     );
   }
   return keys.length ? { ...filter } : null;
 }
 
-const filterKey = (filter) =>
-  filter ? JSON.stringify(Object.keys(filter).sort().map((k) => [k, filter[k]])) : "";
+const filterKey = (filter) => {
+  if (!filter) return "";
+  if (typeof filter === "string") return JSON.stringify(filter);
+  return JSON.stringify(Object.keys(filter).sort().map((k) => [k, filter[k]]));
+};
+
+/** Whether `entry` cannot share `topic`'s server subscription: the server keeps one
+ * filter per pattern, and an expression cannot be repeated here to route by. */
+function clashes(topic, entry) {
+  const expression = (e) => typeof e.filter === "string";
+  return [...topic.entries].some(
+    (e) => e.filterKey !== entry.filterKey && (expression(e) || expression(entry)),
+  );
+}
 
 // -- small helpers ----------------------------------------------------------------
 
@@ -331,6 +346,15 @@ export class RealtimeClient {
       return unsubscribe;
     }
     let topic = this._topics.get(parsed.key);
+    if (topic && clashes(topic, entry)) {
+      const clash = new RealtimeError(
+        "bad_request",
+        "a filter expression cannot share a pattern with a different filter on one client",
+      );
+      clash.pattern = pattern;
+      Promise.resolve().then(() => this._fail(entry, clash));
+      return unsubscribe;
+    }
     const fresh = !topic;
     if (fresh) {
       topic = new Topic(pattern, parsed);

@@ -7,6 +7,7 @@ prose names, served on the server's own origin."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import re
 import subprocess
@@ -135,6 +136,38 @@ def test_the_live_list_by_hand(
     expect(items).to_have_text(["second", "third", "fourth, edited"])
     Message.delete().where(Message.text == "third").execute()
     expect(items).to_have_text(["second", "fourth, edited"])
+
+
+def test_a_filtered_live_feed(
+    server: LiveServer, users: dict[str, User], new_page: NewPage
+) -> None:
+    (feed,) = blocks("docs/client.md", "js", section="A filtered live feed (a filter expression)")
+    alice, june = users["alice"], datetime.datetime(2024, 6, 2)
+    Message.create(text="Tea at five", author=alice, created_at=june)
+    Message.create(text="tea, too early", author=alice, created_at=datetime.datetime(2024, 5, 2))
+    Message.create(text="coffee", author=alice, created_at=june)
+    page = new_page()
+    page.add_init_script(RECORD_FRAMES)
+    server.app.config["EXAMPLE"] = example(feed, '<ul id="tea"></ul>', "window.client = client;\n")
+    page.goto(f"{server.url}/example")
+    items = page.locator("#tea li")
+    expect(items).to_have_text(["Tea at five"])
+    Message.create(text="more coffee", author=alice)
+    Message.create(text="TEA again", author=alice)  # now: after June 2024
+    expect(items).to_have_text(["TEA again", "Tea at five"])
+    # An expression cannot share a pattern with another filter; a refused one says where.
+    refusals = page.evaluate(
+        """async () => {
+          const reasons = [];
+          for (const filter of [{ text: "x" }, "text ~"]) {
+            const pattern = typeof filter === "string" ? "messages/1" : "messages";
+            try { await client.subscribe(pattern, () => {}, { filter }).ready; }
+            catch (error) { reasons.push([error.code, error.frame && error.frame.position]); }
+          }
+          return reasons;
+        }"""
+    )
+    assert refusals == [["bad_request", None], ["bad_request", 6]]
 
 
 def pause_clock(page: Page) -> None:

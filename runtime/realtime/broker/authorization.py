@@ -5,6 +5,10 @@ to let the user read something there: `forbidden` otherwise, whether it does not
 or is not theirs to read. Wildcards are always allowed: their events are filtered per
 record, as everyone's are. A snapshot needs an exact pattern of a collection and a
 field to sort by that the user can see. A connection has at most `max_subscriptions`.
+
+A filter expression is parsed and bound here, once, for the subscriber and the
+collection (the records API's rules: `[query]` bounds, only fields the user sees): a bad
+one is a `bad_request` with `reason: "filter"` and the `position` it went wrong at.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ...base_model import BaseModel
+from ...query import FilterError, FilterLimits, compile_filter
 from ..fanout.access import rule_name
 from ..patterns import Pattern, PatternKey, PatternKind
 from ..protocol import ErrorCode, ProtocolError, RequestId, Subscribe
@@ -21,7 +26,7 @@ from .snapshots import Snapshots, Wanted
 if TYPE_CHECKING:
     from ..channels import Channel
     from ..connections.connection import Connection
-    from ..fanout.registry import SubscriptionRegistry
+    from ..fanout.registry import Filter, SubscriptionRegistry
     from ..stats import Faults
 
 __all__ = ["Authorization"]
@@ -37,6 +42,7 @@ class Authorization:
         faults: Faults,
         *,
         max_subscriptions: int,
+        filter_limits: FilterLimits | None = None,
     ) -> None:
         self._models = models
         self._channels = channels  # the app's (read live: declared later, still seen)
@@ -44,13 +50,14 @@ class Authorization:
         self._snapshots = snapshots
         self._faults = faults
         self._max_subscriptions = max_subscriptions
+        self._filter_limits = filter_limits or FilterLimits()
 
     def check(
         self, conn: Connection, command: Subscribe, seen: set[PatternKey]
-    ) -> tuple[type[BaseModel] | None, Wanted | None]:
-        """The pattern's model (exact patterns) and the snapshot it wants, if any; a
-        ProtocolError for a subscription refused. `seen`: the patterns of the same
-        request so far."""
+    ) -> tuple[Filter, Wanted | None]:
+        """The subscription's filter (an expression compiled) and the snapshot it wants,
+        if any; a ProtocolError for a subscription refused. `seen`: the patterns of the
+        same request so far."""
         pattern, request_id = command.pattern, command.request_id
         if pattern.key in seen:
             raise ProtocolError(
@@ -64,13 +71,40 @@ class Authorization:
                 request_id,
             )
         model = self._readable_model(conn, pattern, request_id)
+        filter: Filter = (
+            self._compiled(model, conn, command.filter, request_id)
+            if isinstance(command.filter, str)
+            else command.filter
+        )
         if not command.snapshot:
-            return model, None
+            return filter, None
         if model is None:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, "snapshot needs a collection or record pattern", request_id
             )
-        return model, self._snapshots.wanted(model, conn.user, command)
+        return filter, self._snapshots.wanted(model, conn.user, command, filter)
+
+    def _compiled(
+        self, model: type[BaseModel] | None, conn: Connection, text: str, request_id: RequestId
+    ) -> Filter:
+        if model is None:  # a channel's or a wildcard's events have no one model's fields
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                "a filter expression needs a collection or record pattern",
+                request_id,
+                reason="filter",
+                position=0,
+            )
+        try:
+            return compile_filter(text, model, conn.user, self._filter_limits)
+        except FilterError as exc:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"Bad filter at position {exc.position}: {exc.message}.",
+                request_id,
+                reason="filter",
+                position=exc.position,
+            ) from None
 
     def _readable_model(
         self, conn: Connection, pattern: Pattern, request_id: RequestId

@@ -5,21 +5,24 @@ runtime/change_tracking.py), and their position is that of the last change annou
 before: the live events after it are exactly those the snapshot does not show. A
 snapshot shows records as the subscriber may see them (the read rule on each record,
 its visible fields, its filter), in an order of a field they can see, bounded in
-records, rows read and characters.
+records, rows read and characters. A filter expression runs in the database, within
+the read rule's query, as the records API's `?filter=` does; an equality object is
+tested on each record as the reader sees it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ...base_model import BaseModel
+from ...query import CompiledFilter
 from .. import protocol
 from ..fanout.access import rule_name
-from ..fanout.registry import filter_matches
+from ..fanout.registry import Filter, filter_matches
 from ..patterns import Pattern, PatternKind
 from ..protocol import ErrorCode, ProtocolError, RequestId, Subscribe
 from ..publishing.backends import Position
@@ -40,6 +43,7 @@ class Wanted:
     command: Subscribe
     order: list[Any]  # ORDER BY
     sort: str  # the order as the reply says it
+    filter: Filter = None  # the command's, an expression compiled
 
 
 class Snapshots:
@@ -52,11 +56,13 @@ class Snapshots:
         # while the commits are held (a future, not a coroutine, which would ask later).
         self._position = position
 
-    def wanted(self, model: type[BaseModel], user: Any, command: Subscribe) -> Wanted:
+    def wanted(
+        self, model: type[BaseModel], user: Any, command: Subscribe, filter: Filter = None
+    ) -> Wanted:
         """What a subscription's snapshot reads, or `bad_request` for a field to sort by
         that `user` cannot see."""
         order, sort = snapshot_order(model, user, command.sort, command.request_id)
-        return Wanted(model, command, order, sort)
+        return Wanted(model, command, order, sort, filter)
 
     async def take(
         self, user: Any, wanted: Sequence[Wanted], budget: int
@@ -71,7 +77,7 @@ class Snapshots:
                     item.model,
                     user,
                     command.pattern,
-                    command.filter,
+                    item.filter,
                     order=item.order,
                     limit=min(command.limit or self._limit, self._limit),
                     max_chars=budget,
@@ -107,7 +113,7 @@ def snapshot_records(
     model: type[BaseModel],
     user: Any,
     pattern: Pattern,
-    filter: Mapping[str, Any] | None,
+    filter: Filter,
     *,
     order: list[Any],
     limit: int,
@@ -120,6 +126,8 @@ def snapshot_records(
     query = model.readable_query(user)
     if pattern.kind is PatternKind.RECORD:
         query = query.where(model._meta.primary_key == pattern.record_id)
+    if isinstance(filter, CompiledFilter):  # in the database: no rows read to be skipped
+        query, filter = query.where(filter.where()), None
     scan_limit = limit * SCAN_FACTOR
     records: list[dict[str, Any]] = []
     used = 0

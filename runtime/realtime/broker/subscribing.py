@@ -159,9 +159,9 @@ class Subscribing:
         if isinstance(command, ProtocolError):
             return protocol.error(command.request_id, command.code, command.message)
         try:
-            _model, wanted = self._authorization.check(conn, command, seen)
+            filter, wanted = self._authorization.check(conn, command, seen)
         except ProtocolError as error:
-            return protocol.error(error.request_id, error.code, error.message)
+            return protocol.error(error.request_id, error.code, error.message, **error.extra)
         except Exception as error:  # app code (visible_fields, say): this one fails
             collection = command.pattern.collection or "-"
             self._faults.record(collection, "subscribe", "visible_fields", error)
@@ -169,7 +169,7 @@ class Subscribing:
             return protocol.error(command.request_id, "forbidden", message)
         seen.add(command.pattern.key)
         registry = self._registry
-        registry.add(conn, command.pattern, command.filter, live_from=self._delivered(), held=True)
+        registry.add(conn, command.pattern, filter, live_from=self._delivered(), held=True)
         sub = registry.get(conn, command.pattern)
         assert sub is not None
         return Pending(index, command, wanted, sub)

@@ -33,6 +33,7 @@ NOT_AN_EVENT_STREAM = Refusal(
     400, "bad_request", "Connect with WebSocket, or send Accept: text/event-stream."
 )
 UNKNOWN_FORMAT = Refusal(400, "bad_request", "format is json (the default) or html.")
+FILTER_TWICE = Refusal(400, "bad_request", "filter is given once: it applies to every pattern.")
 
 _Admitted = tuple["Connection", bool, list[Subscribe | ProtocolError]]
 
@@ -78,12 +79,16 @@ async def _admit(state: RealtimeState) -> _Admitted | Refusal:
     if view not in ("json", "html"):
         return UNKNOWN_FORMAT
     since = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or None
+    filters = request.args.getlist("filter")
+    if len(filters) > 1:
+        return FILTER_TWICE
     try:
         commands = state.router.stream_subscriptions(
             conn,
             request.args.getlist("pattern"),
             since=since,
             snapshot=request.args.get("snapshot") == "1",
+            filter=filters[0] if filters else None,
         )
     except ApiError as error:
         return Refusal(error.status, error.code, error.message, retry_after=_retry_after(error))

@@ -16,9 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...adapters.peewee import model_from_stored
+from ...query import CompiledFilter
 from ...rules import Rule
 from .. import protocol
 from ..channels import ChannelRule
+from .registry import Filter, filter_matches
 
 if TYPE_CHECKING:
     from ...base_model import BaseModel
@@ -75,6 +77,16 @@ class EventAccess:
         if shaped is _MISSING:
             shaped = self._by_user[key] = self._decide(user)
         return shaped  # type: ignore[return-value]
+
+    def passes(self, filter: Filter, visible: Mapping[str, Any]) -> bool:
+        """Whether this record event passes a subscription's filter, for a reader who
+        was given a frame of it (`visible`: the record as they see it). An expression is
+        judged on the typed values, as the records API's `?filter=` judges a row (dates,
+        decimals); an equality object on the values as sent."""
+        if isinstance(filter, CompiledFilter):
+            assert self._record is not None  # built when the reader's frame was
+            return filter.matches(self._record.__data__)
+        return filter_matches(filter, visible)
 
     def _decide(self, user: Any) -> Shaped:
         model, event = self._model, self.event

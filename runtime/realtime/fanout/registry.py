@@ -15,13 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from ...json_values import json_value
 from ..patterns import Pattern, PatternKey, PatternKind
 from ..protocol import JSONScalar
 
-__all__ = ["Subscription", "SubscriptionRegistry", "filter_matches", "merge_buckets"]
+if TYPE_CHECKING:
+    from ...query import CompiledFilter
+
+__all__ = ["Filter", "Subscription", "SubscriptionRegistry", "filter_matches", "merge_buckets"]
+
+# A subscription's filter: an equality object, or an expression compiled for its model
+# and user (judged on the event's typed values: `EventAccess.passes`); None for none.
+Filter: TypeAlias = "dict[str, JSONScalar] | CompiledFilter | None"
 
 Conn = TypeVar("Conn", bound=Hashable)
 _K = TypeVar("_K", bound=Hashable)
@@ -40,7 +47,7 @@ class Subscription:
     """
 
     pattern: Pattern
-    filter: dict[str, JSONScalar] | None = None
+    filter: Filter = None
     # The order number (`Event.seq`) after which this subscription receives events: the
     # position when it went live, or the `since` it resumed from. Replays use it to skip
     # what was delivered already.
@@ -68,7 +75,7 @@ class SubscriptionRegistry(Generic[Conn]):
         self,
         conn: Conn,
         pattern: Pattern,
-        filter: dict[str, JSONScalar] | None = None,
+        filter: Filter = None,
         *,
         live_from: int = 0,
         held: bool = False,

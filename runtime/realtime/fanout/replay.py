@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .delivery import is_target
-from .registry import filter_matches
 
 if TYPE_CHECKING:
     from ..connections.connection import Connection
@@ -43,15 +42,16 @@ def replay_frames(
             continue  # the presence list in the `subscribed` reply says who is here now
         if event.is_custom and not is_target(event, conn):
             continue
-        frame, visible = access(event).for_user(conn.user)
+        shaper = access(event)
+        frame, visible = shaper.for_user(conn.user)
         if frame is None:
             continue
         if event.collection is None:  # reaches every connection: missed only before it opened
             wanted = event.seq <= conn.globals_from
         else:
-            wanted = any(_covers(sub, start, event, visible) for start, sub in new) and not any(
-                _covers(sub, sub.live_from, event, visible) for sub in others
-            )
+            wanted = any(
+                _covers(sub, start, event, shaper, visible) for start, sub in new
+            ) and not any(_covers(sub, sub.live_from, event, shaper, visible) for sub in others)
         if wanted:
             budget -= len(frame)
             if budget < 0:
@@ -61,11 +61,13 @@ def replay_frames(
     return frames
 
 
-def _covers(sub: Subscription, after: int, event: Event, visible: Mapping[str, Any]) -> bool:
+def _covers(
+    sub: Subscription, after: int, event: Event, access: EventAccess, visible: Mapping[str, Any]
+) -> bool:
     """Whether `sub`, live after order number `after`, gets `event`."""
     assert event.collection is not None
     return (
         event.seq > after
         and sub.pattern.matches(event.collection, event.record_id)
-        and (event.record_id is None or filter_matches(sub.filter, visible))
+        and (event.record_id is None or sub.filter is None or access.passes(sub.filter, visible))
     )
