@@ -199,3 +199,56 @@ def test_a_new_unique_index_that_rows_violate_is_refused(db: peewee.DatabaseProx
     Old.update(note="y").where(Old.id == 1).execute()
     check_schema([Poll])
     assert indexes(db) == {"poll_title": False, "poll_note": True}
+
+
+def test_tables_peewee_made_for_every_field_type_match_their_models(
+    db: peewee.DatabaseProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restart changes nothing: no field type, index or constraint of a table that
+    Peewee made for its model reads back as a difference (one would refuse to start
+    an app that did not change)."""
+    from runtime.json_field import JSONField
+
+    class Meta:
+        database = db
+        table_name = "kinds"
+        indexes = ((("small", "big"), True), (("when", "day"), False))
+        constraints = [peewee.Check("small >= 0", name="small_not_negative")]
+
+    class Owner(peewee.Model):
+        name = peewee.CharField(unique=True)
+
+        class Meta:
+            database = db
+            table_name = "owners"
+
+    fields: dict[str, Any] = {
+        "char": peewee.CharField(max_length=40),
+        "fixed": peewee.FixedCharField(max_length=3, null=True),
+        "text": peewee.TextField(default=""),
+        "small": peewee.SmallIntegerField(default=0),
+        "number": peewee.IntegerField(null=True, constraints=[peewee.Check("number < 100")]),
+        "big": peewee.BigIntegerField(default=0),
+        "real": peewee.FloatField(null=True),
+        "double": peewee.DoubleField(null=True),
+        "money": peewee.DecimalField(max_digits=12, decimal_places=2, null=True),
+        "flag": peewee.BooleanField(default=False),
+        "when": peewee.DateTimeField(null=True),
+        "day": peewee.DateField(null=True),
+        "hour": peewee.TimeField(null=True),
+        "stamp": peewee.TimestampField(null=True),
+        "uuid": peewee.UUIDField(null=True, unique=True),
+        "blob": peewee.BlobField(null=True),
+        "address": peewee.IPField(null=True),
+        "data": JSONField(default=dict),
+        "owner": peewee.ForeignKeyField(Owner, null=True, on_delete="CASCADE"),
+        "Meta": Meta,
+        "__module__": __name__,
+    }
+    Kinds = type("Kinds", (peewee.Model,), fields)
+    db.create_tables([Owner, Kinds])
+    with caplog.at_level("INFO", logger="runtime"):
+        check_schema([Owner, Kinds])
+        check_schema([Owner, Kinds])
+    assert [r.getMessage() for r in caplog.records] == []  # nothing made, nothing warned
+    assert run([Owner, Kinds]) == (0, ["the database matches the models"])
