@@ -250,6 +250,7 @@ class ServerProcess:
         )
         self.port = 0
         self.output: list[str] = []
+        self._said = threading.Condition()  # notified with every line
         self._started = threading.Event()
         # Read all it says, so that a full pipe never blocks it.
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -258,7 +259,9 @@ class ServerProcess:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.output.append(line)
+            with self._said:
+                self.output.append(line)
+                self._said.notify_all()
             if match := re.search(r"Serving on http://127\.0\.0\.1:(\d+)/", line):
                 self.port = int(match.group(1))
                 self._started.set()
@@ -281,6 +284,16 @@ class ServerProcess:
         self._reader.join(TIMEOUT)  # it ends with the process's output
         if self.process.stdout is not None:
             self.process.stdout.close()
+
+    def wait_for_line(self, text: str, times: int = 1, timeout: float = TIMEOUT) -> None:
+        """Wait until `times` lines of its output hold `text`; fail saying what it said."""
+
+        def enough() -> bool:
+            return sum(text in line for line in self.output) >= times
+
+        with self._said:
+            if not self._said.wait_for(enough, timeout):
+                raise AssertionError(f"{text!r} not said {times}x: {''.join(self.output)}")
 
     @property
     def url(self) -> str:

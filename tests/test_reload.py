@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -77,27 +76,9 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def wait_until(condition: Callable[[], object], what: str, timeout: float = RESTART) -> None:
-    """Ask `condition` again every 50 ms until it holds (a file change cannot be waited
-    on from outside the server); fail saying `what` after `timeout`."""
-
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.05)
-
-    try:
-        asyncio.run(asyncio.wait_for(poll(), timeout))
-    except TimeoutError:
-        pytest.fail(f"not within {timeout}s: {what}")
-
-
 def answer(server: ServerProcess, path: str) -> str | None:
-    """What `path` answers now, or None while no server is up (a short timeout: during a
-    restart the watcher's socket holds the connection until the next server takes it)."""
-    try:
-        response = httpx.get(server.url + path, timeout=0.5)
-    except httpx.HTTPError:
-        return None
+    """What `path` answers (its text if 200, else None), asked once a server is up."""
+    response = httpx.get(server.url + path, timeout=TIMEOUT)
     return response.text if response.status_code == 200 else None
 
 
@@ -115,7 +96,7 @@ async def closed_code(ws: websockets.ClientConnection) -> int | None:
 def test_an_edit_restarts_the_server_and_its_clients_reconnect(folder: Path) -> None:
     app, args = documented("--reload")
     with ServerProcess(folder / "mine.toml", app=app, args=args) as server:
-        wait_until(lambda: said(server, "Mode:     reload"), "the banner's mode", TIMEOUT)
+        server.wait_for_line("Mode:     reload")
         assert answer(server, "/hello") == "one"
 
         async def edit_while_connected() -> None:
@@ -126,7 +107,8 @@ def test_an_edit_restarts_the_server_and_its_clients_reconnect(folder: Path) -> 
                 assert await closed_code(ws) == 1001  # the normal stop: clients reconnect
 
         asyncio.run(edit_while_connected())
-        wait_until(lambda: answer(server, "/hello") == "two", "the edited answer")
+        server.wait_for_line("Serving on", times=2, timeout=RESTART)  # the next server's banner
+        assert answer(server, "/hello") == "two"
         assert said(server, "reloading: myapp.py changed")
 
         async def reconnect() -> None:
@@ -139,7 +121,7 @@ def test_an_edit_restarts_the_server_and_its_clients_reconnect(folder: Path) -> 
         assert answer(server, "/page") == "first page"
         restarts = sum("reloading:" in line for line in server.output)
         (folder / "templates" / "page.html").write_text("second page\n")
-        wait_until(lambda: answer(server, "/page") == "second page", "the edited template")
+        assert answer(server, "/page") == "second page"  # read again as it is rendered
         assert sum("reloading:" in line for line in server.output) == restarts
 
 
@@ -147,16 +129,18 @@ def test_a_syntax_error_waits_for_the_fix_and_the_config_reloads(folder: Path) -
     with ServerProcess(folder / "mine.toml", app="myapp", args=["--reload"]) as server:
         assert answer(server, "/setting") == "warning"
         (folder / "myapp.py").write_text(APP + "\ndef broken(:\n")
-        wait_until(lambda: said(server, "reload: the server exited with code 1"), "the exit")
+        server.wait_for_line("reload: the server exited with code 1", timeout=RESTART)
         assert said(server, "SyntaxError")
         assert server.process.poll() is None  # the watcher lives on
         write_app(folder, "fixed")
-        wait_until(lambda: answer(server, "/hello") == "fixed", "the fixed app served")
+        server.wait_for_line("Serving on", times=2, timeout=RESTART)
+        assert answer(server, "/hello") == "fixed"
 
         (folder / "mine.toml").write_text(
             f'[app]\nlog_level = "error"\n[database]\npath = {json.dumps("mine.sqlite3")}\n'
         )
-        wait_until(lambda: answer(server, "/setting") == "error", "the new configuration")
+        server.wait_for_line("Serving on", times=3, timeout=RESTART)
+        assert answer(server, "/setting") == "error"
         assert said(server, "reloading: mine.toml changed")
     assert server.process.returncode == 0  # SIGTERM stops the watcher and its server
 
@@ -164,7 +148,7 @@ def test_a_syntax_error_waits_for_the_fix_and_the_config_reloads(folder: Path) -
 def test_debug_shows_the_traceback_of_an_unexpected_error(folder: Path) -> None:
     app, args = documented("--debug")
     with ServerProcess(folder / "mine.toml", app=app, args=args) as server:
-        wait_until(lambda: said(server, "Mode:     debug"), "the banner's mode", TIMEOUT)
+        server.wait_for_line("Mode:     debug")
         api = httpx.get(server.url + "/boom", timeout=TIMEOUT)
         assert api.status_code == 500
         error = api.json()["error"]
