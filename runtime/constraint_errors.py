@@ -16,6 +16,7 @@ from typing import Any
 import peewee
 
 from .adapters.peewee import check_parts, index_parts
+from .db import postgresql_error
 from .errors import ApiError, BadRequest, Conflict
 from .registry import registered, registered_by_name
 
@@ -51,9 +52,9 @@ class Violation:
 
 def violation_of(exc: peewee.IntegrityError, model: type[peewee.Model] | None) -> Violation:
     """What `exc` says, in terms of `model` (or of the model its table names)."""
-    driver = _driver_error(exc)
-    if driver is not None:
-        return _postgresql_violation(driver, model)
+    found = postgresql_error(exc)
+    if found is not None and found[1] is not None:
+        return _postgresql_violation(*found, model)
     match = _SQLITE.search(str(exc))
     if match is None:
         return Violation("")
@@ -181,18 +182,8 @@ def _is_this_check(
 # -- PostgreSQL ----------------------------------------------------------------------
 
 
-def _driver_error(exc: peewee.IntegrityError) -> Any:
-    """psycopg's error (with its `diag`) that Peewee's stands for, if it is one."""
-    for error in (exc.__cause__, exc.__context__, *exc.args):
-        if getattr(error, "diag", None) is not None:
-            return error
-    return None
-
-
-def _postgresql_violation(driver: Any, model: type[peewee.Model] | None) -> Violation:
-    code = getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None)
-    kind = _SQLSTATES.get(str(code), "")
-    diag = driver.diag
+def _postgresql_violation(code: str, diag: Any, model: type[peewee.Model] | None) -> Violation:
+    kind = _SQLSTATES.get(code, "")
     table = diag.table_name or _table(model)
     if model is None and table is not None:
         model = _model_of(table)

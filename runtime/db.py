@@ -34,6 +34,7 @@ __all__ = [
     "database",
     "on_commit",
     "open_database",
+    "postgresql_error",
     "require_databases",
     "thread_connections_closed",
     "tracking_database",
@@ -107,13 +108,19 @@ class TrackingPostgresqlDatabase(ChangeTracking, peewee.PostgresqlDatabase):
         return commit_will_roll_back(self)
 
 
-def _sqlstate(error: peewee.DatabaseError) -> str | None:
-    """The SQLSTATE of the driver's error that Peewee's error stands for."""
+def postgresql_error(error: peewee.DatabaseError) -> tuple[str, Any] | None:
+    """(SQLSTATE, diagnostics) of the PostgreSQL driver's error that Peewee's error
+    stands for (psycopg 3's `sqlstate`, psycopg2's `pgcode`); None on SQLite."""
     for driver_error in (error.__cause__, error.__context__, *error.args):
         code = getattr(driver_error, "sqlstate", None) or getattr(driver_error, "pgcode", None)
         if isinstance(code, str):
-            return code
+            return code, getattr(driver_error, "diag", None)
     return None
+
+
+def _sqlstate(error: peewee.DatabaseError) -> str | None:
+    found = postgresql_error(error)
+    return found[0] if found is not None else None
 
 
 # The name of the SQLite class before PostgreSQL came.
