@@ -30,7 +30,7 @@ from .adapters.peewee import write_values
 from .constraint_errors import refuse_bad_messages
 from .db import RecordChange, database
 from .json_values import json_value
-from .registry import register, registered, registered_by_name
+from .registry import collection, collections, register
 from .rules import RULE_NAMES, Rule, UserLike, check_rule, rule_could_pass
 from .tracked_writes import (
     TrackedDelete,
@@ -46,15 +46,6 @@ __all__ = ["BaseModel", "collection", "collections"]
 _COLLECTION_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _WRITE_RULES = ("create_rule", "update_rule", "delete_rule")  # what write_rule sets
 _RULES = ("read_rule", "write_rule", *_WRITE_RULES)
-
-
-def collections() -> dict[str, type[BaseModel]]:
-    """Every registered collection by name (a copy)."""
-    return registered_by_name()  # only BaseModel subclasses register
-
-
-def collection(name: str) -> type[BaseModel] | None:
-    return registered(name)
 
 
 class _CollectionMeta(peewee.ModelBase):
@@ -106,7 +97,7 @@ def _refuse_name_clash(cls: type, table: str) -> None:
 
     The same class defined again (a module reloaded) replaces itself.
     """
-    existing = registered(table)
+    existing = collection(table)
     if existing is None:
         return
     if (existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__):

@@ -18,7 +18,7 @@ import peewee
 from .adapters.peewee import check_parts, index_parts
 from .db import postgresql_error
 from .errors import ApiError, BadRequest, Conflict
-from .registry import registered, registered_by_name
+from .registry import collection, collections
 
 __all__ = [
     "MESSAGE_REASONS",
@@ -218,11 +218,11 @@ def _table(model: type[peewee.Model] | None) -> str | None:
 
 
 def _all_models() -> list[type[peewee.Model]]:
-    return list(registered_by_name().values())
+    return list(collections().values())
 
 
 def _model_of(table: str | None) -> type[peewee.Model] | None:
-    return registered(table) if table else None
+    return collection(table) if table else None
 
 
 def refuse_bad_messages(model: type[peewee.Model], name: str) -> None:

@@ -1,5 +1,5 @@
 """The collections by name: each `BaseModel` subclass registers itself here when it is
-defined (runtime.base_model, whose `collection()` and `collections()` read it typed);
+defined (runtime.base_model, which names `collection()` and `collections()` too);
 below the models, so that what needs a model by its table's name (constraint errors)
 does not import the models' module."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import peewee
 
-__all__ = ["register", "registered", "registered_by_name"]
+__all__ = ["collection", "collections", "register"]
 
 _registry: dict[str, type[peewee.Model]] = {}
 
@@ -17,10 +17,10 @@ def register(name: str, model: type[peewee.Model]) -> None:
     _registry[name] = model
 
 
-def registered(name: str) -> type[peewee.Model] | None:
+def collection(name: str) -> type[peewee.Model] | None:
     return _registry.get(name)
 
 
-def registered_by_name() -> dict[str, type[peewee.Model]]:
+def collections() -> dict[str, type[peewee.Model]]:
     """Every registered collection by name (a copy)."""
     return dict(_registry)
