@@ -54,6 +54,11 @@ class RuntimeState:
     def serves(self, model: type[BaseModel]) -> bool:
         return model in self.models
 
+    def tables(self) -> list[type[BaseModel]]:
+        """The models whose tables the app needs: users, sessions and what it serves."""
+        served = sorted(self.models - {User}, key=lambda m: m.__name__)
+        return [User, Session, *served]  # User is among the models served (its API)
+
     def current_user(self) -> User | None:
         """The logged-in user of the request or WebSocket being served."""
         return current_user()
@@ -96,10 +101,7 @@ def create_app(
     app.extensions["runtime"] = state
 
     _open_database(app, config)
-    check_schema(
-        [User, Session, *sorted(served, key=lambda m: m.__name__)],
-        auto_migrate=config.database.auto_migrate,
-    )
+    check_schema(state.tables(), auto_migrate=config.database.auto_migrate)
 
     app.register_blueprint(auth_blueprint)
     app.register_blueprint(api_blueprint)

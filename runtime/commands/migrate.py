@@ -25,7 +25,6 @@ def migrate_command(args: argparse.Namespace) -> str:
 def migrate(config: Config, args: argparse.Namespace) -> int:
     """`migrate`: the app's models, as `serve` would serve them, brought to the database."""
     from ..schema import migrate_models, schema_check_deferred
-    from ..users import Session, User
 
     with schema_check_deferred():  # its create_app() leaves the tables to this command
         if args.app is not None:
@@ -36,10 +35,8 @@ def migrate(config: Config, args: argparse.Namespace) -> int:
             app = runtime_app(config)
             if app is None:
                 return 2
-    served = app.extensions["runtime"].models
-    models = [User, Session, *sorted(served, key=lambda m: m.__name__)]
     return migrate_models(
-        models,
+        app.extensions["runtime"].tables(),
         dry_run=args.dry_run,
         destructive=args.destructive,
         warn=lambda line: print(line, file=sys.stderr),
