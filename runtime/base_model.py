@@ -258,16 +258,18 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         with tracking(type(self)).write_transaction():
             with rows_returned_to_caller(type(self)) as written:
                 rows = super().save(force_insert=force_insert, only=only)
-            if written:
+            if written.rows:
                 # The instance now holds what the database stored, as reading it back
                 # would give it: the API answers with what GET and the event show.
-                self.__data__.update(written[-1])
-            if rows and written and (inserting or changed):
+                self.__data__.update(written.rows[-1])
+            if rows and written.rows and (inserting or changed):
                 fields = self._meta.sorted_field_names
+                row = written.rows[-1]
                 self._record(
                     "create" if inserting else "update",
-                    written[-1],
+                    row,
                     tuple(f for f in fields if f in changed) if not inserting else (),
+                    None if inserting else written.previous(row),
                 )
         return int(rows or 0)
 
@@ -283,10 +285,16 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
                 # this record, picked as Peewee's own delete_instance() picks it
                 this = self._meta.primary_key == self.get_id()
                 rows = type(self).delete().where(this).execute()
-            if rows and written:
-                self._record("delete", written[-1], ())
+            if rows and written.rows:
+                self._record("delete", written.rows[-1], ())
         return int(rows)
 
-    def _record(self, action: str, row: dict[str, Any], changed: tuple[str, ...]) -> None:
-        change = RecordChange(type(self), action, self.record_id, row, changed)
+    def _record(
+        self,
+        action: str,
+        row: dict[str, Any],
+        changed: tuple[str, ...],
+        previous: dict[str, Any] | None = None,
+    ) -> None:
+        change = RecordChange(type(self), action, self.record_id, row, changed, previous)
         tracking(type(self)).record_change(change)

@@ -59,6 +59,9 @@ class RecordChange:
     record_id: str
     data: dict[str, Any]  # every field's stored value at that moment (hidden ones included)
     changed: tuple[str, ...] = ()  # for "update": the fields that were written
+    # For "update": the written fields' values just before it (read in its transaction),
+    # by which a subscriber's view is judged as it was; None where that is not known.
+    previous: dict[str, Any] | None = None
 
 
 Receiver = Callable[[list[RecordChange]], None]

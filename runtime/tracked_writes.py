@@ -31,6 +31,7 @@ __all__ = [
     "TrackedInsert",
     "TrackedUpdate",
     "TrackedWrite",
+    "Written",
     "rows_returned_to_caller",
     "tracking",
 ]
@@ -44,26 +45,46 @@ def tracking(model: type[peewee.Model]) -> ChangeTracking:
 _local = threading.local()
 
 
-class _Collector:
-    __slots__ = ("model", "rows")
+class Written:
+    """What the statement of a save() or delete_instance() wrote: its rows (as the
+    database stored them) and, for an update, the written fields' values before it."""
+
+    __slots__ = ("before", "model", "rows")
 
     def __init__(self, model: type[peewee.Model]) -> None:
         self.model = model
-        self.rows: Rows | None = None
+        self.rows: Rows = []
+        self.before: dict[Any, dict[str, Any]] | None = None
+
+    def previous(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        return _previous(self.before, row.get(self.model._meta.primary_key.name))
+
+
+def _previous(before: dict[Any, dict[str, Any]] | None, key: Any) -> dict[str, Any] | None:
+    return before.get(key) if before is not None else None
+
+
+class _Collector:
+    __slots__ = ("model", "written")
+
+    def __init__(self, model: type[peewee.Model]) -> None:
+        self.model = model
+        self.written: Written | None = None
 
 
 @contextlib.contextmanager
-def rows_returned_to_caller(model: type[peewee.Model]) -> Iterator[Rows]:
+def rows_returned_to_caller(model: type[peewee.Model]) -> Iterator[Written]:
     """save() and delete_instance() announce their own change (with its changed fields):
-    the rows their statement returns are handed to them instead of announced."""
-    written: Rows = []
+    what their statement wrote is handed to them instead of announced."""
     previous = getattr(_local, "collector", None)
     collector = _local.collector = _Collector(model)
+    written = Written(model)
     try:
         yield written
     finally:
         _local.collector = previous
-        written.extend(collector.rows or ())
+        if collector.written is not None:
+            written.rows, written.before = collector.written.rows, collector.written.before
 
 
 class TrackedWrite(ReturningWrite):
@@ -83,19 +104,33 @@ class TrackedWrite(ReturningWrite):
         pk = model._meta.primary_key.name
         collector: _Collector | None = getattr(_local, "collector", None)
         with tracking.write_transaction():
+            changed = self._changed_fields()
+            # Read first, in the same transaction: who saw the record before the change
+            # is judged on these (a record leaving a subscriber's filter or rule).
+            before = self._before(database, changed)
             rows = write()
-            if collector is not None and collector.model is model and collector.rows is None:
-                collector.rows = rows  # the statement of a save() or delete_instance()
+            if collector is not None and collector.model is model and collector.written is None:
+                # the statement of a save() or delete_instance()
+                collector.written = Written(model)
+                collector.written.rows, collector.written.before = rows, before
             else:
-                changed = self._changed_fields()
                 for row in rows:
-                    change = RecordChange(model, self.action, str(row.get(pk)), row, changed)
-                    tracking.record_change(change)
+                    key = row.get(pk)
+                    previous = _previous(before, key)
+                    tracking.record_change(
+                        RecordChange(model, self.action, str(key), row, changed, previous)
+                    )
         return rows
+
+    def _before(self, database: Any, changed: tuple[str, ...]) -> dict[Any, dict[str, Any]] | None:
+        return None  # an update's own (see TrackedUpdate)
 
 
 class TrackedUpdate(TrackedWrite, ReturningUpdate):
     action = "update"
+
+    def _before(self, database: Any, changed: tuple[str, ...]) -> dict[Any, dict[str, Any]] | None:
+        return self._rows_before(database, changed) if changed else None
 
 
 class TrackedDelete(TrackedWrite, ReturningDelete):

@@ -90,6 +90,24 @@ class ReturningUpdate(ReturningWrite, peewee.ModelUpdate):
         names = {f if isinstance(f, str) else f.name for f in self._update}
         return tuple(n for n in self.model._meta.sorted_field_names if n in names)
 
+    def _rows_before(
+        self, database: Any, fields: tuple[str, ...]
+    ) -> dict[Any, dict[str, Any]] | None:
+        """The values of `fields` in each row the statement's WHERE picks, by primary key,
+        read as the API reads them, before the statement runs (in its transaction; locked
+        FOR UPDATE where the database can). None where that cannot be said: a composite
+        key, or an UPDATE … FROM whose WHERE names other tables."""
+        meta = self.model._meta
+        key = meta.primary_key
+        if isinstance(key, peewee.CompositeKey) or self._from is not None:
+            return None
+        select = peewee.ModelSelect(self.model, [key, *(meta.fields[name] for name in fields)])
+        if self._where is not None:
+            select = select.where(self._where)
+        if database.for_update:
+            select = select.for_update()
+        return {row.pop(key.name): row for row in select.dicts().execute(database)}
+
 
 class ReturningDelete(ReturningWrite, peewee.ModelDelete):
     pass

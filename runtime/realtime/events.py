@@ -1,8 +1,9 @@
 """Events: what travels from a commit or a broadcast through the backend to fan-out.
 
 A record event carries the record's stored, typed field values (a datetime is a
-datetime), hidden fields left out: read rules judge it on the values the API would
-read, and fan-out turns them into JSON once per shape. A custom event carries its name,
+datetime), hidden fields left out, and an update the values its changed fields had
+before: read rules and filters judge it on the values the API would read, before and
+after, and fan-out turns them into JSON once per shape. A custom event carries its name,
 JSON-safe data and optional targets. No I/O here.
 """
 
@@ -26,6 +27,9 @@ class Event:
     record_id: str | None = None
     values: Mapping[str, Any] | None = None  # a record's visible-able fields, typed
     changed: tuple[str, ...] = ()
+    # An update's changed fields' values before it (typed, hidden ones left out), by
+    # which fan-out tells a reader whose view it enters or leaves; None when unknown.
+    previous: Mapping[str, Any] | None = None
     name: str | None = None
     data: Any = None  # JSON-safe
     user: Any = None  # JSON-safe: who joined or left, or who published from a browser
@@ -71,7 +75,13 @@ def record_event(change: RecordChange, collection: str, hidden: Iterable[str]) -
     if change.action == "update" and not changed:
         return None
     values = {name: value for name, value in change.data.items() if name not in secret}
-    return Event(change.action, collection, change.record_id, values, changed)
+    previous = None
+    if change.previous is not None:
+        before = change.previous
+        previous = {name: before[name] for name in changed if name in before}
+        if len(previous) != len(changed):
+            previous = None  # not read for every field the event says changed
+    return Event(change.action, collection, change.record_id, values, changed, previous)
 
 
 def custom_event(

@@ -191,10 +191,12 @@ async def test_a_worker_commit_before_the_apis_is_published_before_it(
     worker_wrote = threading.Event()
 
     def trace(sql: str) -> None:
-        # Where the API's write waits: PostgreSQL's UPDATE for the row, SQLite's BEGIN
-        # (IMMEDIATE) for the write lock.
+        # Where the API's write waits: PostgreSQL's lock of the row (the update reads
+        # the row's values FOR UPDATE before writing), SQLite's BEGIN (IMMEDIATE) for
+        # the write lock.
         sqlite = isinstance(database.obj, peewee.SqliteDatabase)
-        if (sql.startswith("UPDATE") and '"messages"' in sql) or (sql == "BEGIN" and sqlite):
+        locks_row = sql.startswith("UPDATE") or sql.endswith("FOR UPDATE")
+        if (locks_row and '"messages"' in sql) or (sql == "BEGIN" and sqlite):
             api_waits.set()
 
     def worker() -> None:

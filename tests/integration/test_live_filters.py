@@ -222,11 +222,23 @@ async def test_one_records_subscription_with_a_filter(
             f"messages/{message.id}", filter="text ~ 'tea'", snapshot=True
         )
         assert [r["text"] for r in reply["snapshot"]["records"]] == ["Tea"]
-        for text in ("coffee", "more tea"):
+        for text in ("coffee", "more tea", "more tea!"):
             message.text = text
             message.save()
-        event = await ws.recv_type("event")
-        assert (event["action"], event["record"]["text"]) == ("update", "more tea")
+        # It leaves the filter (a delete of what was seen), comes back (a create), changes.
+        left, back, changed = [await ws.recv_type("event") for _ in range(3)]
+        assert (left["action"], left["reason"], left["record"]["text"]) == (
+            "delete",
+            "filter",
+            "Tea",
+        )
+        assert (back["action"], back["reason"], back["record"]["text"]) == (
+            "create",
+            "filter",
+            "more tea",
+        )
+        assert (changed["action"], changed["record"]["text"]) == ("update", "more tea!")
+        assert "reason" not in changed
         await ws.expect_silence()
         other = await ws.ok_subscribe(f"messages/{message.id}", filter="text = 'x'", snapshot=True)
         assert other["snapshot"]["records"] == []  # a re-subscribe replaces the filter

@@ -76,6 +76,7 @@ EVERY_FIELD = Event(
     record_id="7",
     values={"id": 7, "title": "t"},
     changed=("title",),
+    previous={"title": dt.datetime(2024, 1, 2, 3, 4, 5)},
     name="renamed",
     data={"k": [1, "two"]},
     user={"id": 3, "name": "ann"},

@@ -2,7 +2,8 @@
 random interleavings of commits (on the loop's thread and on worker threads, with
 rollbacks and savepoints), subscribes (plain, with `since`, with a snapshot, with a
 filter) and disconnects give each subscriber exactly the committed changes it may read,
-in commit order, with no gap and no duplicate.
+in commit order, with no gap and no duplicate; a record an update makes readable or
+unreadable to them arrives as a create or leaves as a delete.
 
 The ground truth does not come from the system under test: every transaction bumps a
 clock row (so versions are the commit order, whatever thread commits), and every write
@@ -138,7 +139,7 @@ class Watcher:
     user: User
     filtered: bool
     snapshot: dict[int, tuple[int, int]] | None = None  # id -> (value, stamp)
-    since: tuple[str, int, int] | None = None  # the change it resumed after
+    resumed_from: Watcher | None = None  # the connection it resumed after the last event of
     events: list[tuple[str, int, int]] = field(default_factory=list)
     last_id: str | None = None
 
@@ -155,7 +156,7 @@ class Watcher:
                     records = frame["snapshot"]["records"]
                     assert frame["snapshot"]["complete"] is True
                     self.snapshot = {r["id"]: (r["value"], r["stamp"]) for r in records}
-                if self.since is not None:
+                if self.resumed_from is not None:
                     assert frame["recovered"] is True
             else:
                 raise AssertionError(f"unexpected frame {frame}")
@@ -244,8 +245,36 @@ class World:
         return stream, starts
 
 
+def _transitions(watcher: Watcher, stream: list[Change]) -> list[tuple[int, Any]]:
+    """What the reader hears of each change it hears of, as (its place in the stream, the
+    event's key): an update that makes the record readable to them a create, one that
+    makes it unreadable a delete of what they saw last."""
+    heard: list[tuple[int, Any]] = []
+    state: dict[int, Change] = {}
+    for position, change in enumerate(stream):
+        before = state.get(change.id)
+        was = before is not None and watcher.sees(before)
+        if change.action == "delete":
+            state.pop(change.id, None)
+            if was:
+                heard.append((position, change.key))
+            continue
+        state[change.id] = change
+        now = watcher.sees(change)
+        if change.action == "create" or (now and not was):
+            if now:
+                heard.append((position, ("create", change.id, change.stamp)))
+        elif now:
+            heard.append((position, change.key))
+        elif was:
+            assert before is not None
+            heard.append((position, ("delete", change.id, before.stamp)))
+    return heard
+
+
 def _check(watcher: Watcher, stream: list[Change], starts: list[int], to_the_end: bool) -> None:
     got = watcher.events
+    heard = _transitions(watcher, stream)
     if watcher.snapshot is not None:
         # The snapshot is what the reader could see after some number of commits, and
         # the events are exactly the changes it may see after those.
@@ -253,7 +282,7 @@ def _check(watcher: Watcher, stream: list[Change], starts: list[int], to_the_end
         for position in range(len(stream) + 1):
             if position in starts:
                 seen = {i: (c.value, c.stamp) for i, c in state.items() if watcher.sees(c)}
-                wanted = [c.key for c in stream[position:] if watcher.sees(c)]
+                wanted = [key for at, key in heard if at >= position]
                 if seen == watcher.snapshot and _prefix(got, wanted, to_the_end):
                     return
             if position < len(stream):
@@ -263,10 +292,13 @@ def _check(watcher: Watcher, stream: list[Change], starts: list[int], to_the_end
                 else:
                     state[change.id] = change
         raise AssertionError("the snapshot and the events do not meet: a gap or a duplicate")
-    visible = [c.key for c in stream if watcher.sees(c)]
-    if watcher.since is not None:
-        at = [c.key for c in stream].index(watcher.since)
-        wanted = [c.key for c in stream[at + 1 :] if watcher.sees(c)]
+    visible = [key for _, key in heard]
+    if watcher.resumed_from is not None:
+        # Where the connection it resumed from stood: the change of its last event.
+        earlier = watcher.resumed_from
+        positions = {key: at for at, key in _transitions(earlier, stream)}
+        at = positions[earlier.events[-1]]
+        wanted = [key for position, key in heard if position > at]
         assert _prefix(got, wanted, to_the_end), "a gap or a duplicate after resuming"
         return
     # A plain subscription: a contiguous run of what it may see, to the end if live.
@@ -349,7 +381,7 @@ async def _step(
         watcher = Watcher(conn, User(user_id), filtered)
         since = None
         if mode == "since" and previous is not None and previous.last_id is not None:
-            since, watcher.since = previous.last_id, previous.events[-1]
+            since, watcher.resumed_from = previous.last_id, previous
         command = Subscribe(
             1,
             parse_pattern("test_prop"),

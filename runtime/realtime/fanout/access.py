@@ -5,6 +5,14 @@ values, exactly as the records API builds one from a row, so a rule function see
 same types on both paths. Rules are evaluated once per event per distinct user and
 frames encoded once per distinct set of visible fields.
 
+An update can move a record into or out of a reader's view: their subscriptions'
+filters, or the read rule, judge it one way on the values it had and another on the
+values it has (the event carries the changed fields' values from before). A reader it
+leaves gets a `delete` of the record as they last saw it, one it enters a `create` of
+the whole record, each with a `reason` ("filter" or "access"); `moved()` decides, for
+one reader and the subscriptions of theirs the event concerns. A connection's view is
+the union of those subscriptions.
+
 A failure stays where it happened: a rule or `visible_fields()` that raises costs that
 user that event (an encoder that raises, the readers of that shape); it is counted and
 logged (see `Faults`), and every other reader and event goes on.
@@ -12,7 +20,7 @@ logged (see `Faults`), and every other reader and event goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...adapters.peewee import model_from_stored
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
     from ..channels import Channel
     from ..events import Event
     from ..stats import Faults
+    from .registry import Subscription
 
 __all__ = ["EventAccess", "Shaped", "rule_name"]
 
@@ -50,7 +59,10 @@ class EventAccess:
         "_faults",
         "_frame",
         "_model",
+        "_moves",
+        "_readers",
         "_record",
+        "_record_before",
         "event",
     )
 
@@ -69,6 +81,9 @@ class EventAccess:
         self._by_fields: dict[tuple[str, ...], Shaped] = {}
         self._record: BaseModel | None = None
         self._frame: str | None = None
+        self._moves: bool | None = None
+        self._readers: dict[Any, tuple[bool, bool, tuple[str, ...]]] = {}
+        self._record_before: BaseModel | None = None
 
     def for_user(self, user: Any) -> Shaped:
         """The frame `user` gets and the record as they see it; (None, {}) for nothing."""
@@ -88,6 +103,109 @@ class EventAccess:
             return filter.matches(self._record.__data__)
         return filter_matches(filter, visible)
 
+    @property
+    def moves(self) -> bool:
+        """Whether this is an update that changed a value readers are judged on: one that
+        may move the record into or out of someone's view (then see `moved()`)."""
+        moves = self._moves
+        if moves is None:
+            event = self.event
+            previous, values = event.previous or {}, event.values or {}
+            moves = self._moves = (
+                event.action == "update"
+                and self._model is not None
+                and any(values.get(name) != value for name, value in previous.items())
+            )
+        return moves
+
+    def moved(
+        self, user: Any, subscriptions: Sequence[Subscription]
+    ) -> tuple[str | None, list[Subscription]]:
+        """For an update that `moves`: the frame `user` gets (an update, a create or a
+        delete with its reason; None for nothing) and which of `subscriptions` it
+        concerns (those whose view held the record before, or holds it now)."""
+        readable_before, readable_now, fields = self._reader(user)
+        if not fields:
+            return None, []
+        before = self._before()
+        values = self.event.values or {}
+        concerned: list[Subscription] = []
+        was = now = False
+        for sub in subscriptions:
+            sub_was = readable_before and _passes(sub.filter, before, fields)
+            sub_now = readable_now and _passes(sub.filter, self._record_now(), fields)
+            if sub_was or sub_now:
+                concerned.append(sub)
+                was, now = was or sub_was, now or sub_now
+        if was and now:
+            frame, _ = self._shaped(fields)
+        elif now:
+            reason = "filter" if readable_before else "access"
+            frame = self._entered_or_left("create", reason, fields, values)
+        elif was:
+            reason = "filter" if readable_now else "access"
+            frame = self._entered_or_left("delete", reason, fields, before.__data__)
+        else:
+            frame = None
+        return frame, concerned
+
+    def _reader(self, user: Any) -> tuple[bool, bool, tuple[str, ...]]:
+        """Whether `user` may read the record as it was and as it is, and the fields
+        they see (none for a rule or `visible_fields()` that failed)."""
+        key = user.id if user is not None else None
+        reader = self._readers.get(key)
+        if reader is None:
+            model = self._model
+            assert model is not None
+            name = rule_name(model.read_rule)
+            before = self._guarded("read rule", name, self._before().readable_by, user)
+            now = self._guarded("read rule", name, self._record_now().readable_by, user)
+            fields = self._guarded("visible_fields", "visible_fields", model.visible_fields, user)
+            reader = self._readers[key] = (bool(before), bool(now), tuple(fields or ()))
+        return reader
+
+    def _record_now(self) -> BaseModel:
+        record = self._record
+        if record is None:
+            assert self._model is not None
+            record = self._record = model_from_stored(self._model, self.event.values or {})
+        return record
+
+    def _before(self) -> BaseModel:
+        """The record as it was: its values, those the update changed as they were."""
+        record = self._record_before
+        if record is None:
+            assert self._model is not None
+            values = {**(self.event.values or {}), **(self.event.previous or {})}
+            record = self._record_before = model_from_stored(self._model, values)
+        return record
+
+    def _shaped(self, fields: tuple[str, ...]) -> Shaped:
+        shaped = self._by_fields.get(fields)
+        if shaped is None:
+            try:
+                shaped = record_frame(self.event, fields)
+            except Exception as error:
+                self._faults.record(self.event.collection or "-", "encode", "encoding", error)
+                shaped = _NOTHING
+            self._by_fields[fields] = shaped
+        return shaped
+
+    def _entered_or_left(
+        self, action: str, reason: str, fields: tuple[str, ...], values: Mapping[str, Any]
+    ) -> str | None:
+        key = (action, reason, *fields)
+        shaped = self._by_fields.get(key)
+        if shaped is None:
+            record = {name: values[name] for name in fields if name in values}
+            try:
+                shaped = (protocol.encode(moved_frame(self.event, action, reason, record)), {})
+            except Exception as error:
+                self._faults.record(self.event.collection or "-", "encode", "encoding", error)
+                shaped = _NOTHING
+            self._by_fields[key] = shaped
+        return shaped[0]
+
     def _decide(self, user: Any) -> Shaped:
         model, event = self._model, self.event
         if event.record_id is None:  # custom, join or leave: for the collection's readers
@@ -99,23 +217,13 @@ class EventAccess:
             return self._frame, {}
         if model is None:
             return _NOTHING
-        record = self._record
-        if record is None:
-            record = self._record = model_from_stored(model, event.values or {})
+        record = self._record_now()
         if not self._guarded("read rule", rule_name(model.read_rule), record.readable_by, user):
             return _NOTHING
         fields = self._guarded("visible_fields", "visible_fields", model.visible_fields, user)
         if not fields:
             return _NOTHING
-        shaped = self._by_fields.get(fields)
-        if shaped is None:
-            try:
-                shaped = record_frame(event, fields)
-            except Exception as error:
-                self._faults.record(model.collection_name(), "encode", "encoding", error)
-                shaped = _NOTHING
-            self._by_fields[fields] = shaped
-        return shaped
+        return self._shaped(tuple(fields))
 
     def _collection_readable(self, user: Any) -> bool:
         """Whether `user` may hear collection-level events of the event's collection or
@@ -156,6 +264,32 @@ def record_frame(event: Event, fields: tuple[str, ...]) -> Shaped:
     if event.action == "update":
         frame["changed"] = changed
     return protocol.encode(frame), visible
+
+
+def moved_frame(
+    event: Event, action: str, reason: str, record: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A record entering a reader's view (`create`, the whole record) or leaving it
+    (`delete`, the record as they last saw it), and why: "filter" or "access"."""
+    return {
+        "type": "event",
+        "id": event.id,
+        "collection": event.collection,
+        "topic": event.topic,
+        "action": action,
+        "record": record,
+        "reason": reason,
+    }
+
+
+def _passes(filter: Filter, record: BaseModel, fields: tuple[str, ...]) -> bool:
+    """Whether `record` passes a subscription's filter (see `EventAccess.passes`)."""
+    if filter is None:
+        return True
+    if isinstance(filter, CompiledFilter):
+        return filter.matches(record.__data__)
+    data = record.__data__
+    return filter_matches(filter, {name: data.get(name) for name in fields})
 
 
 def custom_frame(event: Event) -> dict[str, Any]:

@@ -84,6 +84,11 @@ class Fanout:
         try:
             if event.is_custom and not is_target(event, conn):
                 return
+            if not collection_level and access.moves:  # into or out of some views
+                frame, concerned = access.moved(conn.user, subscriptions)
+                if frame is not None:
+                    self._route(conn, event, access, frame, None, concerned)
+                return
             frame, visible = access.for_user(conn.user)
             if frame is not None:
                 shown = None if collection_level else visible
@@ -102,10 +107,11 @@ class Fanout:
         subscriptions: Sequence[Subscription],
     ) -> None:
         """Send to `conn` if a live subscription wants it; hold it back if only
-        subscriptions under way do (the subscribe will merge it)."""
+        subscriptions under way do (the subscribe will merge it). `visible` None: the
+        subscriptions all want it (no record, or judged already)."""
         held: list[Subscription] = []
         for sub in subscriptions:
-            # No filter (the common case) costs one test; `visible` None: no record.
+            # No filter (the common case) costs one test.
             if sub.filter is None or visible is None or access.passes(sub.filter, visible):
                 if not sub.held:
                     self._send(conn, frame)

@@ -43,22 +43,52 @@ def replay_frames(
         if event.is_custom and not is_target(event, conn):
             continue
         shaper = access(event)
-        frame, visible = shaper.for_user(conn.user)
-        if frame is None:
-            continue
-        if event.collection is None:  # reaches every connection: missed only before it opened
-            wanted = event.seq <= conn.globals_from
+        if event.record_id is not None and shaper.moves:  # into or out of some views
+            frame = _moved(conn, event, shaper, new, others)
+            wanted = frame is not None
         else:
-            wanted = any(
-                _covers(sub, start, event, shaper, visible) for start, sub in new
-            ) and not any(_covers(sub, sub.live_from, event, shaper, visible) for sub in others)
+            frame, visible = shaper.for_user(conn.user)
+            if frame is None:
+                continue
+            if event.collection is None:  # reaches every connection: missed only before it opened
+                wanted = event.seq <= conn.globals_from
+            else:
+                wanted = any(
+                    _covers(sub, start, event, shaper, visible) for start, sub in new
+                ) and not any(_covers(sub, sub.live_from, event, shaper, visible) for sub in others)
         if wanted:
+            assert frame is not None
             budget -= len(frame)
             if budget < 0:
                 return None
             frames.append(frame)
     conn.globals_from = min(conn.globals_from, earliest)
     return frames
+
+
+def _moved(
+    conn: Connection,
+    event: Event,
+    access: EventAccess,
+    new: list[tuple[int, Subscription]],
+    others: list[Subscription],
+) -> str | None:
+    """The frame of an update that moves its record into or out of views (see
+    `EventAccess.moved`), judged for the resumed subscriptions that cover it; None if
+    none does, or if one of the others, live then, got it already."""
+    assert event.collection is not None
+    live = [sub for sub in others if _after(sub, sub.live_from, event)]
+    if live and access.moved(conn.user, live)[1]:
+        return None
+    resumed = [sub for start, sub in new if _after(sub, start, event)]
+    frame, concerned = access.moved(conn.user, resumed) if resumed else (None, [])
+    return frame if concerned else None
+
+
+def _after(sub: Subscription, after: int, event: Event) -> bool:
+    """Whether `sub`, live after order number `after`, covers `event` (filters aside)."""
+    assert event.collection is not None
+    return event.seq > after and sub.pattern.matches(event.collection, event.record_id)
 
 
 def _covers(
