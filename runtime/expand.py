@@ -33,6 +33,7 @@ __all__ = [
     "parse_expand",
     "read_related",
     "related_shape",
+    "shows_public",
     "split_expand",
 ]
 
@@ -52,7 +53,7 @@ class ExpandError(Exception):
         self.field = field[:MAX_NAME_LENGTH]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # Peewee's fields make == an expression
 class Expansion:
     """The foreign keys one reader asked to expand on one model, checked."""
 
@@ -115,15 +116,15 @@ def read_related(expansion: Expansion, rows: Iterable[Mapping[str, Any]]) -> Rel
 
 def related_shape(record: peewee.Model, user: UserLike | None) -> dict[str, Any] | None:
     """The related record as `user` may see it, or None if they may not read it."""
-    public = getattr(record, "public_dict", None)
-    if _is_runtime_user(record) and callable(public):
-        shown: dict[str, Any] = public()
+    if shows_public(record):
+        shown: dict[str, Any] = record.public_dict()
         return shown
     visible: dict[str, Any] | None = record.visible_to(user)
     return visible
 
 
-def _is_runtime_user(record: peewee.Model) -> bool:
+def shows_public(record: peewee.Model) -> bool:
+    """Whether `record` is one of the runtime's users, shown by their public fields."""
     from .users import User  # users imports base_model, which this module must not need
 
     return isinstance(record, User)

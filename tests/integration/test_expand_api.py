@@ -6,75 +6,22 @@ unknown, hidden or non-foreign-key name is the same 400."""
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
-import peewee
 import pytest
 
-from runtime import BaseModel
 from runtime.users import User
 from tests.conftest import PASSWORD
 from tests.databases import both_databases
+from tests.expand_models import TASKS, Project, Queries, Task, logged_queries
 from tests.support import TIMEOUT, LiveServer, assert_error
-
-TASKS = "/api/collections/test_expand_tasks/records"
-
-
-class Project(BaseModel):
-    name = peewee.CharField()
-    owner = peewee.ForeignKeyField(User)
-    secret = peewee.CharField(default="s3cret")
-    read_rule = "owner"
-    owner_field = "owner"
-    hidden = ("secret",)
-
-    class Meta:
-        table_name = "test_expand_projects"
-
-
-class Task(BaseModel):
-    title = peewee.CharField()
-    author = peewee.ForeignKeyField(User)
-    project = peewee.ForeignKeyField(Project, null=True)
-    reviewer = peewee.ForeignKeyField(User, null=True)  # hidden from everyone
-    parent = peewee.ForeignKeyField("self", null=True)  # seen by users only
-    read_rule = "public"
-    write_rule = "authenticated"
-    hidden = ("reviewer",)
-
-    class Meta:
-        table_name = "test_expand_tasks"
-
-    @classmethod
-    def visible_fields(cls, user: Any) -> tuple[str, ...]:
-        fields = super().visible_fields(user)
-        return fields if user is not None else tuple(f for f in fields if f != "parent")
-
-
-class Queries(logging.Handler):
-    """The SQL Peewee runs (it logs each statement at DEBUG)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sql: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if isinstance(record.msg, tuple):
-            self.sql.append(str(record.msg[0]))
 
 
 @pytest.fixture
 def queries() -> Iterator[Queries]:
-    logger, handler = logging.getLogger("peewee"), Queries()
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
+    with logged_queries() as handler:
+        yield handler
 
 
 @contextlib.contextmanager
@@ -118,8 +65,7 @@ def test_a_page_expands_as_each_reader_may_see(
             "username": author.username,
             "is_admin": False,
         }
-        project = mine if i == 0 else (mine, theirs, None)[i % 3]
-        if project is mine:  # alice's own project: readable, its hidden field not shown
+        if i == 0 or i % 3 == 0:  # alice's own project: readable, its hidden field not shown
             assert item["expand"]["project"] == {"id": mine.id, "name": "mine", "owner": alice.id}
         else:  # bob's (her read rule says no) or none: absent
             assert "project" not in item["expand"]

@@ -20,10 +20,12 @@ from ...query import CompiledFilter
 from ...rules import Rule
 from .. import protocol
 from ..channels import ChannelRule
+from .expanding import EventRelated
 from .registry import Filter, filter_matches
 
 if TYPE_CHECKING:
     from ...base_model import BaseModel
+    from ...expand import Expansion
     from ..channels import Channel
     from ..events import Event
     from ..stats import Faults
@@ -51,6 +53,7 @@ class EventAccess:
         "_frame",
         "_model",
         "_record",
+        "_related",
         "event",
     )
 
@@ -69,6 +72,7 @@ class EventAccess:
         self._by_fields: dict[tuple[str, ...], Shaped] = {}
         self._record: BaseModel | None = None
         self._frame: str | None = None
+        self._related: EventRelated | None = None  # read when an expand first asks
 
     def for_user(self, user: Any) -> Shaped:
         """The frame `user` gets and the record as they see it; (None, {}) for nothing."""
@@ -77,6 +81,12 @@ class EventAccess:
         if shaped is _MISSING:
             shaped = self._by_user[key] = self._decide(user)
         return shaped  # type: ignore[return-value]
+
+    def with_expand(self, user: Any, expansion: Expansion, visible: Mapping[str, Any]) -> str:
+        """The frame of a reader given one (`visible`) whose subscriptions expand."""
+        if self._related is None:
+            self._related = EventRelated(self.event, self._faults)
+        return self._related.frame(user, expansion, visible)
 
     def passes(self, filter: Filter, visible: Mapping[str, Any]) -> bool:
         """Whether this record event passes a subscription's filter, for a reader who

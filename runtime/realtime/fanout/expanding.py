@@ -1,0 +1,131 @@
+"""Record events that carry their related records (`expand`), for fan-out and replay.
+
+The related records are read once per event, when the first reader whose subscriptions
+ask for them is served: one `WHERE key IN (…)` per related model, on the event loop,
+like the records API's reads. They are read here rather than where the event is made
+so that a write nobody expands costs nothing, and so that a cluster's processes each
+read their own database (an event from another process carries only its own record).
+A related record gone by then (deleted, or a key that names nothing) is absent from
+`expand`, as in the records API.
+
+Each related record is shown as its own rules let each reader see it, and frames are
+encoded once per distinct shape (the record's visible fields and each related
+record's), so that fan-out costs what it costs without expand plus a dictionary lookup
+per reader. The copy is as of the event's delivery: a later change to the related
+record is an event of its own collection, not of the records that point at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import peewee
+
+from ...expand import Expansion, read_related, related_shape, shows_public
+from .. import protocol
+
+if TYPE_CHECKING:
+    from ..events import Event
+    from ..stats import Faults
+    from .registry import Subscription
+
+__all__ = ["EventRelated", "wanted_expansion"]
+
+_PUBLIC = "public"  # the shape of a runtime user: the same for every reader
+
+
+def wanted_expansion(subscriptions: Sequence[Subscription]) -> Expansion | None:
+    """What one frame of an event carries for a connection: the union of the expands of
+    its subscriptions the event reaches (None, the common case, for none)."""
+    found: Expansion | None = None
+    for sub in subscriptions:
+        if sub.expand is None:
+            continue
+        if found is None:
+            found = sub.expand
+        elif sub.expand.names != found.names:  # (Peewee's fields make == an expression)
+            fields = {field.name: field for field in (*found.fields, *sub.expand.fields)}
+            found = Expansion(tuple(fields.values()))
+    return found
+
+
+class EventRelated:
+    """One record event's related records, read once, and its frames with them."""
+
+    __slots__ = ("_event", "_faults", "_frames", "_records", "_shapes", "_user_keys")
+
+    def __init__(self, event: Event, faults: Faults) -> None:
+        self._event = event
+        self._faults = faults
+        self._records: dict[str, peewee.Model | None] = {}  # field name -> its record
+        self._user_keys: dict[tuple[Any, str], Any] = {}  # (user, field) -> shape key
+        self._shapes: dict[tuple[str, Any], dict[str, Any] | None] = {}
+        self._frames: dict[tuple[Any, ...], str] = {}
+
+    def frame(self, user: Any, expansion: Expansion, visible: Mapping[str, Any]) -> str:
+        """The event's frame for `user`, who sees the record as `visible`, with `expand`."""
+        self._read(expansion)
+        shapes = tuple((name, self._shape_key(user, name)) for name in expansion.names)
+        key = (tuple(visible), shapes)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = self._encode(visible, shapes, user)
+        return frame
+
+    def _read(self, expansion: Expansion) -> None:
+        missing = [field for field in expansion.fields if field.name not in self._records]
+        if not missing:
+            return
+        values = self._event.values or {}
+        try:
+            related = read_related(Expansion(tuple(missing)), [values])
+        except Exception as error:  # the database: this event goes without them
+            self._faults.record(self._event.collection or "-", "expand", "read", error)
+            related = {field.name: {} for field in missing}
+        for field in missing:
+            self._records[field.name] = related[field.name].get(values.get(field.name))
+
+    def _shape_key(self, user: Any, name: str) -> Any:
+        """What tells apart the shapes of one related record: a user's public fields are
+        everyone's; another record's depend on its read rule and visible fields."""
+        record = self._records[name]
+        if record is None:
+            return None
+        if shows_public(record):
+            return _PUBLIC  # the runtime's users: shown alike to every reader
+        memo = (user.id if user is not None else None, name)
+        if memo not in self._user_keys:
+            try:
+                readable = record.readable_by(user)
+                key = record.visible_fields(user) if readable else None
+            except Exception as error:  # app code: that record is absent for that reader
+                self._faults.record(self._event.collection or "-", "expand", name, error)
+                key = None
+            self._user_keys[memo] = key
+        return self._user_keys[memo]
+
+    def _encode(self, visible: Mapping[str, Any], shapes: tuple[Any, ...], user: Any) -> str:
+        expand: dict[str, Any] = {}
+        for name, key in shapes:
+            if key is None:
+                continue
+            shape = self._shapes.get((name, key))
+            if shape is None:
+                record = self._records[name]
+                assert record is not None
+                shape = self._shapes[(name, key)] = related_shape(record, user)
+            if shape is not None:
+                expand[name] = shape
+        event = self._event
+        frame: dict[str, Any] = {
+            "type": "event",
+            "id": event.id,
+            "collection": event.collection,
+            "topic": event.topic,
+            "action": event.action,
+            "record": {**visible, "expand": expand},
+        }
+        if event.action == "update":
+            frame["changed"] = [name for name in event.changed if name in visible]
+        return protocol.encode(frame)
