@@ -58,10 +58,11 @@ class Expansion:
     """The foreign keys one reader asked to expand on one model, checked."""
 
     fields: tuple[peewee.ForeignKeyField, ...]
+    names: tuple[str, ...] = ()  # the fields' names (filled in when not given)
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(field.name for field in self.fields)
+    def __post_init__(self) -> None:
+        if not self.names:
+            object.__setattr__(self, "names", tuple(field.name for field in self.fields))
 
 
 def split_expand(text: str) -> list[str]:

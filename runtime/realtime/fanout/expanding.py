@@ -53,7 +53,15 @@ def wanted_expansion(subscriptions: Sequence[Subscription]) -> Expansion | None:
 class EventRelated:
     """One record event's related records, read once, and its frames with them."""
 
-    __slots__ = ("_event", "_faults", "_frames", "_records", "_shapes", "_user_keys")
+    __slots__ = (
+        "_by_user",
+        "_event",
+        "_faults",
+        "_frames",
+        "_records",
+        "_shapes",
+        "_user_keys",
+    )
 
     def __init__(self, event: Event, faults: Faults) -> None:
         self._event = event
@@ -62,9 +70,18 @@ class EventRelated:
         self._user_keys: dict[tuple[Any, str], Any] = {}  # (user, field) -> shape key
         self._shapes: dict[tuple[str, Any], dict[str, Any] | None] = {}
         self._frames: dict[tuple[Any, ...], str] = {}
+        # (user, names) -> frame: the common case (many readers alike) is one lookup.
+        self._by_user: dict[tuple[Any, tuple[str, ...]], str] = {}
 
     def frame(self, user: Any, expansion: Expansion, visible: Mapping[str, Any]) -> str:
         """The event's frame for `user`, who sees the record as `visible`, with `expand`."""
+        mine = (user.id if user is not None else None, expansion.names)
+        known = self._by_user.get(mine)
+        if known is None:
+            known = self._by_user[mine] = self._frame(user, expansion, visible)
+        return known
+
+    def _frame(self, user: Any, expansion: Expansion, visible: Mapping[str, Any]) -> str:
         self._read(expansion)
         shapes = tuple((name, self._shape_key(user, name)) for name in expansion.names)
         key = (tuple(visible), shapes)
