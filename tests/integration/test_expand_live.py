@@ -177,3 +177,29 @@ async def test_the_docs_expand_examples(server: LiveServer, users: dict[str, Use
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
         got = await http.get(f"/api/collections/messages/records/{first.id}?expand=author")
         assert got.json() == {**json.loads(record), "id": first.id}
+
+
+async def test_a_related_record_gone_by_delivery_is_absent(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    """A resume reads the related records when it replays: one deleted since the event
+    was written is absent from its `expand`, as a dangling key is in the API."""
+    alice = users["alice"]
+    parent = Task.create(title="parent", author=alice)
+    async with await Client.connect(server, user="alice") as ws:
+        await ws.ok_subscribe(PATTERN, expand=["parent"])
+        child = Task.create(title="child", author=alice, parent=parent)
+        live = await ws.recv_type("event")
+        assert live["record"]["expand"]["parent"]["title"] == "parent"  # there, while it is
+        since = live["id"]
+    again = Task.create(title="again", author=alice, parent=parent)
+    Task.update(parent=None).where(Task.parent == parent.id).execute()
+    parent.delete_instance()
+    async with await Client.connect(server, user="alice") as ws:
+        reply = await ws.ok_subscribe(PATTERN, expand=["parent"], since=since)
+        assert reply["recovered"]
+        created = await ws.recv_type("event")
+        assert (created["action"], created["record"]["id"]) == ("create", again.id)
+        assert created["record"]["parent"] == parent.id and created["record"]["expand"] == {}
+        ids = {(e["action"], e["record"]["id"]) for e in await ws.events(3)}
+        assert ids == {("update", child.id), ("update", again.id), ("delete", parent.id)}
