@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .expand_cost import EXPAND_GOAL, expand_figures
 from .figures import fanout_run, number, throughput, times
 from .stats import percentile, ratio
 
@@ -68,9 +69,21 @@ def goals(results: dict[str, Any]) -> list[Goal]:
             None if value is None or subs < 100_000 else value <= 1.2,
         )
     )
+    found.append(_expand_goal(results))
     found += _soak_goals(results)
     found += _scaleout_goals(results)
     return found
+
+
+def _expand_goal(results: dict[str, Any]) -> Goal:
+    figures = expand_figures(results)
+    value = figures["ratio"] if figures else None
+    n = figures["subscribers"] if figures else 1000
+    return Goal(
+        f"fan-out with expand=author ≥ {EXPAND_GOAL}x without, N={n:,}",
+        times(value),
+        None if value is None or n < 1000 else value >= EXPAND_GOAL,
+    )
 
 
 def _latency_goal(results: dict[str, Any]) -> Goal:

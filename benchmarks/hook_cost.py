@@ -53,7 +53,6 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     class PlainMessage(peewee.Model):
         text = peewee.CharField(max_length=500)
         author_id = peewee.IntegerField()
-        author_name = peewee.CharField(max_length=64, default="")
         created_at = peewee.DateTimeField(default=datetime.datetime.now)
 
         class Meta:
@@ -69,10 +68,10 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     stats = app.extensions["realtime"].broker.stats
 
     def plain() -> None:
-        PlainMessage.create(text=TEXT, author_id=author.id, author_name="bench")
+        PlainMessage.create(text=TEXT, author_id=author.id)
 
     def runtime_model() -> None:
-        Message.create(text=TEXT, author=author, author_name="bench")
+        Message.create(text=TEXT, author=author)
 
     async def timed(insert: Callable[[], None], count: int, hooked: bool) -> float:
         for receiver in receivers:

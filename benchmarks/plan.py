@@ -34,6 +34,7 @@ class Plan:
     scaleout_sustained_per_second: float  # and one this machine keeps up with
     scaleout_seconds: float
     outbox_writes: int  # records-API writes per burst, with the outbox and without
+    expand_subscribers: int = 1000  # fan-out with expand=author against without
 
 
 FULL = Plan(

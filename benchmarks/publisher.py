@@ -45,7 +45,6 @@ def peer_frame(sequence: int, text_length: int) -> bytes:
             "id": sequence,
             "text": event_text(sequence, text_length),
             "author": 1,
-            "author_name": "bench",
             "created_at": "2026-01-01T00:00:00.000000",
         },
     }

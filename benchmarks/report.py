@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .expand_cost import expand_figures
 from .figures import fanout_runs, number, subscriber_levels, throughput, times
 from .goals import goals, outbox_write_rate, scaleout_throughput
 from .stats import ratio
@@ -159,6 +160,21 @@ def _publish_cost_section(results: dict[str, Any]) -> str:
     )
 
 
+def _expand_section(results: dict[str, Any]) -> str:
+    figures = expand_figures(results)
+    if figures is None:
+        return ""
+    rows = [
+        ["without expand", number(figures["without"])],
+        ['`"expand": ["author"]`', number(figures["with"])],
+    ]
+    return (
+        f"### Fan-out with expand (ours, WebSocket, N={figures['subscribers']:,})\n\n"
+        + table(["subscribers ask", "deliveries/s"], rows)
+        + f"\n\nRatio with / without: {times(figures['ratio'])}"
+    )
+
+
 def _hook_section(results: dict[str, Any]) -> str:
     hook = results.get("hook")
     if not isinstance(hook, dict) or "variants" not in hook:
@@ -305,7 +321,7 @@ def _notes(results: dict[str, Any]) -> str:
         )
     else:
         lines.append("Fewer than two CPUs: servers and load client were not pinned.")
-    for name in ("hook", "fanout", "idle", "publish_cost", "soak", "scaleout"):
+    for name in ("hook", "fanout", "expand", "idle", "publish_cost", "soak", "scaleout"):
         section = results.get(name)
         if isinstance(section, dict) and "error" in section:
             lines.append(f"{name} failed: {section['error'].splitlines()[0]}")
@@ -314,6 +330,9 @@ def _notes(results: dict[str, Any]) -> str:
         for run in results.get(name) or []:
             if isinstance(run, dict) and run.get("server_trouble"):
                 trouble.append(f"{run['label']}: {run['server_trouble'][0][:160]}")
+    for run in (results.get("expand") or {}).get("runs", []):
+        if run.get("server_trouble"):
+            trouble.append(f"expand: {run['server_trouble'][0][:160]}")
     for name in ("publish_cost", "soak"):
         section = results.get(name)
         if isinstance(section, dict) and section.get("server_trouble"):
@@ -341,6 +360,7 @@ def render(results: dict[str, Any]) -> str:
         _latency_section(results),
         _memory_section(results),
         _publish_cost_section(results),
+        _expand_section(results),
         _hook_section(results),
         _soak_section(results),
         _scaleout_section(results),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .expand_cost import subscribe_frame
 from .procstat import cpu_seconds, rss_bytes
 from .publisher import Publisher, PublishTarget, sequence_numbers
 from .stats import percentile, rate
@@ -95,6 +96,7 @@ class Connector:
     ours: bool
     pattern: str = "messages"
     headers: dict[str, str] | None = None
+    expand: tuple[str, ...] = ()  # foreign keys our subscribe frames ask to expand
 
     @property
     def url(self) -> str:
@@ -104,7 +106,7 @@ class Connector:
         if self.transport == "sse":
             return SseSubscriber(sink, self.port, self.path, self.headers)
         frames = [
-            json.dumps({"type": "subscribe", "id": f"s{i}", "pattern": p}).encode()
+            json.dumps(subscribe_frame(f"s{i}", p, self.expand)).encode()
             for i, p in enumerate(patterns or [self.pattern])
         ]
         return WsSubscriber(sink, frames if self.ours else ())

@@ -72,6 +72,33 @@ def fanout(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, An
     return results
 
 
+def expand(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, Any]:
+    """Our WebSocket fan-out at N subscribers without `expand` and with
+    `"expand": ["author"]` (benchmarks/expand_cost.py), each on a fresh server."""
+    n = plan.expand_subscribers
+    runs = []
+    for expanding in (False, True):
+        with running(OURS, workdir, cpus.server) as (live, process):
+            spec = {
+                "scenario": "fanout",
+                "cpu": cpus.load,
+                "server_pid": live.pid,
+                "connector": {**connector(live, "ws"), "expand": ["author"] if expanding else []},
+                "publish": live.publish_target(),
+                "levels": [{"subscribers": n, "events": max(10, plan.deliveries_per_level // n)}],
+                "repeats": plan.repeats,
+            }
+            result = run_load(spec, 600)
+            result.update(expand=expanding, server_trouble=trouble(process))
+        (level,) = result["levels"]
+        bursts = ", ".join(f"{r or 0:,.0f}" for r in level["all_deliveries_per_second"])
+        label = "with expand=author" if expanding else "without expand"
+        counts = f"{level['deliveries']}/{level['expected']}"
+        log(f"  {label:34} N={n:>5}: {bursts} deliveries/s ({counts})")
+        runs.append(result)
+    return {"runs": runs}
+
+
 def idle(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, Any]]:
     results = []
     for server in (OURS, *PEERS):
@@ -193,6 +220,7 @@ def hook_cost(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, Any]
 SECTIONS: dict[str, Callable[[Plan, Path, Cpus, Log], Any]] = {
     "hook": hook_cost,
     "fanout": fanout,
+    "expand": expand,
     "idle": idle,
     "publish_cost": publish_cost,
     "soak": soak,

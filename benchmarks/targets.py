@@ -92,6 +92,10 @@ class Running:
 
 def _clean_environ(settings: Mapping[str, str] | None = None) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_")}
+    # The runtime of this checkout, not the one the virtualenv has installed (an
+    # editable install of another checkout or worktree would be measured instead).
+    path = environ.get("PYTHONPATH")
+    environ["PYTHONPATH"] = f"{REPO}{os.pathsep}{path}" if path else str(REPO)
     environ.update(settings or {})
     return environ
 

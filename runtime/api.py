@@ -17,6 +17,7 @@ from .auth import current_user
 from .base_model import BaseModel, collection
 from .constraint_errors import own_message, violation_answer, violation_of
 from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from .expand import ExpandError, Expansion, expanded, parse_expand, read_related, split_expand
 from .fields import coerce_field_value, missing_required, parse_record_id
 from .query import FilterError, FilterLimits, compile_filter
 from .requests import read_body
@@ -86,6 +87,35 @@ def _filter(model: type[BaseModel], user: User | None, text: str) -> Any:
         ) from None
 
 
+def _expansion(model: type[BaseModel], user: User | None) -> Expansion | None:
+    """The request's `expand=` checked (one or several, comma-separated), or a 400 naming
+    the refused field: unknown, hidden and non-foreign-key alike."""
+    names = [name for raw in request.args.getlist("expand") for name in split_expand(raw)]
+    limit = current_app.extensions["runtime"].config.query.max_expand
+    try:
+        return parse_expand(names, model, user, limit)
+    except ExpandError as exc:
+        raise BadRequest(
+            f"Cannot expand: {exc.message}.", reason="expand", field=exc.field
+        ) from None
+
+
+def _with_expand(
+    items: list[dict[str, Any] | None],
+    rows: list[BaseModel],
+    expansion: Expansion | None,
+    user: User | None,
+) -> None:
+    """Each item's `expand`, read with one query per related model for the whole page."""
+    if expansion is None:
+        return
+    related = read_related(expansion, (row.__data__ for row in rows))
+    shapes: dict[tuple[str, Any], dict[str, Any] | None] = {}
+    for item, row in zip(items, rows, strict=True):
+        if item is not None:
+            item["expand"] = expanded(expansion, row.__data__, related, user, shapes)
+
+
 def _writable_values(model: type[BaseModel], body: dict[str, Any]) -> dict[str, Any]:
     """Check and convert the client's fields; some fields are never the client's to set."""
     fields, protected = model._meta.fields, _protected(model)
@@ -110,6 +140,7 @@ async def list_records(name: str) -> Response:
     page = _int_arg("page", 1, 1, 10**9)
     per_page = _int_arg("per_page", config.page_size, 1, config.max_page_size)
     query = model.readable_query(user).order_by(_order(model, user))
+    expansion = _expansion(model, user)
     text = request.args.get("filter", "")
     if text.strip():  # in the database, within what the read rule lets the user see
         query = query.where(_filter(model, user, text))
@@ -119,6 +150,7 @@ async def list_records(name: str) -> Response:
     else:
         total, rows = query.count(), list(query.paginate(page, per_page))
     items = [record.visible_to(user) for record in rows]
+    _with_expand(items, rows, expansion, user)
     return jsonify(
         {
             "items": items,
@@ -157,7 +189,11 @@ async def get_record(name: str, record_id: str) -> Response:
     model, user = _model(name), current_user()
     if not model.collection_readable_by(user):
         raise _denied(user, "You may not read this collection.")
-    return jsonify(_get_record(model, record_id, user).visible_to(user))
+    expansion = _expansion(model, user)
+    record = _get_record(model, record_id, user)
+    item = record.visible_to(user)
+    _with_expand([item], [record], expansion, user)
+    return jsonify(item)
 
 
 @api_blueprint.patch("/collections/<name>/records/<record_id>")

@@ -136,16 +136,18 @@ class ApiConfig:
 
 @dataclass(frozen=True, slots=True)
 class QueryConfig:
-    """Bounds of the filter language (docs/api.md, "Filters")."""
+    """Bounds of the filter language (docs/api.md, "Filters") and of `expand`."""
 
     max_length: int = 4096
     max_depth: int = 16
     max_terms: int = 100
+    max_expand: int = 8  # foreign keys one `expand` may name (docs/api.md, "Expand")
 
     def check(self) -> None:
         _at_least("query.max_length", self.max_length, 1)
         _at_least("query.max_depth", self.max_depth, 1)
         _at_least("query.max_terms", self.max_terms, 1)
+        _at_least("query.max_expand", self.max_expand, 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,7 @@ class Broker:
         presence_topics: Collection[str] | None = None,
         outbox: OutboxSettings | None = None,
         filter_limits: FilterLimits | None = None,
+        max_expand: int = 8,
     ) -> None:
         self.backend = backend
         self.outbox = outbox  # None: record changes are published straight from the commit
@@ -126,6 +127,7 @@ class Broker:
             self.faults,
             max_subscriptions=max_subscriptions,
             filter_limits=filter_limits,
+            max_expand=max_expand,
         )
         self.subscribing = Subscribing(
             self.registry,

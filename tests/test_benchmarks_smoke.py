@@ -206,3 +206,34 @@ def _outbox_run(outbox: bool, rates: list[float]) -> dict[str, Any]:
             for r in rates
         ],
     }
+
+
+def test_expand_is_a_ratio_of_fan_out_with_and_without_with_a_verdict() -> None:
+    from benchmarks.expand_cost import subscribe_frame
+    from benchmarks.goals import goals
+    from benchmarks.report import render
+    from benchmarks.suite import SECTIONS
+
+    assert "expand" in SECTIONS  # `make bench` runs it, `--only expand` alone
+    assert subscribe_frame("s0", "messages") == {
+        "type": "subscribe",
+        "id": "s0",
+        "pattern": "messages",
+    }
+    assert subscribe_frame("s0", "messages", ("author",))["expand"] == ["author"]
+
+    def run(expand: bool, rate: float) -> dict[str, Any]:
+        return {"expand": expand, "levels": [_level(1000, rate)]}
+
+    goal = "fan-out with expand=author ≥ 0.8x without, N=1,000"
+    results: dict[str, Any] = {"expand": {"runs": [run(False, 50_000.0), run(True, 45_000.0)]}}
+    assert {g.text: (g.measured, g.passed) for g in goals(results)}[goal] == ("0.90x", True)
+    text = render(results)
+    assert "### Fan-out with expand (ours, WebSocket, N=1,000)" in text
+    assert "Ratio with / without: 0.90x" in text
+    results["expand"]["runs"][1]["levels"][0]["deliveries_per_second"] = 30_000.0
+    assert {g.text: g.passed for g in goals(results)}[goal] is False
+    results["expand"]["runs"][1]["levels"][0]["complete"] = False  # measures nothing
+    assert {g.text: g.passed for g in goals(results)}[goal] is None
+    assert {g.text: g.passed for g in goals({"expand": {"error": "x"}})}[goal] is None
+    assert "expand failed: x" in render({"expand": {"error": "x"}})

@@ -118,6 +118,8 @@ def test_rate_limits_are_counted_in_memory_or_redis(tmp_path: Path, url: str) ->
         ("app = 1\n", {}, "app"),
         ("[auth]\nlogin_limit_per_user = 'lots'\n", {}, "auth.login_limit_per_user"),
         ("[app\n", {}, "config.toml"),
+        ("[query]\nmax_expand = 0\n", {}, "query.max_expand"),
+        ("", {"RUNTIME_QUERY_MAX_EXPAND": "many"}, "query.max_expand"),
     ],
 )
 def test_bad_values_name_their_key(

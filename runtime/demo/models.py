@@ -4,8 +4,6 @@ demo imports it (see `runtime.demo`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import peewee
 
 from ..base_model import BaseModel
@@ -18,25 +16,19 @@ TEXT_LIMIT = 500
 
 class Message(BaseModel):
     text = peewee.CharField(max_length=TEXT_LIMIT)
+    # Pages show who wrote a message with `expand=author` (docs/api.md, "Expand"): the
+    # author's public fields read with it, so a renamed user shows renamed.
     author = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="messages")
-    # Kept beside the id so that live pages can show who wrote a message: other users'
-    # records are not readable (users are self-or-admin).
-    author_name = peewee.CharField(max_length=64, default="")
     created_at = peewee.DateTimeField(default=utcnow)
 
     read_rule = "public"
     create_rule = "authenticated"  # anyone logged in may post,
     update_rule = delete_rule = "owner"  # only the author may edit or delete
     owner_field = "author"
-    read_only = ("author_name", "created_at")
+    read_only = ("created_at",)
 
     class Meta:
         table_name = "messages"
-
-    def save(self, force_insert: bool = False, only: Any = None) -> int:
-        if not self.author_name and self.author_id is not None:
-            self.author_name = User.get_by_id(self.author_id).username
-        return super().save(force_insert=force_insert, only=only)
 
 
 class Note(BaseModel):

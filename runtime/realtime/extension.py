@@ -163,6 +163,7 @@ class Realtime:
             presence_topics=self.presence_topics,
             outbox=_outbox_settings(config),
             filter_limits=_filter_limits(runtime),
+            max_expand=runtime.config.query.max_expand if runtime is not None else 8,
         )
         if config.outbox:  # a script that creates the app writes to the outbox too
             install_outboxes(models().values(), EventCodec(Event))

@@ -58,9 +58,11 @@ Frame: TypeAlias = dict[str, Any]  # a server frame before encoding
 MAX_REQUEST_ID_LENGTH = 64
 MAX_SINCE_LENGTH = 128
 MAX_FILTER_FIELDS = 16
+# Names an `expand` list may hold before the model is asked ([query] max_expand is less).
+MAX_EXPAND_NAMES = 64
 # The fields of client frames, which an error may name (any other is "a field").
 _FIELDS = frozenset(
-    ("type", "id", "pattern", "since", "filter", "snapshot", "name", "channel", "data")
+    ("type", "id", "pattern", "since", "filter", "expand", "snapshot", "name", "channel", "data")
 )
 _SORT = re.compile(r"-?[A-Za-z0-9_]{1,64}")
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -117,6 +119,8 @@ class Subscribe:
     # An equality object, or an expression of the filter language (bound at subscribe).
     filter: dict[str, JSONScalar] | str | None = None
     snapshot: bool = False
+    # Foreign keys whose records the snapshot and the events carry (checked at subscribe).
+    expand: tuple[str, ...] = ()
     sort: str | None = None  # the snapshot's order: "[-]field"; None: newest first
     limit: int | None = None  # at most this many snapshot records (within the server's cap)
 
@@ -261,7 +265,14 @@ def parse_subscribe(obj: dict[str, Any], request_id: RequestId) -> Subscribe:
         _fail(f"'since' must be an event id of 1 to {MAX_SINCE_LENGTH} characters", request_id)
     snapshot, sort, limit = _snapshot(obj.get("snapshot"), request_id)
     return Subscribe(
-        request_id, pattern, since, _filter(obj.get("filter"), request_id), snapshot, sort, limit
+        request_id,
+        pattern,
+        since,
+        _filter(obj.get("filter"), request_id),
+        snapshot,
+        _expand(obj.get("expand"), request_id),
+        sort,
+        limit,
     )
 
 
@@ -318,6 +329,19 @@ def _request_id(value: object) -> RequestId:
             None,
         )
     return value
+
+
+def _expand(value: object, request_id: RequestId) -> tuple[str, ...]:
+    """A list of field names (checked against the model at subscribe); null: none."""
+    if value is None:
+        return ()
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_EXPAND_NAMES
+        or not all(isinstance(name, str) and 0 < len(name) <= 64 for name in value)
+    ):
+        _fail(f"'expand' must be a list of at most {MAX_EXPAND_NAMES} field names", request_id)
+    return tuple(value)
 
 
 def _filter(value: object, request_id: RequestId) -> dict[str, JSONScalar] | str | None:

@@ -147,10 +147,13 @@ export interface ErrorFrame {
   message: string;
   /** Seconds, with `rate_limited` and `unavailable`. */
   retry_after?: number;
-  /** Why, where the code alone does not say: "filter" for a refused filter expression. */
+  /** Why, where the code alone does not say: "filter" for a refused filter expression,
+   * "expand" for a refused expand (with `field`). */
   reason?: string;
   /** With `reason: "filter"`: the 0-based index of the character where it goes wrong. */
   position?: number;
+  /** With `reason: "expand"`: the name refused (unknown and hidden alike). */
+  field?: string;
 }
 
 /** The answer to an emit (the handler's return value) or a publish (`{event_id}`). */
@@ -193,6 +196,8 @@ export interface SubscribeRequest {
   since?: string;
   /** An expression of the filter language (docs/api.md#filters), or equality on fields. */
   filter?: Record<string, JSONScalar> | string;
+  /** Foreign keys whose records events and snapshots carry in `record.expand`. */
+  expand?: string[];
   snapshot?: boolean;
 }
 export interface UnsubscribeRequest {
@@ -299,6 +304,13 @@ export interface SubscribeOptions<R = RecordData> {
    */
   filter?: Record<string, JSONScalar> | string;
   /**
+   * Foreign keys whose records each event's and snapshot's record carries in its
+   * `expand` object (docs/api.md#expand), e.g. `["author"]` or `"author,project"`:
+   * each as this user may see it, absent if they may not. Subscriptions of one
+   * pattern on a client ask for the union of theirs.
+   */
+  expand?: string[] | string;
+  /**
    * Ask for the records now visible with the subscription, atomically: no gap and no
    * race with the live events. Collection and record patterns only.
    */
@@ -336,6 +348,8 @@ export interface LiveListOptions<R = RecordData> {
   empty?: string | (() => HTMLElement);
   /** After every change: the records in order, and the event (or {action: "snapshot"}). */
   onChange?: (records: R[], change: EventFrame<R> | { action: "snapshot" }) => void;
+  /** Foreign keys whose records `render` and `update` get in `record.expand`. */
+  expand?: string[] | string;
   /**
    * The subscription was refused: at first (also a rejection of `ready`), or when it is
    * asked again after a reconnect (`forbidden` once the session ended). The list is

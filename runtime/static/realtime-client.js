@@ -128,6 +128,12 @@ function normalizeFilter(filter) {
   return keys.length ? { ...filter } : null;
 }
 
+/** The foreign keys to expand (an array, or "author,project"), sorted and unique. */
+function normalizeExpand(expand) {
+  const names = typeof expand === "string" ? expand.split(",") : Array.isArray(expand) ? expand : [];
+  return [...new Set(names.filter((n) => typeof n === "string").map((n) => n.trim()).filter(Boolean))].sort();
+}
+
 const filterKey = (filter) => {
   if (!filter) return "";
   if (typeof filter === "string") return JSON.stringify(filter);
@@ -204,6 +210,7 @@ class Entry {
     this.filter = filter;
     this.filterKey = filterKey(filter);
     this.snapshot = Boolean(options.snapshot);
+    this.expand = normalizeExpand(options.expand);
     this.onSnapshot = options.onSnapshot;
     this.onResync = options.onResync;
     this.onError = options.onError;
@@ -239,6 +246,15 @@ class Topic {
     const [first, ...rest] = this.entries;
     if (!first || rest.some((e) => e.filterKey !== first.filterKey)) return null;
     return first.filter;
+  }
+  /** What the server is asked to expand: the union of the entries' (as the server
+   * gives a connection the union of its subscriptions'). */
+  serverExpand() {
+    return normalizeExpand([...this.entries].flatMap((e) => e.expand));
+  }
+  /** What a subscribe says of this topic's records: a change asks again. */
+  serverKey() {
+    return `${filterKey(this.serverFilter())}|${this.serverExpand().join(",")}`;
   }
 }
 
@@ -360,13 +376,13 @@ export class RealtimeClient {
       topic = new Topic(pattern, parsed);
       this._topics.set(parsed.key, topic);
     }
-    const before = filterKey(topic.serverFilter());
+    const before = topic.serverKey();
     topic.entries.add(entry);
     entry.topic = topic;
     const pending = this._pendingFor(topic);
     if (!topic.live && !pending) this._sendSubscribe(topic, topic.everLive);
     else if (entry.snapshot) this._sendSubscribe(topic, false, true);
-    else if (filterKey(topic.serverFilter()) !== before) this._sendSubscribe(topic, false, false);
+    else if (topic.serverKey() !== before) this._sendSubscribe(topic, false, false);
     else if (topic.live && !pending) {
       const { snapshot, ...reply } = topic.reply; // another entry's snapshot is not this one's
       this._settle(entry, reply);
@@ -505,9 +521,11 @@ export class RealtimeClient {
   }
 
   _openSse(conn) {
-    // Topics with a filter or a snapshot cannot be said in the query: they are POSTed
-    // once `connected` gives the connection id.
-    const viaGet = [...this._topics.values()].filter((t) => !t.wantsSnapshot() && !t.serverFilter());
+    // Topics with a filter, an expand or a snapshot cannot be said in the query: they
+    // are POSTed once `connected` gives the connection id.
+    const viaGet = [...this._topics.values()].filter(
+      (t) => !t.wantsSnapshot() && !t.serverFilter() && !t.serverExpand().length,
+    );
     const url = new URL(this.url);
     for (const topic of viaGet) url.searchParams.append("pattern", topic.pattern);
     conn.getSince = viaGet.length ? this.lastEventId : null;
@@ -893,13 +911,13 @@ export class RealtimeClient {
   _removeEntry(entry) {
     const topic = entry.topic;
     if (!topic) return;
-    const before = filterKey(topic.serverFilter());
+    const before = topic.serverKey();
     topic.entries.delete(entry);
     entry.topic = null;
     if (!topic.entries.size) {
       this._topics.delete(topic.parsed.key);
       this._sendUnsubscribe(topic);
-    } else if (filterKey(topic.serverFilter()) !== before) {
+    } else if (topic.serverKey() !== before) {
       this._sendSubscribe(topic, false, false); // the remaining entries share a filter now
     }
   }
@@ -921,6 +939,8 @@ export class RealtimeClient {
     const msg = { type: "subscribe", id, pattern: topic.pattern };
     const filter = topic.serverFilter();
     if (filter) msg.filter = filter;
+    const expand = topic.serverExpand();
+    if (expand.length) msg.expand = expand;
     if (snapshot) {
       msg.snapshot = true; // the snapshot replaces resuming: it is the state now
       topic.awaitingSnapshot = true;
@@ -1096,6 +1116,7 @@ export class LiveList {
     const onError = options.onError;
     this._unsubscribe = client.subscribe(pattern, (event) => this._onEvent(event), {
       snapshot: true,
+      expand: options.expand, // records arrive with their related records, to render
       onSnapshot: (snapshot) => this._onSnapshot(pattern, snapshot),
       onError: (error) => {
         this._markStale(error);

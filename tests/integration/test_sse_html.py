@@ -22,7 +22,7 @@ from tests.sse_client import stream as json_stream
 from tests.support import TIMEOUT, LiveServer
 
 TEMPLATES = {
-    "message.html": '<li id="message-{{ record_id }}">{{ record.author_name }}: '
+    "message.html": '<li id="message-{{ record_id }}">{{ record.expand.author.username }}: '
     "{{ record.text }} ({{ action }} {{ topic }})</li>",
     "note.html": "<p>{{ record.title }}</p>",
     "broken.html": "{{ record.nothing.deeper }}",
@@ -73,7 +73,7 @@ async def test_record_events_arrive_as_named_fragments(
 ) -> None:
     alice = users["alice"]
     first = Message.create(text="already <here>", author=alice)
-    async with stream(server, "?pattern=messages&snapshot=1&format=html") as sse:
+    async with stream(server, "?pattern=messages&snapshot=1&expand=author&format=html") as sse:
         subscribed = await sse.frame()  # the JSON reply comes as well, then its HTML
         assert subscribed["type"] == "subscribed" and subscribed["snapshot"]["records"]
         snapshot = await sse.next()
@@ -143,7 +143,7 @@ async def test_a_line_break_in_a_record_cannot_forge_a_message(
     Message.create(text="already here", author=users["bob"])
     bobs = await login_cookie(server, "bob")
     async with (
-        stream(server, "?pattern=messages&snapshot=1&format=html", bobs) as html,
+        stream(server, "?pattern=messages&snapshot=1&expand=author&format=html", bobs) as html,
         json_stream(server, "?pattern=messages") as plain,
         api_session(server, "alice") as alice,
     ):
@@ -179,7 +179,7 @@ async def test_a_failing_template_sends_the_json_frame_instead(
     server: LiveServer, users: dict[str, User], caplog: pytest.LogCaptureFixture
 ) -> None:
     Realtime.of(server.app).fragment("messages", "broken.html")
-    async with stream(server, "?pattern=messages&format=html") as sse:
+    async with stream(server, "?pattern=messages&expand=author&format=html") as sse:
         await sse.frame()
         message = Message.create(text="still delivered", author=users["alice"])
         event = await sse.frame()  # named "event", with its id: the JSON as on any stream

@@ -94,6 +94,13 @@ def test_empty_filter_is_no_filter() -> None:
     assert parse(frame(type="subscribe", pattern="posts", filter=" ")).filter is None
 
 
+def test_expand_is_kept_as_names_to_check_at_subscribe() -> None:
+    # Checked against the model's foreign keys and the user by the broker, not here.
+    command = parse(frame(type="subscribe", pattern="posts", expand=["author", "nope"]))
+    assert command.expand == ("author", "nope")
+    assert parse(frame(type="subscribe", pattern="posts", expand=None)).expand == ()
+
+
 def test_a_filter_expression_is_kept_as_text_to_bind_at_subscribe() -> None:
     # Parsed and bound to the model and the user by the broker (it knows both), not here.
     command = parse(frame(type="subscribe", pattern="posts", filter="title ~ 'a' && (("))
@@ -250,6 +257,12 @@ def test_invalid_pattern(kind: str, pattern: object) -> None:
         ("filter", {"a": {"b": 1}}),
         ("filter", {"a": [1]}),
         ("filter", {str(i): i for i in range(17)}),
+        ("expand", "author"),
+        ("expand", [1]),
+        ("expand", [""]),
+        ("expand", ["x" * 65]),
+        ("expand", {"author": True}),
+        ("expand", ["a"] * 65),
     ],
 )
 def test_bad_subscribe_fields(field: str, value: object) -> None:

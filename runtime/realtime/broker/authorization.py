@@ -9,6 +9,7 @@ field to sort by that the user can see. A connection has at most `max_subscripti
 A filter expression is parsed and bound here, once, for the subscriber and the
 collection (the records API's rules: `[query]` bounds, only fields the user sees): a bad
 one is a `bad_request` with `reason: "filter"` and the `position` it went wrong at.
+So is `expand`, against the foreign keys the user sees: `reason: "expand"` and `field`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ...base_model import BaseModel
+from ...expand import ExpandError, Expansion, parse_expand
 from ...query import FilterError, FilterLimits, compile_filter
 from ..fanout.access import rule_name
 from ..patterns import Pattern, PatternKey, PatternKind
@@ -43,6 +45,7 @@ class Authorization:
         *,
         max_subscriptions: int,
         filter_limits: FilterLimits | None = None,
+        max_expand: int = 8,
     ) -> None:
         self._models = models
         self._channels = channels  # the app's (read live: declared later, still seen)
@@ -51,13 +54,14 @@ class Authorization:
         self._faults = faults
         self._max_subscriptions = max_subscriptions
         self._filter_limits = filter_limits or FilterLimits()
+        self._max_expand = max_expand
 
     def check(
         self, conn: Connection, command: Subscribe, seen: set[PatternKey]
-    ) -> tuple[Filter, Wanted | None]:
-        """The subscription's filter (an expression compiled) and the snapshot it wants,
-        if any; a ProtocolError for a subscription refused. `seen`: the patterns of the
-        same request so far."""
+    ) -> tuple[Filter, Wanted | None, Expansion | None]:
+        """The subscription's filter (an expression compiled), the snapshot it wants, if
+        any, and its expand; a ProtocolError for a subscription refused. `seen`: the
+        patterns of the same request so far."""
         pattern, request_id = command.pattern, command.request_id
         if pattern.key in seen:
             raise ProtocolError(
@@ -76,13 +80,36 @@ class Authorization:
             if isinstance(command.filter, str)
             else command.filter
         )
+        expansion = self._expansion(model, conn, command)
         if not command.snapshot:
-            return filter, None
+            return filter, None, expansion
         if model is None:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST, "snapshot needs a collection or record pattern", request_id
             )
-        return filter, self._snapshots.wanted(model, conn.user, command, filter)
+        return (
+            filter,
+            self._snapshots.wanted(model, conn.user, command, filter, expansion),
+            expansion,
+        )
+
+    def _expansion(
+        self, model: type[BaseModel] | None, conn: Connection, command: Subscribe
+    ) -> Expansion | None:
+        if not command.expand:
+            return None
+        try:
+            if model is None:  # a channel's or a wildcard's events have no one model's keys
+                raise ExpandError("expand needs a collection or record pattern", command.expand[0])
+            return parse_expand(command.expand, model, conn.user, self._max_expand)
+        except ExpandError as exc:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"Cannot expand: {exc.message}.",
+                command.request_id,
+                reason="expand",
+                field=exc.field,
+            ) from None
 
     def _compiled(
         self, model: type[BaseModel] | None, conn: Connection, text: str, request_id: RequestId

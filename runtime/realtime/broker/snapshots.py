@@ -7,7 +7,9 @@ snapshot shows records as the subscriber may see them (the read rule on each rec
 its visible fields, its filter), in an order of a field they can see, bounded in
 records, rows read and characters. A filter expression runs in the database, within
 the read rule's query, as the records API's `?filter=` does; an equality object is
-tested on each record as the reader sees it.
+tested on each record as the reader sees it. With `expand`, the related records of the
+records shown are read with one query per related model and carried as the records API
+carries them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...base_model import BaseModel
+from ...expand import Expansion, expanded, read_related
 from ...query import CompiledFilter
 from .. import protocol
 from ..fanout.access import rule_name
@@ -44,6 +47,7 @@ class Wanted:
     order: list[Any]  # ORDER BY
     sort: str  # the order as the reply says it
     filter: Filter = None  # the command's, an expression compiled
+    expand: Expansion | None = None
 
 
 class Snapshots:
@@ -57,12 +61,17 @@ class Snapshots:
         self._position = position
 
     def wanted(
-        self, model: type[BaseModel], user: Any, command: Subscribe, filter: Filter = None
+        self,
+        model: type[BaseModel],
+        user: Any,
+        command: Subscribe,
+        filter: Filter = None,
+        expand: Expansion | None = None,
     ) -> Wanted:
         """What a subscription's snapshot reads, or `bad_request` for a field to sort by
         that `user` cannot see."""
         order, sort = snapshot_order(model, user, command.sort, command.request_id)
-        return Wanted(model, command, order, sort, filter)
+        return Wanted(model, command, order, sort, filter, expand)
 
     async def take(
         self, user: Any, wanted: Sequence[Wanted], budget: int
@@ -82,6 +91,7 @@ class Snapshots:
                     limit=min(command.limit or self._limit, self._limit),
                     max_chars=budget,
                     faults=self._faults,
+                    expand=item.expand,
                 )
                 budget -= used
                 key = item.model._meta.primary_key.name  # how records name their id
@@ -119,10 +129,16 @@ def snapshot_records(
     limit: int,
     max_chars: int,
     faults: Faults,
+    expand: Expansion | None = None,
+    kept: Callable[[BaseModel], None] | None = None,
 ) -> tuple[list[dict[str, Any]], bool, int]:
     """The records `user` may see now, as they see them, in `order`; whether that was
     all of them; and the characters they take encoded. At most `limit` records and
     `max_chars` characters, reading at most SCAN_FACTOR rows per record returned."""
+    if expand is not None:
+        return _expanded_records(
+            model, user, pattern, filter, order, limit, max_chars, faults, expand
+        )
     query = model.readable_query(user)
     if pattern.kind is PatternKind.RECORD:
         query = query.where(model._meta.primary_key == pattern.record_id)
@@ -146,7 +162,53 @@ def snapshot_records(
             return records, False, used
         records.append(visible)
         used += size
+        if kept is not None:  # the row a record was made from (for its expand)
+            kept(record)
     return records, True, used
+
+
+def _expanded_records(
+    model: type[BaseModel],
+    user: Any,
+    pattern: Pattern,
+    filter: Filter,
+    order: list[Any],
+    limit: int,
+    max_chars: int,
+    faults: Faults,
+    expand: Expansion,
+) -> tuple[list[dict[str, Any]], bool, int]:
+    """As snapshot_records, each record with its `expand`: the records are chosen first
+    (without a character bound), their related records read in one query per related
+    model, then the character bound applies to the records as sent."""
+    rows: list[BaseModel] = []
+
+    def keep(record: BaseModel) -> None:
+        rows.append(record)
+
+    chosen, complete, _ = snapshot_records(
+        model,
+        user,
+        pattern,
+        filter,
+        order=order,
+        limit=limit,
+        max_chars=2**62,
+        faults=faults,
+        kept=keep,
+    )
+    related = read_related(expand, (row.__data__ for row in rows))
+    shapes: dict[tuple[str, Any], dict[str, Any] | None] = {}
+    records: list[dict[str, Any]] = []
+    used = 0
+    for visible, row in zip(chosen, rows, strict=True):
+        visible["expand"] = expanded(expand, row.__data__, related, user, shapes)
+        size = len(protocol.encode(visible)) + 1
+        if used + size > max_chars:
+            return records, False, used
+        records.append(visible)
+        used += size
+    return records, complete, used
 
 
 def snapshot_order(

@@ -159,7 +159,7 @@ class Subscribing:
         if isinstance(command, ProtocolError):
             return protocol.error(command.request_id, command.code, command.message)
         try:
-            filter, wanted = self._authorization.check(conn, command, seen)
+            filter, wanted, expand = self._authorization.check(conn, command, seen)
         except ProtocolError as error:
             return protocol.error(error.request_id, error.code, error.message, **error.extra)
         except Exception as error:  # app code (visible_fields, say): this one fails
@@ -169,7 +169,8 @@ class Subscribing:
             return protocol.error(command.request_id, "forbidden", message)
         seen.add(command.pattern.key)
         registry = self._registry
-        registry.add(conn, command.pattern, filter, live_from=self._delivered(), held=True)
+        delivered = self._delivered()
+        registry.add(conn, command.pattern, filter, live_from=delivered, held=True, expand=expand)
         sub = registry.get(conn, command.pattern)
         assert sub is not None
         return Pending(index, command, wanted, sub)

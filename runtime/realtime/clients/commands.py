@@ -102,14 +102,18 @@ class CommandRouter:
         since: str | None,
         snapshot: bool,
         filter: str | None = None,
+        expand: list[str] | None = None,
     ) -> list[Subscribe | ProtocolError]:
         """The subscriptions an SSE stream asks for in its request (`pattern=`, each with
-        the request's `filter=` expression if any), each counted against the rate limit;
-        BadRequest or RateLimited for the whole."""
+        the request's `filter=` expression and `expand=` names if any), each counted
+        against the rate limit; BadRequest or RateLimited for the whole."""
         self._check_count(len(patterns))
         if patterns:
             self._charge(conn, len(patterns))
-        items = [{"pattern": text, "snapshot": snapshot, "filter": filter} for text in patterns]
+        items = [
+            {"pattern": text, "snapshot": snapshot, "filter": filter, "expand": expand}
+            for text in patterns
+        ]
         return [_subscribe_item(item, i, since) for i, item in enumerate(items)]
 
     async def post(self, conn: Connection, body: Mapping[str, Any]) -> list[Frame]:

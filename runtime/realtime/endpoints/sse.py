@@ -19,6 +19,7 @@ from ...access_log import stream_opened
 from ...adapters.hypercorn import DirectSocket
 from ...adapters.quart import request_for_checks
 from ...errors import ApiError
+from ...expand import split_expand
 from ..protocol import ProtocolError, Refusal, Subscribe
 from ..transports.serving import Receive, Send, answer, run_connection
 from ..transports.sse import HEADERS, HTMLSink, SSESink, start_stream
@@ -89,6 +90,8 @@ async def _admit(state: RealtimeState) -> _Admitted | Refusal:
             since=since,
             snapshot=request.args.get("snapshot") == "1",
             filter=filters[0] if filters else None,
+            # `expand=author,project`, or several `expand=`: for every pattern, as filter.
+            expand=[n for raw in request.args.getlist("expand") for n in split_expand(raw)] or None,
         )
     except ApiError as error:
         return Refusal(error.status, error.code, error.message, retry_after=_retry_after(error))

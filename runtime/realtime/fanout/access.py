@@ -28,10 +28,13 @@ from ...query import CompiledFilter
 from ...rules import Rule
 from .. import protocol
 from ..channels import ChannelRule
+from .expanding import EventRelated, wanted_expansion
+from .frames import Shaped, custom_frame, moved_frame, presence_frame, record_frame
 from .registry import Filter, filter_matches
 
 if TYPE_CHECKING:
     from ...base_model import BaseModel
+    from ...expand import Expansion
     from ..channels import Channel
     from ..events import Event
     from ..stats import Faults
@@ -39,8 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EventAccess", "Shaped", "rule_name"]
 
-# (the encoded frame, or None when this reader gets nothing; the record as they see it)
-Shaped = tuple[str | None, Mapping[str, Any]]
 _NOTHING: Shaped = (None, {})
 _MISSING = object()
 
@@ -63,6 +64,7 @@ class EventAccess:
         "_readers",
         "_record",
         "_record_before",
+        "_related",
         "event",
     )
 
@@ -84,6 +86,7 @@ class EventAccess:
         self._moves: bool | None = None
         self._readers: dict[Any, tuple[bool, bool, tuple[str, ...]]] = {}
         self._record_before: BaseModel | None = None
+        self._related: EventRelated | None = None  # read when an expand first asks
 
     def for_user(self, user: Any) -> Shaped:
         """The frame `user` gets and the record as they see it; (None, {}) for nothing."""
@@ -92,6 +95,19 @@ class EventAccess:
         if shaped is _MISSING:
             shaped = self._by_user[key] = self._decide(user)
         return shaped  # type: ignore[return-value]
+
+    def with_expand(
+        self,
+        user: Any,
+        expansion: Expansion,
+        visible: Mapping[str, Any],
+        moved: tuple[str, str] | None = None,
+    ) -> str:
+        """The frame of a reader given one (`visible`) whose subscriptions expand
+        (`moved`: the action and reason of a record entering or leaving their view)."""
+        if self._related is None:
+            self._related = EventRelated(self.event, self._faults)
+        return self._related.frame(user, expansion, visible, moved)
 
     def passes(self, filter: Filter, visible: Mapping[str, Any]) -> bool:
         """Whether this record event passes a subscription's filter, for a reader who
@@ -137,16 +153,19 @@ class EventAccess:
             if sub_was or sub_now:
                 concerned.append(sub)
                 was, now = was or sub_was, now or sub_now
+        moved: tuple[str, str] | None = None
         if was and now:
-            frame, _ = self._shaped(fields)
+            frame, shown = self._shaped(fields)
         elif now:
-            reason = "filter" if readable_before else "access"
-            frame = self._entered_or_left("create", reason, fields, values)
+            moved = ("create", "filter" if readable_before else "access")
+            frame, shown = self._entered_or_left(*moved, fields, values)
         elif was:
-            reason = "filter" if readable_now else "access"
-            frame = self._entered_or_left("delete", reason, fields, before.__data__)
+            moved = ("delete", "filter" if readable_now else "access")
+            frame, shown = self._entered_or_left(*moved, fields, before.__data__)
         else:
-            frame = None
+            return None, []
+        if frame is not None and (expansion := wanted_expansion(concerned)):
+            frame = self.with_expand(user, expansion, shown, moved)
         return frame, concerned
 
     def _reader(self, user: Any) -> tuple[bool, bool, tuple[str, ...]]:
@@ -193,18 +212,19 @@ class EventAccess:
 
     def _entered_or_left(
         self, action: str, reason: str, fields: tuple[str, ...], values: Mapping[str, Any]
-    ) -> str | None:
+    ) -> Shaped:
         key = (action, reason, *fields)
         shaped = self._by_fields.get(key)
         if shaped is None:
             record = {name: values[name] for name in fields if name in values}
             try:
-                shaped = (protocol.encode(moved_frame(self.event, action, reason, record)), {})
+                frame = protocol.encode(moved_frame(self.event, action, reason, record))
+                shaped = (frame, record)
             except Exception as error:
                 self._faults.record(self.event.collection or "-", "encode", "encoding", error)
                 shaped = _NOTHING
             self._by_fields[key] = shaped
-        return shaped[0]
+        return shaped
 
     def _decide(self, user: Any) -> Shaped:
         model, event = self._model, self.event
@@ -246,42 +266,6 @@ class EventAccess:
             return None
 
 
-def record_frame(event: Event, fields: tuple[str, ...]) -> Shaped:
-    """The frame for readers who see `fields`; None for an update they cannot see."""
-    values = event.values or {}
-    visible = {name: values[name] for name in fields if name in values}
-    changed = [name for name in event.changed if name in visible]
-    if event.action == "update" and not changed:
-        return None, visible
-    frame: dict[str, Any] = {
-        "type": "event",
-        "id": event.id,
-        "collection": event.collection,
-        "topic": event.topic,
-        "action": event.action,
-        "record": visible,
-    }
-    if event.action == "update":
-        frame["changed"] = changed
-    return protocol.encode(frame), visible
-
-
-def moved_frame(
-    event: Event, action: str, reason: str, record: Mapping[str, Any]
-) -> dict[str, Any]:
-    """A record entering a reader's view (`create`, the whole record) or leaving it
-    (`delete`, the record as they last saw it), and why: "filter" or "access"."""
-    return {
-        "type": "event",
-        "id": event.id,
-        "collection": event.collection,
-        "topic": event.topic,
-        "action": action,
-        "record": record,
-        "reason": reason,
-    }
-
-
 def _passes(filter: Filter, record: BaseModel, fields: tuple[str, ...]) -> bool:
     """Whether `record` passes a subscription's filter (see `EventAccess.passes`)."""
     if filter is None:
@@ -290,29 +274,3 @@ def _passes(filter: Filter, record: BaseModel, fields: tuple[str, ...]) -> bool:
         return filter.matches(record.__data__)
     data = record.__data__
     return filter_matches(filter, {name: data.get(name) for name in fields})
-
-
-def custom_frame(event: Event) -> dict[str, Any]:
-    frame: dict[str, Any] = {
-        "type": "event",
-        "id": event.id,
-        "collection": event.collection,
-        "topic": event.topic,
-        "action": "custom",
-        "name": event.name,
-        "data": event.data,
-    }
-    if event.user is not None:  # published from a browser: by whom
-        frame["user"] = event.user
-    return frame
-
-
-def presence_frame(event: Event) -> dict[str, Any]:
-    return {
-        "type": "event",
-        "id": event.id,
-        "collection": event.collection,
-        "topic": event.topic,
-        "action": event.action,
-        "user": event.user,
-    }

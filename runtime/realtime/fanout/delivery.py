@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .access import EventAccess
+from .expanding import wanted_expansion
 from .registry import merge_buckets
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ class Fanout:
             frame, visible = access.for_user(conn.user)
             if frame is not None:
                 shown = None if collection_level else visible
+                if shown is not None and (expand := wanted_expansion(subscriptions)):
+                    frame = access.with_expand(conn.user, expand, shown)
                 self._route(conn, event, access, frame, shown, subscriptions)
         except Exception as error:  # a filter, say: that reader loses that event only
             assert event.collection is not None

@@ -22,6 +22,7 @@ from ..patterns import Pattern, PatternKey, PatternKind
 from ..protocol import JSONScalar
 
 if TYPE_CHECKING:
+    from ...expand import Expansion
     from ...query import CompiledFilter
 
 __all__ = ["Filter", "Subscription", "SubscriptionRegistry", "filter_matches", "merge_buckets"]
@@ -55,6 +56,8 @@ class Subscription:
     # While a subscribe is under way (reading history, taking a snapshot) its events are
     # held back, then merged with what was read: see realtime_broker.
     held: bool = False
+    # The foreign keys its events carry the records of (`expand`), checked for its user.
+    expand: Expansion | None = None
 
 
 class SubscriptionRegistry(Generic[Conn]):
@@ -79,6 +82,7 @@ class SubscriptionRegistry(Generic[Conn]):
         *,
         live_from: int = 0,
         held: bool = False,
+        expand: Expansion | None = None,
     ) -> bool:
         """Subscribe; True if new, False if it replaced the filter of the same pattern."""
         own = self._by_conn.setdefault(conn, {})
@@ -88,8 +92,9 @@ class SubscriptionRegistry(Generic[Conn]):
             existing.filter = filter
             existing.live_from = live_from
             existing.held = held
+            existing.expand = expand
             return False
-        subscription = Subscription(pattern, filter, live_from, held)
+        subscription = Subscription(pattern, filter, live_from, held, expand)
         own[pattern.key] = subscription
         self._bucket(pattern)[conn] = subscription
         self._total += 1

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .delivery import is_target
+from .expanding import wanted_expansion
 
 if TYPE_CHECKING:
     from ..connections.connection import Connection
@@ -36,6 +37,7 @@ def replay_frames(
     # A resumed subscription wants the events after the one before its first.
     new = [(evs[0].seq - 1, sub) for sub, evs in resumed]
     earliest = min(start for start, _ in new)
+    expand = wanted_expansion([sub for sub, _ in resumed])  # as live events carry it
     frames: list[str] = []
     for event in events:
         if event.is_presence or event.is_control:
@@ -56,6 +58,8 @@ def replay_frames(
                 wanted = any(
                     _covers(sub, start, event, shaper, visible) for start, sub in new
                 ) and not any(_covers(sub, sub.live_from, event, shaper, visible) for sub in others)
+                if wanted and expand is not None:
+                    frame = shaper.with_expand(conn.user, expand, visible)
         if wanted:
             assert frame is not None
             budget -= len(frame)
