@@ -6,7 +6,9 @@ Three ways to insert the same row into the same SQLite file (WAL, the runtime's
 pragmas), alternating in rounds so that drift hits all alike: plain Peewee; the
 runtime's `Message.create()` with no commit receiver; and with realtime serving (its
 commit receiver connected, the broker running, the events published with no
-subscriber), the event loop given its turn so the publisher keeps up. Prints
+subscriber), the event loop given its turn so the publisher keeps up; and an update of
+one row by plain Peewee and by the runtime's `save()` (which reads the values it writes
+first). Prints
 `RESULT {json}`; the median round of each counts.
 """
 
@@ -73,6 +75,25 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     def runtime_model() -> None:
         Message.create(text=TEXT, author=author)
 
+    # Updates of one row, its text alternating: the runtime's reads the values it
+    # writes first (who saw the record before is judged on them), in its transaction.
+    plain_row = PlainMessage.create(text=TEXT, author_id=author.id)
+    runtime_row = Message.create(text=TEXT, author=author)
+    texts = [TEXT, TEXT.upper()]
+    turns = [0]
+
+    def plain_update() -> None:
+        turns[0] += 1
+        with plain_db.atomic():
+            PlainMessage.update(text=texts[turns[0] % 2]).where(
+                PlainMessage.id == plain_row.id
+            ).execute()
+
+    def runtime_update() -> None:
+        turns[0] += 1
+        runtime_row.text = texts[turns[0] % 2]
+        runtime_row.save()
+
     async def timed(insert: Callable[[], None], count: int, hooked: bool) -> float:
         for receiver in receivers:
             (on_commit.connect if hooked else on_commit.disconnect)(receiver)
@@ -92,6 +113,8 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         "plain Peewee": (plain, False),
         "BaseModel, no receiver": (runtime_model, False),
         "BaseModel + realtime hook": (runtime_model, True),
+        "plain Peewee update": (plain_update, False),
+        "BaseModel update + realtime hook": (runtime_update, True),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     count = spec["inserts"]

@@ -180,18 +180,34 @@ def _hook_section(results: dict[str, Any]) -> str:
     if not isinstance(hook, dict) or "variants" not in hook:
         return ""
     variants = hook["variants"]
-    plain = variants.get("plain Peewee", {}).get("us_per_insert")
+    plain_write = {  # updates against a plain update, inserts against a plain insert
+        name: variants.get("plain Peewee update" if "update" in name else "plain Peewee", {})
+        for name in variants
+    }
     rows = [
-        [name, number(v["us_per_insert"], 1), times(ratio(v["us_per_insert"], plain))]
+        [
+            name,
+            number(v["us_per_insert"], 1),
+            times(ratio(v["us_per_insert"], plain_write[name].get("us_per_insert"))),
+        ]
         for name, v in variants.items()
     ]
     hooked = variants.get("BaseModel + realtime hook", {}).get("us_per_insert")
     bare = variants.get("BaseModel, no receiver", {}).get("us_per_insert")
+    update = variants.get("BaseModel update + realtime hook", {}).get("us_per_insert")
+    plain_update = variants.get("plain Peewee update", {}).get("us_per_insert")
+    updates = (
+        f" A BaseModel update (which reads the values it writes first) costs "
+        f"{times(ratio(update, plain_update))} a plain Peewee update."
+        if update is not None
+        else ""
+    )
     return (
-        f"### The change hook on an ORM insert (SQLite, {hook['inserts']:,} inserts x "
+        f"### The change hook on an ORM write (SQLite, {hook['inserts']:,} writes x "
         f"{hook['rounds']} rounds, median)\n\n"
-        + table(["insert", "µs per insert", "vs plain Peewee"], rows)
+        + table(["write", "µs per write", "vs plain Peewee's"], rows)
         + f"\n\nThe realtime hook adds {times(ratio(hooked, bare))} to a BaseModel insert."
+        + updates
     )
 
 

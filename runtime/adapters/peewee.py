@@ -101,12 +101,55 @@ class ReturningUpdate(ReturningWrite, peewee.ModelUpdate):
         key = meta.primary_key
         if isinstance(key, peewee.CompositeKey) or self._from is not None:
             return None
+        where = self._where
+        if (  # a save(): one row by its key, read without building a query (the hot path)
+            isinstance(where, peewee.Expression)
+            and where.lhs is key
+            and where.op == peewee.OP.EQ
+            and not isinstance(where.rhs, peewee.Node)
+        ):
+            return _row_before(self.model, database, fields, where.rhs)
         select = peewee.ModelSelect(self.model, [key, *(meta.fields[name] for name in fields)])
         if self._where is not None:
             select = select.where(self._where)
         if database.for_update:
             select = select.for_update()
         return {row.pop(key.name): row for row in select.dicts().execute(database)}
+
+
+_ROW_BEFORE_SQL: dict[tuple[Any, ...], str] = {}
+
+
+def _row_before(
+    model: Any, database: Any, fields: tuple[str, ...], key_value: Any
+) -> dict[Any, dict[str, Any]]:
+    """`ReturningUpdate._rows_before` for one row picked by its primary key: the same
+    statement Peewee would build, made once per model and fields, and its values
+    converted as Peewee's cursor converts them (`python_value`)."""
+    meta = model._meta
+    key = meta.primary_key
+    columns = [meta.fields[name] for name in fields]
+    locks = bool(database.for_update)
+    cache_key = (model, fields, database.param, locks)
+    sql = _ROW_BEFORE_SQL.get(cache_key)
+    if sql is None:
+        opening, closing = database.quote  # Peewee's quote characters, '""' or '``'
+
+        def quoted(name: str) -> str:
+            return f"{opening}{name.replace(closing, closing * 2)}{closing}"
+
+        table = quoted(meta.table_name)
+        if meta.schema:
+            table = f"{quoted(meta.schema)}.{table}"
+        names = ", ".join(quoted(field.column_name) for field in columns)
+        sql = f"SELECT {names} FROM {table} WHERE {quoted(key.column_name)} = "
+        sql += database.param + (" FOR UPDATE" if locks else "")
+        _ROW_BEFORE_SQL[cache_key] = sql
+    row = database.execute_sql(sql, (key.db_value(key_value),)).fetchone()
+    if row is None:
+        return {}
+    values = {field.name: field.python_value(raw) for field, raw in zip(columns, row, strict=True)}
+    return {key.python_value(key.db_value(key_value)): values}
 
 
 class ReturningDelete(ReturningWrite, peewee.ModelDelete):

@@ -42,6 +42,12 @@ interface RecordEventBase<R> {
 }
 export interface CreateEventFrame<R = RecordData> extends RecordEventBase<R> {
   action: "create";
+  /**
+   * Absent for a record created. Set when an update brought an existing record into
+   * this connection's view: "filter" (it now passes a subscription's filter) or
+   * "access" (the read rule now lets this user read it). The whole record is here.
+   */
+  reason?: "filter" | "access";
 }
 export interface UpdateEventFrame<R = RecordData> extends RecordEventBase<R> {
   action: "update";
@@ -50,8 +56,15 @@ export interface UpdateEventFrame<R = RecordData> extends RecordEventBase<R> {
 }
 export interface DeleteEventFrame<R = RecordData> extends RecordEventBase<R> {
   action: "delete";
-  /** The record's last visible state. */
+  /** The record's last visible state (to this reader). */
   record: R;
+  /**
+   * Absent for a record deleted. Set when an update took the record out of this
+   * connection's view, which it still exists beyond: "filter" (it no longer passes the
+   * subscription's filter) or "access" (the read rule no longer lets this user read it;
+   * `record` is then as they last saw it).
+   */
+  reason?: "filter" | "access";
 }
 export type RecordEventFrame<R = RecordData> =
   | CreateEventFrame<R>
@@ -348,6 +361,12 @@ export interface LiveListOptions<R = RecordData> {
   empty?: string | (() => HTMLElement);
   /** After every change: the records in order, and the event (or {action: "snapshot"}). */
   onChange?: (records: R[], change: EventFrame<R> | { action: "snapshot" }) => void;
+  /**
+   * The server's filter (an expression of the filter language, or equality on fields):
+   * the list shows the records that pass it, and a record edited out of it leaves the
+   * list (a `delete` with `reason: "filter"`), edited back in returns (a `create`).
+   */
+  filter?: Record<string, JSONScalar> | string;
   /** Foreign keys whose records `render` and `update` get in `record.expand`. */
   expand?: string[] | string;
   /**

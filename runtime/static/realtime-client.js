@@ -198,7 +198,18 @@ function replyFrames(json) {
 
 function snapshotFor(entry, snapshot) {
   if (!entry.filter || !snapshot || !Array.isArray(snapshot.records)) return snapshot;
-  return { ...snapshot, records: snapshot.records.filter((r) => filterMatches(entry.filter, r)) };
+  const records = snapshot.records.filter((r) => filterMatches(entry.filter, r));
+  if (entry.held) {
+    entry.held.clear();
+    for (const record of records) entry.held.add(String(record[snapshot.key || "id"]));
+  }
+  return { ...snapshot, records };
+}
+
+/** An update, as the create or delete of a record entering or leaving a filter. */
+function movedFrame(frame, action) {
+  const { changed, ...rest } = frame;
+  return { ...rest, action, reason: "filter" };
 }
 
 // -- subscriptions ----------------------------------------------------------------
@@ -215,6 +226,9 @@ class Entry {
     this.onResync = options.onResync;
     this.onError = options.onError;
     this.onPresence = options.onPresence;
+    // An equality filter may have to be applied here (see Topic.serverFilter): the
+    // records this caller was given, so that one edited out of its filter can leave.
+    this.held = filter && typeof filter === "object" ? new Set() : null;
     this.topic = null;
     this.settled = false;
     this.ready = new Promise((resolve, reject) => {
@@ -759,14 +773,16 @@ export class RealtimeClient {
     this._attempt = 0; // events flow: the connection is good
     this._emit("event", frame);
     if (frame.action === "custom" && frame.collection == null) return this._emit("custom", frame);
-    const callbacks = new Set(); // one call per callback, however many patterns match
+    const calls = new Map(); // one call per callback, however many patterns match
     for (const topic of this._topics.values()) {
-      for (const entry of this._routeTo(topic, frame)) callbacks.add(entry.callback);
+      for (const [entry, own] of this._routeTo(topic, frame)) {
+        if (!calls.has(entry.callback)) calls.set(entry.callback, own);
+      }
     }
-    for (const callback of callbacks) safeCall(callback, frame);
+    for (const [callback, own] of calls) safeCall(callback, own);
   }
 
-  /** The entries of `topic` that should receive `frame`. */
+  /** The entries of `topic` that should receive `frame`, each with the frame it gets. */
   _routeTo(topic, frame) {
     // Custom events, joins and leaves carry no record: they are the collection's (or
     // channel's), and filters do not apply to them (as on the server).
@@ -774,12 +790,33 @@ export class RealtimeClient {
     if (collectionLevel ? !coversCollection(topic.parsed, frame.collection) : !this._coversRecord(topic, frame)) {
       return [];
     }
-    return [...topic.entries].filter(
-      (entry) =>
-        // A snapshot on its way already includes this event.
-        !(entry.snapshot && topic.awaitingSnapshot) &&
-        (collectionLevel || filterMatches(entry.filter, frame.record)),
-    );
+    const local = topic.serverFilter() === null; // the server sent it unfiltered
+    const routed = [];
+    for (const entry of topic.entries) {
+      if (entry.snapshot && topic.awaitingSnapshot) continue; // its snapshot includes it
+      const own = collectionLevel ? frame : this._forEntry(entry, frame, local);
+      if (own) routed.push([entry, own]);
+    }
+    return routed;
+  }
+
+  /** A record event as `entry` gets it, or null. Where the server could not apply the
+   * entry's filter (`local`), an update that takes a record the entry was given out of
+   * its filter is a delete, one that brings a record into it a create, as the server
+   * sends them (`reason: "filter"`). */
+  _forEntry(entry, frame, local) {
+    const passes = filterMatches(entry.filter, frame.record);
+    if (!entry.held) return passes ? frame : null;
+    const key = String(this.options.recordId(frame));
+    const had = entry.held.has(key);
+    let own = passes ? frame : null;
+    if (local && frame.action === "update") {
+      if (passes && !had) own = movedFrame(frame, "create");
+      else if (!passes && had) own = movedFrame(frame, "delete");
+    }
+    if (own && own.action === "delete") entry.held.delete(key);
+    else if (own) entry.held.add(key);
+    return own;
   }
 
   _coversRecord(topic, frame) {
@@ -1091,7 +1128,9 @@ const sameRecord = (a, b) => JSON.stringify(a) === JSON.stringify(b);
  * A DOM list kept in step with a subscription. Each record's element is made once by
  * `render(record)` and marked `data-topic="collection/id"`; an update patches it with
  * `update(element, record)` when given (so that an edit in progress survives), else
- * replaces it; a delete removes it; a create is inserted where the order puts it.
+ * replaces it; a delete removes it; a create is inserted where the order puts it
+ * (a record leaving the list's filter or the reader's rule arrives as a delete, one
+ * entering it as a create: `event.reason` says which).
  * Elements of other records are never touched, and a snapshot after a reconnect keeps
  * the elements of records that did not change. A refused subscription marks the list
  * `data-stale="<code>"` (and `stale`) until the next snapshot.
@@ -1116,6 +1155,8 @@ export class LiveList {
     const onError = options.onError;
     this._unsubscribe = client.subscribe(pattern, (event) => this._onEvent(event), {
       snapshot: true,
+      // The server's: a record edited out of it arrives as a delete, back in as a create.
+      filter: options.filter,
       expand: options.expand, // records arrive with their related records, to render
       onSnapshot: (snapshot) => this._onSnapshot(pattern, snapshot),
       onError: (error) => {

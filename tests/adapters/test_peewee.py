@@ -9,6 +9,8 @@ those files against the new Peewee before the pin moves.
 from __future__ import annotations
 
 import ast
+import datetime
+import decimal
 import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,6 +49,8 @@ PRIVATE = (
     "_as_rowcount",
     "_query_type",
     "_update",
+    "_where",
+    "_from",
     "_normalize_data",
     "__no_default__",
     "_dirty",
@@ -150,6 +154,71 @@ def test_returning_writes_hand_over_whole_rows(sqlite: Any) -> None:
     query = update(_Thing, {_Thing.size: 6}).returning(_Thing.name)
     assert [row.name for row in query.execute()] == ["b"]
     assert len(seen) == 3
+
+
+class _Typed(peewee.Model):
+    """Values Peewee converts when it reads them (python_value)."""
+
+    name = peewee.CharField()
+    when = peewee.DateTimeField(null=True)
+    price = peewee.DecimalField(decimal_places=2, null=True)
+    done = peewee.BooleanField(default=False)
+
+    class Meta:
+        table_name = 'test adapter "typed"'  # quotes in a name are quoted
+
+
+def _rows_before_both_ways(database: Any, fields: tuple[str, ...], key: int) -> tuple[Any, Any]:
+    """The values before an update by its key, as the fast path reads them and as a
+    query Peewee builds reads them."""
+    by_key = ReturningUpdate(_Typed, {_Typed.name: "x"}).where(_Typed.id == key)
+    by_query = ReturningUpdate(_Typed, {_Typed.name: "x"}).where(
+        (_Typed.id == key) & (_Typed.id > 0)
+    )
+    return by_key._rows_before(database, fields), by_query._rows_before(database, fields)
+
+
+def test_an_update_reads_its_rows_before_by_key_as_peewee_reads_them(sqlite: Any) -> None:
+    update = _Thing.update(size=1).where(_Thing.size == 0)
+    assert isinstance(getattr(update, "_where", None), peewee.Expression), (
+        "ModelUpdate no longer keeps its WHERE in _where"
+    )
+    assert getattr(update, "_from", False) is None, "ModelUpdate no longer keeps FROM in _from"
+    expression = _Typed.id == 1
+    assert (expression.lhs, expression.op, expression.rhs) == (_Typed.id, peewee.OP.EQ, 1), (
+        "Expression no longer keeps lhs, op and rhs: the update by key reads through Peewee"
+    )
+    assert sqlite.quote == '""' and sqlite.param == "?" and sqlite.for_update is False
+    with sqlite.bind_ctx([_Typed]):
+        sqlite.create_tables([_Typed])
+        when = datetime.datetime(2024, 6, 2, 17, 30)
+        row = _Typed.create(name="a", when=when, price=decimal.Decimal("1.50"), done=True)
+        fields = ("name", "when", "price", "done")
+        fast, built = _rows_before_both_ways(sqlite, fields, row.id)
+        assert (
+            fast
+            == built
+            == {row.id: {"name": "a", "when": when, "price": decimal.Decimal("1.50"), "done": True}}
+        )
+        assert _rows_before_both_ways(sqlite, fields, row.id + 1) == ({}, {})
+
+
+def test_an_update_reads_and_locks_its_rows_before_on_postgresql(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.database()
+    db = tracking_database(url)
+    try:
+        assert db.quote == '""' and db.param == "%s" and db.for_update is True
+        with db.bind_ctx([_Typed]):
+            db.create_tables([_Typed])
+            row = _Typed.create(name="a", done=True)
+            with db.atomic():
+                fast, built = _rows_before_both_ways(db, ("name", "done"), row.id)
+            assert fast == built == {row.id: {"name": "a", "done": True}}
+    finally:
+        db.close()
+        postgres.drop(url)
 
 
 # -- write_values ------------------------------------------------------------------------

@@ -153,8 +153,16 @@ def test_a_filtered_live_feed(
     items = page.locator("#tea li")
     expect(items).to_have_text(["Tea at five"])
     Message.create(text="more coffee", author=alice)
-    Message.create(text="TEA again", author=alice)  # now: after June 2024
+    again = Message.create(text="TEA again", author=alice)  # now: after June 2024
     expect(items).to_have_text(["TEA again", "Tea at five"])
+    for text in ("coffee again", "tea once more"):  # edited out of the filter, and back in
+        again.text = text
+        again.save()
+    expect(items).to_have_text(["tea once more", "Tea at five"])
+    coffee = Message.get(Message.text == "coffee")
+    coffee.text = "coffee, then tea"  # an old message edited into the filter
+    coffee.save()
+    expect(items).to_have_text(["coffee, then tea", "tea once more", "Tea at five"])
     # An expression cannot share a pattern with another filter; a refused one says where.
     refusals = page.evaluate(
         """async () => {

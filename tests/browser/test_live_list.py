@@ -198,3 +198,123 @@ def test_a_list_refused_at_once_is_stale_and_tells_the_client(
     assert page.evaluate("window.ready") == "forbidden"
     expect(page.locator("#notes")).to_have_attribute("data-stale", "forbidden")
     assert page.evaluate("window.clientErrors") == ["forbidden"]
+
+
+FILTERED_SETUP = """async () => {
+    const { RealtimeClient } = await import("/realtime/client.js");
+    const client = new RealtimeClient();
+    window.client = client;
+    const list = document.createElement("ul");
+    list.id = "tags";
+    document.body.append(list);
+    window.changes = [];
+    const render = (tag) => {
+        const li = document.createElement("li");
+        const input = document.createElement("input");
+        input.value = tag.title;
+        li.append(input);
+        return li;
+    };
+    window.live = client.liveList("test_browser_tags", {
+        list,
+        render,
+        filter: "title ~ 'tea'",
+        empty: "No tags.",
+        onChange: (records, change) => window.changes.push(`${change.action}:${change.reason}`),
+    });
+    await window.live.ready;
+}"""
+
+
+@pytest.mark.parametrize("without_websocket", [False, True], ids=["websocket", "sse"])
+def test_a_record_edited_out_of_a_filtered_list_leaves_it_and_edited_back_returns(
+    server: LiveServer, new_page: Callable[..., Page], without_websocket: bool
+) -> None:
+    for slug, title in (("a", "Green tea"), ("b", "coffee"), ("c", "tea time")):
+        Tag.create(slug=slug, title=title)
+    page = new_page(without_websocket=without_websocket)
+    page.goto(f"{server.url}/login")
+    page.evaluate(FILTERED_SETUP)
+    assert shown(page) == ["test_browser_tags/c=tea time", "test_browser_tags/a=Green tea"]
+
+    def edit(slug: str, title: str) -> None:
+        tag = Tag.get_by_id(slug)
+        tag.title = title
+        tag.save()
+
+    edit("a", "green coffee")  # out of the filter: gone from the page
+    wait_shown(page, ["test_browser_tags/c=tea time"])
+    edit("b", "black TEA")  # into it: shown where the order puts it
+    wait_shown(page, ["test_browser_tags/c=tea time", "test_browser_tags/b=black TEA"])
+    edit("a", "green tea again")  # back in
+    wait_shown(
+        page,
+        [
+            "test_browser_tags/c=tea time",
+            "test_browser_tags/b=black TEA",
+            "test_browser_tags/a=green tea again",
+        ],
+    )
+    edit("c", "coffee time")
+    edit("b", "black tea")  # still in: updated in place
+    wait_shown(page, ["test_browser_tags/b=black tea", "test_browser_tags/a=green tea again"])
+    assert page.evaluate("window.changes") == [
+        "snapshot:undefined",
+        "delete:filter",
+        "create:filter",
+        "create:filter",
+        "delete:filter",
+        "update:undefined",
+    ]
+
+
+TWO_LISTS_SETUP = """async () => {
+    const { RealtimeClient } = await import("/realtime/client.js");
+    const client = new RealtimeClient();
+    window.client = client;
+    window.changes = { tea: [], coffee: [] };
+    const lists = [];
+    for (const title of ["tea", "coffee"]) {
+        const list = document.createElement("ul");
+        list.id = title;
+        document.body.append(list);
+        // Two equality filters on one pattern: the server sends it unfiltered and the
+        // client applies each list's.
+        lists.push(client.liveList("test_browser_tags", {
+            list,
+            render: (tag) => Object.assign(document.createElement("li"), { textContent: tag.slug }),
+            filter: { title },
+            onChange: (records, change) =>
+                window.changes[title].push(`${change.action}:${change.reason}`),
+        }));
+    }
+    await Promise.all(lists.map((live) => live.ready));
+}"""
+
+
+def test_lists_filtered_apart_on_one_pattern_follow_records_between_them(
+    server: LiveServer, new_page: Callable[..., Page]
+) -> None:
+    Tag.create(slug="a", title="tea")
+    Tag.create(slug="b", title="coffee")
+    page = new_page()
+    page.goto(f"{server.url}/login")
+    page.evaluate(TWO_LISTS_SETUP)
+    lists = """() => ["tea", "coffee"].map((id) =>
+        [...document.querySelectorAll(`#${id} > li`)].map((li) => li.textContent).join(","))"""
+    assert page.evaluate(lists) == ["a", "b"]
+    for title in ("coffee", "water", "tea"):  # a: to the other list, to neither, back
+        tag = Tag.get_by_id("a")
+        tag.title = title
+        tag.save()
+    tag = Tag.get_by_id("b")
+    tag.title = "coffee"  # the same value: an update for the coffee list alone
+    tag.save(only=[Tag.title])
+    page.wait_for_function(
+        "() => window.changes.coffee.length === 4 && window.changes.tea.length === 3"
+    )
+    assert page.evaluate(lists) == ["a", "b"]
+    assert page.evaluate("window.changes") == {
+        "tea": ["snapshot:undefined", "delete:filter", "create:filter"],
+        "coffee": ["snapshot:undefined", "create:filter", "delete:filter", "update:undefined"],
+    }

@@ -197,6 +197,32 @@ async def test_the_protocol_docs_examples(server: LiveServer, users: dict[str, U
         await ws.expect_silence()
 
 
+async def test_the_docs_example_of_a_record_leaving_and_entering_a_view(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    (frames,) = blocks("docs/protocol.md", "json", section="Records entering and leaving a view")
+    left, entered = [json.loads(line) for line in frames.splitlines()]
+    alice = users["alice"]
+    message = Message.create(
+        text="tea at five", author=alice, created_at=_at(left["record"]["created_at"])
+    )
+    async with await Client.connect(server) as ws:
+        await ws.ok_subscribe("messages", filter="text ~ 'tea'")
+        for text in ("coffee at five", "tea at six"):
+            message.text = text
+            message.save()
+        for shown in (left, entered):
+            event = await ws.recv_type("event")
+            record = {**shown["record"], "id": message.id, "author": alice.id}
+            assert event == {
+                **shown,
+                "id": event["id"],
+                "topic": f"messages/{message.id}",
+                "record": record,
+            }
+        await ws.expect_silence()
+
+
 async def test_the_sse_query_example(server: LiveServer, users: dict[str, User]) -> None:
     (query,) = re.findall(r"`(\?pattern=messages&filter=[^`]*)`", DOCS.read_text())
     async with stream(server, query) as sse:

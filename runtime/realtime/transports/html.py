@@ -11,8 +11,9 @@ with `snapshot=1` the current records as `messages:snapshot`. A page made with
 
 A fragment is rendered from the record as that subscriber may see it (the same visible
 fields as the JSON event), autoescaped, once per distinct shape: the template gets
-`record` (a dict), `record_id`, `collection`, `topic` and `action`. It renders outside
-any request: no `request`, `session` or `url_for` in it.
+`record` (a dict), `record_id`, `collection`, `topic`, `action` and `reason` (for a
+record an update brought into the subscriber's view: "filter" or "access"; else None).
+It renders outside any request: no `request`, `session` or `url_for` in it.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ class Fragments:
                 html = (
                     f"<!-- {event['topic']} deleted -->"
                     if action == "delete"
-                    else self._render(collection, event["record"], record_id, action)
+                    else self._render(
+                        collection, event["record"], record_id, action, event.get("reason")
+                    )
                 )
                 return sse_message(html, event=name, id=event["id"])
         elif frame.startswith(_SUBSCRIBED) and '"snapshot":' in frame:
@@ -106,7 +109,9 @@ class Fragments:
             for record in records
         )
 
-    def _render(self, collection: str, record: Any, record_id: str, action: str) -> str:
+    def _render(
+        self, collection: str, record: Any, record_id: str, action: str, reason: str | None = None
+    ) -> str:
         template = self._environment().get_template(self._templates[collection])
         return template.render(
             record=record,
@@ -114,6 +119,7 @@ class Fragments:
             collection=collection,
             topic=f"{collection}/{record_id}",
             action=action,
+            reason=reason,
         )
 
 
