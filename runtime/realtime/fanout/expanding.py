@@ -55,6 +55,7 @@ class EventRelated:
     """One record event's related records, read once, and its frames with them."""
 
     __slots__ = (
+        "_alike",
         "_by_user",
         "_event",
         "_faults",
@@ -75,6 +76,7 @@ class EventRelated:
         self._frames: dict[tuple[Any, ...], str] = {}
         # (user, names, moved) -> frame: the common case (many readers alike) is one lookup.
         self._by_user: dict[tuple[Any, ...], str] = {}
+        self._alike: dict[tuple[Any, ...], str] = {}  # (id(visible), names, moved) -> frame
 
     def frame(
         self,
@@ -85,11 +87,28 @@ class EventRelated:
     ) -> str:
         """The event's frame for `user`, who sees the record as `visible`, with `expand`;
         `moved`: the (action, reason) of a record entering or leaving their view."""
+        # Readers given the same record (`visible` is one object per shape for the
+        # event's life) whose related records show alike to all (users, or none found)
+        # share one frame: one lookup each, whoever they are.
+        alike = (id(visible), expansion.names, moved)
+        known = self._alike.get(alike)
+        if known is not None:
+            return known
         mine = (user.id if user is not None else None, expansion.names, moved)
         known = self._by_user.get(mine)
         if known is None:
             known = self._by_user[mine] = self._frame(user, expansion, visible, moved)
+            if self._shown_alike(expansion, visible):
+                self._alike[alike] = known
         return known
+
+    def _shown_alike(self, expansion: Expansion, visible: Mapping[str, Any]) -> bool:
+        """Whether the related records of `visible` show the same to every reader."""
+        for name in expansion.names:
+            record = self._records[(name, visible.get(name))]
+            if record is not None and not shows_public(record):
+                return False
+        return True
 
     def _frame(
         self,
