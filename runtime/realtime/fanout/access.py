@@ -29,7 +29,7 @@ from ...rules import Rule
 from .. import protocol
 from ..channels import ChannelRule
 from .expanding import EventRelated, wanted_expansion
-from .frames import Shaped, custom_frame, moved_frame, presence_frame, record_frame
+from .frames import Shaped, custom_frame, event_frame, presence_frame, record_frame
 from .registry import Filter, filter_matches
 
 if TYPE_CHECKING:
@@ -218,7 +218,7 @@ class EventAccess:
         if shaped is None:
             record = {name: values[name] for name in fields if name in values}
             try:
-                frame = protocol.encode(moved_frame(self.event, action, reason, record))
+                frame = protocol.encode(event_frame(self.event, record, (action, reason)))
                 shaped = (frame, record)
             except Exception as error:
                 self._faults.record(self.event.collection or "-", "encode", "encoding", error)

@@ -24,7 +24,7 @@ import peewee
 
 from ...expand import Expansion, read_related, related_shape, shows_public
 from .. import protocol
-from .frames import moved_frame
+from .frames import event_frame
 
 if TYPE_CHECKING:
     from ..events import Event
@@ -182,19 +182,4 @@ class EventRelated:
                 shape = self._shapes[(name, value, key)] = related_shape(record, user)
             if shape is not None:
                 expand[name] = shape
-        event = self._event
-        record = {**visible, "expand": expand}
-        if moved is not None:
-            action, reason = moved
-            return protocol.encode(moved_frame(event, action, reason, record))
-        frame: dict[str, Any] = {
-            "type": "event",
-            "id": event.id,
-            "collection": event.collection,
-            "topic": event.topic,
-            "action": event.action,
-            "record": record,
-        }
-        if event.action == "update":
-            frame["changed"] = [name for name in event.changed if name in visible]
-        return protocol.encode(frame)
+        return protocol.encode(event_frame(self._event, {**visible, "expand": expand}, moved))

@@ -10,7 +10,7 @@ from .. import protocol
 if TYPE_CHECKING:
     from ..events import Event
 
-__all__ = ["Shaped", "custom_frame", "moved_frame", "presence_frame", "record_frame"]
+__all__ = ["Shaped", "custom_frame", "event_frame", "presence_frame", "record_frame"]
 
 # (the encoded frame, or None when this reader gets nothing; the record as they see it)
 Shaped = tuple[str | None, Mapping[str, Any]]
@@ -23,33 +23,29 @@ def record_frame(event: Event, fields: tuple[str, ...]) -> Shaped:
     changed = [name for name in event.changed if name in visible]
     if event.action == "update" and not changed:
         return None, visible
+    return protocol.encode(event_frame(event, visible)), visible
+
+
+def event_frame(
+    event: Event, record: Mapping[str, Any], moved: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """A record event's frame with `record` as one reader sees it. `moved`: the action
+    and reason of a record an update brought into a reader's view (`create`, the whole
+    record) or took out of it (`delete`, the record as they last saw it); the reason is
+    "filter" or "access"."""
     frame: dict[str, Any] = {
         "type": "event",
         "id": event.id,
         "collection": event.collection,
         "topic": event.topic,
-        "action": event.action,
-        "record": visible,
-    }
-    if event.action == "update":
-        frame["changed"] = changed
-    return protocol.encode(frame), visible
-
-
-def moved_frame(
-    event: Event, action: str, reason: str, record: Mapping[str, Any]
-) -> dict[str, Any]:
-    """A record entering a reader's view (`create`, the whole record) or leaving it
-    (`delete`, the record as they last saw it), and why: "filter" or "access"."""
-    return {
-        "type": "event",
-        "id": event.id,
-        "collection": event.collection,
-        "topic": event.topic,
-        "action": action,
+        "action": event.action if moved is None else moved[0],
         "record": record,
-        "reason": reason,
     }
+    if moved is not None:
+        frame["reason"] = moved[1]
+    elif event.action == "update":
+        frame["changed"] = [name for name in event.changed if name in record]
+    return frame
 
 
 def custom_frame(event: Event) -> dict[str, Any]:
