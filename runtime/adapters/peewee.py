@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 import peewee
 
+from .peewee_statements import cached_statement
+
 __all__ = [
     "ReturningDelete",
     "ReturningInsert",
@@ -69,14 +71,24 @@ class ReturningWrite:
     def _execute(self, database: Any) -> Any:  # Peewee's: where every query runs
         if self._returning_set_by_caller():
             return super()._execute(database)  # type: ignore[misc]
-        # Peewee's own returning() (not ModelInsert's, which picks model rows); it copies.
-        query = peewee._WriteQuery.returning(self, *self.model._meta.sorted_fields)
-        query._row_type = peewee.ROW.DICT
+        cached = cached_statement(self, database, self._returning_every_column)
+        if cached is not None:  # a one-row write of a shape seen before: its SQL is known
+            statement, params = cached
+            return self._result(
+                self._written(database, lambda: statement.run(database, params)), self, database
+            )
+        query = self._returning_every_column()
 
         def write() -> Rows:
             return [dict(row) for row in peewee._WriteQuery._execute(query, database)]
 
         return self._result(self._written(database, write), query, database)
+
+    def _returning_every_column(self) -> Any:
+        # Peewee's own returning() (not ModelInsert's, which picks model rows); it copies.
+        query = peewee._WriteQuery.returning(self, *self.model._meta.sorted_fields)
+        query._row_type = peewee.ROW.DICT
+        return query
 
     def _returning_set_by_caller(self) -> bool:
         return bool(self._returning)  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import ast
 import datetime
 import decimal
 import inspect
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from tests.databases import PostgresServer
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 ADAPTER = RUNTIME / "adapters" / "peewee.py"
+ADAPTERS = (ADAPTER, RUNTIME / "adapters" / "peewee_statements.py")
 
 # Peewee's private names the adapter uses: no other module of the runtime may use them.
 PRIVATE = (
@@ -51,6 +53,12 @@ PRIVATE = (
     "_update",
     "_where",
     "_from",
+    "_on_conflict",
+    "_columns",
+    "_insert",
+    "_sort_key",
+    "_coerce",
+    "_cte_list",
     "_normalize_data",
     "__no_default__",
     "_dirty",
@@ -311,17 +319,17 @@ def _names_used(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def test_only_the_adapter_names_those_parts() -> None:
-    adapter = ADAPTER.read_text()
+    adapter = "".join(path.read_text() for path in ADAPTERS)
     for name in PRIVATE:
         assert name in adapter, f"the adapter no longer uses {name}: drop it from PRIVATE"
     for path in sorted(RUNTIME.rglob("*.py")):
-        if path == ADAPTER:
+        if path in ADAPTERS:
             continue
         for line, name in _names_used(path):
             where = f"{path.relative_to(RUNTIME.parent)}:{line}"
             assert name not in PRIVATE and not name.startswith("peewee._"), (
                 f"{where} uses {name}, a private part of Peewee: only "
-                "runtime/adapters/peewee.py may (an attribute of your own: another name)"
+                "runtime/adapters/peewee*.py may (an attribute of your own: another name)"
             )
 
 
@@ -360,3 +368,132 @@ def test_a_checks_name_and_expression_are_read_as_peewee_builds_them() -> None:
     assert check_parts(unnamed) == (None, "size >= 0")
     assert check_parts(named) == ("size_below_ten", "size < 10")
     assert check_parts(peewee.SQL("DEFAULT 0")) is None
+
+
+# -- one-row writes, their SQL made once per shape ---------------------------------------
+
+
+class _Owner(peewee.Model):
+    name = peewee.CharField()
+
+    class Meta:
+        table_name = "test_adapter_owners"
+
+
+class _Every(peewee.Model):
+    """A field of each kind the runtime serves, each converted both ways by Peewee."""
+
+    text = peewee.CharField()
+    body = peewee.TextField(null=True)
+    small = peewee.IntegerField(default=0)
+    big = peewee.BigIntegerField(null=True)
+    ratio = peewee.FloatField(null=True)
+    price = peewee.DecimalField(max_digits=10, decimal_places=3, null=True)
+    done = peewee.BooleanField(default=False)
+    at = peewee.DateTimeField(default=datetime.datetime.now)
+    day = peewee.DateField(null=True)
+    clock = peewee.TimeField(null=True)
+    uid = peewee.UUIDField(null=True)
+    blob = peewee.BlobField(null=True)
+    owner = peewee.ForeignKeyField(_Owner, null=True)
+
+    class Meta:
+        table_name = "test_adapter_every"
+
+
+def _every_values(owner: Any) -> dict[str, Any]:
+    return {
+        "text": "tea",
+        "body": "ünïcode ✓",
+        "small": 7,
+        "big": 2**40,
+        "ratio": 0.5,
+        "price": decimal.Decimal("12.500"),
+        "done": True,
+        "at": datetime.datetime(2024, 6, 2, 17, 30, 1, 5),
+        "day": datetime.date(2024, 6, 2),
+        "clock": datetime.time(17, 30),
+        "uid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "blob": b"\x00\xff",
+        "owner": owner,
+    }
+
+
+def _typed(rows: Rows) -> list[dict[str, tuple[type, Any]]]:
+    return [{name: (type(value), value) for name, value in row.items()} for row in rows]
+
+
+def _writes_both_ways(database: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write as Peewee builds it and through the cached statements: the same rows
+    handed over (values and their types), the same answers, the same table."""
+    from runtime.adapters import peewee as adapter
+    from runtime.adapters import peewee_statements
+
+    seen: dict[bool, list[Any]] = {}
+    for cached in (False, True):
+        peewee_statements._STATEMENTS.clear()
+        if not cached:
+            monkeypatch.setattr(adapter, "cached_statement", lambda *args: None)
+        rows: list[Rows] = []
+        insert = _handing_rows_to(rows, ReturningInsert)
+        update = _handing_rows_to(rows, ReturningUpdate)
+        with database.bind_ctx([_Owner, _Every]):
+            database.drop_tables([_Every, _Owner])
+            database.create_tables([_Owner, _Every])
+            owner = _Owner.create(name="ann")
+            answers = []
+            for _ in range(2):  # the second of each shape takes the cached statement
+                values = write_values(_Every, None, _every_values(owner))
+                answers.append(insert(_Every, values).execute())
+                answers.append(
+                    insert(_Every, write_values(_Every, None, {"text": "bare"})).execute()
+                )
+            key = answers[0]
+            for text in ("a", "b"):
+                changed = write_values(_Every, None, {"text": text, "price": decimal.Decimal("1")})
+                answers.append(update(_Every, changed).where(_Every.id == key).execute())
+            # An expression is built by Peewee, whatever the cache holds.
+            grow = write_values(_Every, None, {"small": _Every.small + 1})
+            answers.append(update(_Every, grow).where(_Every.id == key).execute())
+            # A "bare" row's `at` is its default, now(): the two runs differ there.
+            table = [_without_now(dict(row)) for row in _Every.select().order_by(_Every.id).dicts()]
+            handed = [[_without_now(row) for row in batch] for batch in rows]
+            seen[cached] = [answers, _typed(table), [_typed(batch) for batch in handed]]
+        monkeypatch.undo()
+        if cached:
+            kinds = {
+                key[0] for key, statement in peewee_statements._STATEMENTS.items() if statement
+            }
+            assert kinds == {insert, update}, "a one-row insert or update was not cached"
+    assert seen[True] == seen[False]
+
+
+def _without_now(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not (k == "at" and row["text"] == "bare")}
+
+
+def test_one_row_writes_through_cached_statements_are_peewees(
+    sqlite: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fields = list(_Every._meta.sorted_fields)
+    assert sorted(fields, key=lambda f: f._sort_key) == fields, (
+        "Field._sort_key no longer orders fields as the model declares them"
+    )
+    assert peewee.Field.get_sort_key(_Every.text, None) == _Every.text._sort_key, (
+        "Peewee no longer sorts a write's columns by Field._sort_key"
+    )
+    assert _Every.insert(text="x")._on_conflict is None and _Every.insert(text="x")._columns is None
+    assert all(hasattr(field, "_coerce") for field in fields), "Field._coerce is gone"
+    _writes_both_ways(sqlite, monkeypatch)
+
+
+def test_one_row_writes_through_cached_statements_on_postgresql(
+    postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres.database()
+    db = tracking_database(url)
+    try:
+        _writes_both_ways(db, monkeypatch)
+    finally:
+        db.close()
+        postgres.drop(url)
