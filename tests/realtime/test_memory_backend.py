@@ -100,3 +100,11 @@ def test_history_size_zero_or_history_bytes_zero_keep_nothing() -> None:
         backend = MemoryBackend(history_size=size, history_bytes=limit)
         backend.publish_now([_published("1")])
         assert backend.kept_bytes == 0
+
+
+def test_event_bytes_counts_an_updates_values_before() -> None:
+    """An update carries the values it replaced: they are held in the history too."""
+    values = {"id": 1, "text": "short"}
+    plain = Event("update", "messages", "1", values, ("text",))
+    before = Event("update", "messages", "1", values, ("text",), previous={"text": "x" * 100_000})
+    assert event_bytes(before) >= event_bytes(plain) + 100_000

@@ -124,7 +124,8 @@ class MemoryBackend:
 
 def event_bytes(event: Event) -> int:
     """The memory `event` holds, about and never less: the event, its strings, and its
-    record's values, data and user walked to every leaf, each by `sys.getsizeof`.
+    record's values (an update's values before too), data and user walked to every
+    leaf, each by `sys.getsizeof`.
 
     Not its JSON's length, which a hostile payload makes tiny beside what it holds: the
     16 KB `[[],[],…]` parses to 5,400 lists of 56 bytes and more each. Objects shared
@@ -139,6 +140,7 @@ def event_bytes(event: Event) -> int:
         event.changed,
         event.name,
         event.values,
+        event.previous,
         event.data,
         event.user,
         event.client_ids,
