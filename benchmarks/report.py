@@ -28,6 +28,8 @@ COMPARISONS = (
     ("sse", "quart", "sse", "SSE vs Quart + Hypercorn SSE loop"),
     ("ws", "websockets", "ws", "WebSocket vs websockets broadcast()"),
     ("ws_batch", "websockets", "ws", "?batch=1 vs websockets broadcast()"),
+    ("ws", "socketio", "socketio", "WebSocket vs Node.js Socket.IO v4"),
+    ("ws_batch", "socketio", "socketio", "?batch=1 vs Node.js Socket.IO v4"),
 )
 
 
