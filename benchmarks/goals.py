@@ -9,6 +9,7 @@ from typing import Any
 from .expand_cost import EXPAND_GOAL, expand_figures
 from .figures import fanout_run, number, throughput, times
 from .stats import percentile, ratio
+from .writes_report import writes_goals
 
 __all__ = ["Goal", "goals"]
 
@@ -73,6 +74,7 @@ def goals(results: dict[str, Any]) -> list[Goal]:
     found.append(_expand_goal(results))
     found += _soak_goals(results)
     found += _scaleout_goals(results)
+    found += writes_goals(results)
     return found
 
 

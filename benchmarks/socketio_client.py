@@ -45,4 +45,3 @@ class SocketIoSubscriber(WsSubscriber):
             transport.send(WSMsgType.TEXT, CONNECT)
         elif data.startswith(b"44") or data.startswith(b"41"):  # refused, or sent away
             self.errors.append(data[:300])
-

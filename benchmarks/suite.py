@@ -20,6 +20,7 @@ from .harness import Cpus, Log, connector, run_load, trouble
 from .plan import FULL, QUICK, Plan
 from .scaleout import scaleout
 from .targets import OURS, PEERS, REPO, SOCKETIO, running
+from .writes import writes
 
 __all__ = ["FULL", "QUICK", "Plan", "run_suite"]
 
@@ -226,6 +227,7 @@ SECTIONS: dict[str, Callable[[Plan, Path, Cpus, Log], Any]] = {
     "publish_cost": publish_cost,
     "soak": soak,
     "scaleout": scaleout,
+    "writes": writes,
 }
 
 
