@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,11 @@ P99_LIMIT_MS = 50.0
 FRACTIONS = (0.25, 0.5, 0.75)
 
 
-def writes(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, Any]:
+def writes(
+    plan: Plan, workdir: Path, cpus: Cpus, log: Log, *, postgres: PostgresServer | None = None
+) -> dict[str, Any]:
+    """Both databases, each measured as `_measure` says; PostgreSQL on `postgres` when
+    given (a running cluster: the smoke test's), else on a cluster of its own."""
     results: dict[str, Any] = {}
     for database in DATABASES:
         try:
@@ -45,6 +50,8 @@ def writes(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, Any]:
                 for stale in workdir.glob("bare-writes.sqlite3*"):
                     stale.unlink()
                 results[database] = _measure(plan, workdir, cpus, log, database, str(sqlite))
+            elif postgres is not None:
+                results[database] = _measure(plan, workdir, cpus, log, database, postgres)
             else:
                 with postgres_cluster() as cluster:
                     results[database] = _measure(plan, workdir, cpus, log, database, cluster)
@@ -81,10 +88,14 @@ def _measure(
         our_settings = {"RUNTIME_DATABASE_URL": where.database()}
     else:
         bare_settings, our_settings = {"BENCH_SQLITE_PATH": where}, {}
-    with (
-        running(BARE_WRITES, workdir, cpus.server, bare_settings) as (bare, bare_process),
-        running(OURS, workdir, cpus.server, our_settings) as (ours, our_process),
-    ):
+    with contextlib.ExitStack() as stack:
+        # Started side by side: ours spends its first seconds seeding its database.
+        with ThreadPoolExecutor(2) as pool:
+            started = [
+                pool.submit(stack.enter_context, running(server, workdir, cpus.server, settings))
+                for server, settings in ((BARE_WRITES, bare_settings), (OURS, our_settings))
+            ]
+        (bare, bare_process), (ours, our_process) = (future.result() for future in started)
         spec = {
             "scenario": "writes",
             "cpu": cpus.load,

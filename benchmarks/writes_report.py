@@ -100,8 +100,8 @@ def writes_section(results: dict[str, Any], table: Table) -> str:
                     times(ratio(cpu, bare_cpu)),
                 ]
             )
-        latency = run.get("latency")
-        for step in (latency["fixed"] + latency["search"]) if latency else []:
+        latency: dict[str, Any] = run.get("latency") or {}
+        for step in latency.get("fixed", []) + latency.get("search", []):
             saturation = latency["saturation_writes_per_second"]
             kind = f"{step['fraction']:.0%}" if "fraction" in step else "search"
             latency_rows.append(

@@ -58,7 +58,7 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
-class Model(peewee.Model):
+class Model(peewee.Model):  # type: ignore[misc]
     class Meta:
         database = database
 
@@ -137,7 +137,8 @@ def seed() -> str:
         user=user,
         expires_at=utcnow() + datetime.timedelta(days=1),
     )
-    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    serializer = app.session_interface.get_signing_serializer(app)
+    assert serializer is not None  # the secret key is set
     return f"{app.config['SESSION_COOKIE_NAME']}={serializer.dumps({SESSION_KEY: token})}"
 
 
@@ -158,7 +159,7 @@ async def main() -> None:
     async def announce() -> None:
         print(f"port={sock.getsockname()[1]} cookie={cookie}", flush=True)
 
-    await serve(app, config)  # type: ignore[arg-type]
+    await serve(app, config)
 
 
 if __name__ == "__main__":
