@@ -17,6 +17,7 @@ write.
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,7 +56,8 @@ def writes(
             else:
                 with postgres_cluster() as cluster:
                     results[database] = _measure(plan, workdir, cpus, log, database, cluster)
-        except (RuntimeError, OSError) as error:
+        except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+            # The other database's figures still count.
             log(f"  {database} failed: {error}")
             results[database] = {"error": str(error)[:2000]}
     return results

@@ -1,6 +1,9 @@
 """The benchmark suite's pure parts (`make bench` itself is not part of `make test`):
-statistics, the SSE reader, the delivery check, frames and the report's verdicts.
-Nothing here needs the `bench` extras.
+statistics, the SSE reader, the delivery check, frames and the report's verdicts; and,
+in a tiny configuration that measures nothing, the `writes` section and the Node.js
+Socket.IO peer run for real. Nothing here needs the `bench` extras (the load client's
+picows and uvloop are test extras too; the Socket.IO peer needs `npm ci --prefix
+benchmarks/peers/socketio`, which `make unit` runs).
 
 The benchmark modules are imported inside the tests, not at collection: Hypothesis
 draws examples from the constants of every local module loaded, so importing them
