@@ -39,7 +39,14 @@ lint: $(VENV)/.installed-test
 types: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-test
+# The Node.js Socket.IO peer's packages (benchmarks/peers/socketio), exactly as locked;
+# npm writes the hidden lock file inside node_modules on each install.
+SOCKETIO_PEER := benchmarks/peers/socketio
+$(SOCKETIO_PEER)/node_modules/.package-lock.json: $(SOCKETIO_PEER)/package-lock.json
+	npm ci --prefix $(SOCKETIO_PEER) --no-audit --no-fund
+
+# The benchmarks' smoke test runs the Socket.IO peer.
+unit: $(VENV)/.installed-test $(SOCKETIO_PEER)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The realtime tests once more, in asyncio's debug mode and with the fast path off.
@@ -60,7 +67,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@ $(VENV)/.installed-test $(VENV)/.installed
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench $(SOCKETIO_PEER)/node_modules/.package-lock.json
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:

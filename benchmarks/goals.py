@@ -9,6 +9,7 @@ from typing import Any
 from .expand_cost import EXPAND_GOAL, expand_figures
 from .figures import fanout_run, number, throughput, times
 from .stats import percentile, ratio
+from .writes_report import writes_goals
 
 __all__ = ["Goal", "goals"]
 
@@ -58,6 +59,7 @@ def goals(results: dict[str, Any]) -> list[Goal]:
             )
         )
     found.append(_latency_goal(results))
+    found.append(_socketio_latency_goal(results))
     found += _memory_goals(results)
     cost = results.get("publish_cost")
     value = cost.get("ratio") if isinstance(cost, dict) else None
@@ -72,6 +74,7 @@ def goals(results: dict[str, Any]) -> list[Goal]:
     found.append(_expand_goal(results))
     found += _soak_goals(results)
     found += _scaleout_goals(results)
+    found += writes_goals(results)
     return found
 
 
@@ -97,6 +100,20 @@ def _latency_goal(results: dict[str, Any]) -> Goal:
         measured,
         None if p99 is None or not at_1000 else p99 < 50,
     )
+
+
+def _socketio_latency_goal(results: dict[str, Any]) -> Goal:
+    """Ours (plain WebSocket) against Node.js Socket.IO v4, one event at N = 1,000."""
+    ours, peer = fanout_run(results, "ours", "ws"), fanout_run(results, "socketio", "socketio")
+    lat, peer_lat = (ours or {}).get("latency"), (peer or {}).get("latency")
+    text = "one-event p50 at N=1,000 no worse than Node.js Socket.IO v4's"
+    if not lat or not peer_lat:
+        return Goal(text, "-", None)
+    p50, peer_p50 = lat["one_event_p50_ms"], peer_lat["one_event_p50_ms"]
+    measured = f"{number(p50, 1, ' ms')} vs {number(peer_p50, 1, ' ms')}"
+    at_1000 = min(lat["subscribers"], peer_lat["subscribers"]) >= 1000
+    passed = None if p50 is None or peer_p50 is None or not at_1000 else p50 <= peer_p50
+    return Goal(text, measured, passed)
 
 
 def _memory_goals(results: dict[str, Any]) -> list[Goal]:

@@ -54,7 +54,8 @@ def run_load(spec: dict[str, Any], time_limit: float) -> dict[str, Any]:
 def connector(
     server: Running, transport: str, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """How the load client reaches `server` over `transport` ("ws", "ws_batch", "sse")."""
+    """How the load client reaches `server` over `transport` ("ws", "ws_batch", "sse",
+    "socketio")."""
     spec = server.server
     if transport == "sse":
         assert spec.sse_path is not None
@@ -64,7 +65,7 @@ def connector(
         path = spec.ws_path + ("?batch=1" if transport == "ws_batch" else "")
     return {
         "port": server.port,
-        "transport": "sse" if transport == "sse" else "ws",
+        "transport": transport if transport in ("sse", "socketio") else "ws",
         "path": path,
         "ours": spec.ours,
         "headers": headers,

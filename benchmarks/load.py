@@ -2,7 +2,8 @@
 
     python -m benchmarks.load < spec.json
 
-The spec names a scenario (`fanout`, `idle`, `publish_cost`, `soak`, `spread`) and its options;
+The spec names a scenario (`fanout`, `idle`, `publish_cost`, `soak`, `spread`,
+`write_rate`, `writes`) and its options;
 the result is printed as one line `RESULT {json}`. The harness (`benchmarks.suite`)
 starts one of these per measurement.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 import uvloop
 
-from . import scenarios, soak, spread
+from . import scenarios, soak, spread, writes_load
 
 __all__ = ["main"]
 
@@ -30,6 +31,7 @@ SCENARIOS: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
     "soak": soak.soak,
     "spread": spread.spread,
     "write_rate": scenarios.write_rate,
+    "writes": writes_load.writes,
 }
 
 

@@ -35,6 +35,14 @@ class Plan:
     scaleout_seconds: float
     outbox_writes: int  # records-API writes per burst, with the outbox and without
     expand_subscribers: int = 1000  # fan-out with expand=author against without
+    # The `writes` section (benchmarks/writes.py): creates per burst with no subscriber
+    # and with `writes_subscribers` (each then delivered that many times), seconds of
+    # each steady rate, and the bisection's steps for the highest rate under 50 ms p99.
+    writes_burst: int = 2000
+    writes_subscribed_burst: int = 300
+    writes_subscribers: int = 1000
+    writes_paced_seconds: float = 3.0
+    writes_search_steps: int = 4
 
 
 FULL = Plan(
@@ -91,4 +99,8 @@ QUICK = Plan(
     scaleout_sustained_per_second=20.0,
     scaleout_seconds=2.0,
     outbox_writes=300,
+    writes_burst=300,
+    writes_subscribed_burst=60,
+    writes_paced_seconds=1.0,
+    writes_search_steps=2,
 )

@@ -10,6 +10,7 @@ from .expand_cost import expand_figures
 from .figures import fanout_runs, number, subscriber_levels, throughput, times
 from .goals import goals, outbox_write_rate, scaleout_throughput
 from .stats import ratio
+from .writes_report import writes_section
 
 __all__ = ["render", "table"]
 
@@ -28,6 +29,8 @@ COMPARISONS = (
     ("sse", "quart", "sse", "SSE vs Quart + Hypercorn SSE loop"),
     ("ws", "websockets", "ws", "WebSocket vs websockets broadcast()"),
     ("ws_batch", "websockets", "ws", "?batch=1 vs websockets broadcast()"),
+    ("ws", "socketio", "socketio", "WebSocket vs Node.js Socket.IO v4"),
+    ("ws_batch", "socketio", "socketio", "?batch=1 vs Node.js Socket.IO v4"),
 )
 
 
@@ -337,10 +340,17 @@ def _notes(results: dict[str, Any]) -> str:
         )
     else:
         lines.append("Fewer than two CPUs: servers and load client were not pinned.")
-    for name in ("hook", "fanout", "expand", "idle", "publish_cost", "soak", "scaleout"):
+    for name in ("hook", "fanout", "expand", "idle", "publish_cost", "soak", "scaleout", "writes"):
         section = results.get(name)
         if isinstance(section, dict) and "error" in section:
             lines.append(f"{name} failed: {section['error'].splitlines()[0]}")
+    writes = results.get("writes")
+    for database, run in writes.items() if isinstance(writes, dict) else []:
+        if isinstance(run, dict) and "error" in run:
+            lines.append(f"writes on {database} failed: {run['error'].splitlines()[0]}")
+        elif isinstance(run, dict) and run.get("server_trouble"):
+            trouble_line = run["server_trouble"][0][:160]
+            lines.append(f"Server said: writes on {database}: {trouble_line}")
     trouble = []
     for name in ("fanout", "idle"):
         for run in results.get(name) or []:
@@ -380,6 +390,7 @@ def render(results: dict[str, Any]) -> str:
         _hook_section(results),
         _soak_section(results),
         _scaleout_section(results),
+        writes_section(results, table),
         _goals_section(results),
         _notes(results),
     ]

@@ -17,6 +17,7 @@ from typing import Any
 from .expand_cost import subscribe_frame
 from .procstat import cpu_seconds, rss_bytes
 from .publisher import Publisher, PublishTarget, sequence_numbers
+from .socketio_client import SocketIoSubscriber
 from .stats import percentile, rate
 from .subscribers import SseSubscriber, Subscriber, WsSubscriber, open_all
 
@@ -91,7 +92,7 @@ class Connector:
     """How to open subscribers to one server."""
 
     port: int
-    transport: str  # "ws" | "sse"
+    transport: str  # "ws" | "sse" | "socketio" (Engine.IO v4 over a WebSocket)
     path: str
     ours: bool
     pattern: str = "messages"
@@ -105,6 +106,8 @@ class Connector:
     def make(self, sink: Any, patterns: Sequence[str] | None = None) -> Subscriber:
         if self.transport == "sse":
             return SseSubscriber(sink, self.port, self.path, self.headers)
+        if self.transport == "socketio":
+            return SocketIoSubscriber(sink)
         frames = [
             json.dumps(subscribe_frame(f"s{i}", p, self.expand)).encode()
             for i, p in enumerate(patterns or [self.pattern])

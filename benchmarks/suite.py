@@ -19,7 +19,8 @@ from typing import Any
 from .harness import Cpus, Log, connector, run_load, trouble
 from .plan import FULL, QUICK, Plan
 from .scaleout import scaleout
-from .targets import OURS, PEERS, REPO, running
+from .targets import OURS, PEERS, REPO, SOCKETIO, running
+from .writes import writes
 
 __all__ = ["FULL", "QUICK", "Plan", "run_suite"]
 
@@ -33,6 +34,7 @@ FANOUT = (
     (PEERS[0], "sse", "Quart + Hypercorn SSE loop"),
     (PEERS[1], "ws", "Starlette + broadcaster (uvicorn)"),
     (PEERS[2], "ws", "websockets broadcast()"),
+    (SOCKETIO, "socketio", "Node.js Socket.IO v4"),
 )
 
 
@@ -225,6 +227,7 @@ SECTIONS: dict[str, Callable[[Plan, Path, Cpus, Log], Any]] = {
     "publish_cost": publish_cost,
     "soak": soak,
     "scaleout": scaleout,
+    "writes": writes,
 }
 
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -18,7 +19,16 @@ from typing import Any
 
 from .processes import ServerProcess
 
-__all__ = ["OURS", "PEERS", "Running", "Server", "running", "running_cluster"]
+__all__ = [
+    "BARE_WRITES",
+    "OURS",
+    "PEERS",
+    "SOCKETIO",
+    "Running",
+    "Server",
+    "running",
+    "running_cluster",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 USERNAME = "bench"
@@ -49,6 +59,8 @@ class Server:
     ws_path: str | None
     sse_path: str | None = None
     module: str | None = None  # a peer's script, run with `python -m`
+    node_script: str | None = None  # or a Node.js peer's script, under REPO
+    publish_path: str = "/publish"
 
 
 OURS = Server("ours", "ours", True, "/realtime/subscribe", "/realtime/subscribe?pattern=messages")
@@ -70,6 +82,24 @@ PEERS = (
     ),
 )
 
+# The Node.js Socket.IO v4 peer (fan-out only): `npm ci --prefix benchmarks/peers/socketio`.
+SOCKETIO = Server(
+    "socketio",
+    "Node.js Socket.IO v4",
+    False,
+    "/socket.io/?EIO=4&transport=websocket",
+    node_script="benchmarks/peers/socketio/server.js",
+)
+# The `writes` section's peer: one create by hand (no fan-out), written to like ours.
+BARE_WRITES = Server(
+    "bare_writes",
+    "bare Quart + Hypercorn create",
+    False,
+    None,
+    module="benchmarks.peers.bare_quart_writes",
+    publish_path="/messages",
+)
+
 
 @dataclass(frozen=True)
 class Running:
@@ -80,11 +110,12 @@ class Running:
     cookie: str | None
 
     def publish_target(self) -> dict[str, Any]:
-        path = "/api/collections/messages/records" if self.server.ours else "/publish"
+        path = "/api/collections/messages/records" if self.server.ours else self.server.publish_path
         return {
             "port": self.publish_port,
             "path": path,
-            "ours": self.server.ours,
+            # The body: a record's fields (ours, the bare writes peer) or a frame.
+            "ours": self.server.ours or self.server is BARE_WRITES,
             "text_length": TEXT_LENGTH,
             "cookie": self.cookie,
         }
@@ -152,22 +183,38 @@ def running(
         environ = _clean_environ({**OUR_SETTINGS, **(settings or {})})
         process = _our_process(_seed(workdir, environ), environ, cpu, workdir)
     else:
-        assert server.module is not None
         process = ServerProcess(
             server.key,
-            [sys.executable, "-m", server.module],
+            _peer_command(server),
             ready=r"port=(\d+)",
             cpu=cpu,
-            env=_clean_environ(),
+            env=_clean_environ(settings),
             cwd=REPO,
         )
     with process:
         publish_port = process.port
+        cookie = _log_in(process.port) if server.ours else None
         for line in process.output:
             if found := re.search(r"publish_port=(\d+)", line):
                 publish_port = int(found.group(1))
-        cookie = _log_in(process.port) if server.ours else None
+            if found := re.search(r"cookie=(\S+)", line):
+                cookie = found.group(1)
         yield Running(server, process.pid, process.port, publish_port, cookie), process
+
+
+def _peer_command(server: Server) -> list[str]:
+    if server.module is not None:
+        return [sys.executable, "-m", server.module]
+    assert server.node_script is not None
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError(f"{server.label} needs Node.js: apt-get install nodejs npm")
+    script = REPO / server.node_script
+    if not (script.parent / "node_modules").is_dir():
+        raise RuntimeError(
+            f"{server.label}: run `npm ci --prefix {script.parent.relative_to(REPO)}`"
+        )
+    return [node, str(script)]
 
 
 @contextlib.contextmanager

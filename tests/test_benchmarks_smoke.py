@@ -1,6 +1,9 @@
 """The benchmark suite's pure parts (`make bench` itself is not part of `make test`):
-statistics, the SSE reader, the delivery check, frames and the report's verdicts.
-Nothing here needs the `bench` extras.
+statistics, the SSE reader, the delivery check, frames and the report's verdicts; and,
+in a tiny configuration that measures nothing, the `writes` section and the Node.js
+Socket.IO peer run for real. Nothing here needs the `bench` extras (the load client's
+picows and uvloop are test extras too; the Socket.IO peer needs `npm ci --prefix
+benchmarks/peers/socketio`, which `make unit` runs).
 
 The benchmark modules are imported inside the tests, not at collection: Hypothesis
 draws examples from the constants of every local module loaded, so importing them
@@ -237,3 +240,201 @@ def test_expand_is_a_ratio_of_fan_out_with_and_without_with_a_verdict() -> None:
     assert {g.text: g.passed for g in goals(results)}[goal] is None
     assert {g.text: g.passed for g in goals({"expand": {"error": "x"}})}[goal] is None
     assert "expand failed: x" in render({"expand": {"error": "x"}})
+
+
+def _no_pinning() -> Any:
+    """The harness's CPUs, unpinned: the tests share the machine's CPUs as they are."""
+    from benchmarks.harness import Cpus
+
+    cpus = Cpus()
+    cpus.pinned, cpus.server, cpus.load = False, None, None
+    return cpus
+
+
+def test_writes_section_measures_both_servers_on_both_databases(
+    tmp_path: Any, postgres: Any
+) -> None:
+    """`--only writes` in a tiny configuration: real servers, a real load client, the
+    tests' PostgreSQL cluster; every figure present and every write delivered."""
+    from dataclasses import replace
+
+    from benchmarks.goals import goals
+    from benchmarks.plan import QUICK
+    from benchmarks.report import render
+    from benchmarks.writes import writes
+
+    plan = replace(
+        QUICK,
+        repeats=1,
+        writes_burst=20,
+        writes_subscribed_burst=5,
+        writes_subscribers=20,
+        writes_paced_seconds=0.3,
+        writes_search_steps=1,
+    )
+    said: list[str] = []
+    section = writes(plan, tmp_path, _no_pinning(), said.append, postgres=postgres)
+    assert set(section) == {"sqlite", "postgresql"}
+    for database, run in section.items():
+        assert "error" not in run, (database, run, said)
+        for bursts in ("bare", "ours", "subscribed"):
+            assert len(run[bursts]) == 2  # repeats + 1
+            for burst in run[bursts]:
+                assert burst["complete"], (database, bursts, burst)
+                assert burst["server_cpu_us_per_write"] > 0
+        assert run["subscribers"] == 20
+        assert all(b["deliveries"] == 20 * 5 for b in run["subscribed"])
+        latency = run["latency"]
+        assert [step["fraction"] for step in latency["fixed"]] == [0.25, 0.5, 0.75]
+        assert len(latency["search"]) == 1
+        for step in latency["fixed"] + latency["search"]:
+            assert step["complete"] and step["deliveries"] == step["expected"]
+            assert step["p50_ms"] is not None and step["p99_ms"] >= step["p50_ms"]
+    results = {"writes": section}
+    verdicts = {g.text: g.passed for g in goals(results)}
+    cpu_goal = "records-API create ≤ 1.5x the bare endpoint's server CPU per write"
+    assert verdicts[f"{cpu_goal} (SQLite)"] is not None
+    assert verdicts[f"{cpu_goal} (PostgreSQL)"] is not None
+    steady_goal = "steady write rate with p99 < 50 ms ≥ 0.5x the burst saturation"
+    # 20 subscribers are not the goal's 1,000: measured, not judged.
+    assert verdicts[f"{steady_goal} (1,000 subscribers, SQLite)"] is None
+    text = render(results)
+    assert "### Writes: records API against a bare Quart + Hypercorn create" in text
+    assert "| SQLite | bare Quart + Hypercorn create | 0 |" in text
+    assert "| PostgreSQL | records API | 20 |" in text
+
+
+def _writes_run(bare_cpu: float, our_cpu: float, steady: float | None) -> dict[str, Any]:
+    def bursts(cpu: float) -> list[dict[str, Any]]:
+        return [
+            {"writes_per_second": 1e6 / cpu, "server_cpu_us_per_write": cpu, "complete": True}
+        ] * 3
+
+    step = {
+        "writes_per_second": steady,
+        "deliveries": 1000,
+        "expected": 1000,
+        "complete": True,
+        "p50_ms": 10.0,
+        "p99_ms": 40.0,
+        "server_cpu_share": 0.5,
+    }
+    return {
+        "bare": bursts(bare_cpu),
+        "ours": bursts(our_cpu),
+        "subscribed": bursts(our_cpu * 5),
+        "subscribers": 1000,
+        "latency": {
+            "subscribers": 1000,
+            "saturation_writes_per_second": 100.0,
+            "fixed": [],
+            "search": [],
+            "steady": step if steady else None,
+        },
+    }
+
+
+def test_writes_goals_are_ratios_of_the_bare_create_with_verdicts() -> None:
+    from benchmarks.goals import goals
+    from benchmarks.report import render
+
+    results: dict[str, Any] = {
+        "writes": {
+            "sqlite": _writes_run(1000.0, 1400.0, 60.0),
+            "postgresql": _writes_run(1000.0, 1600.0, None),
+        }
+    }
+    verdicts = {g.text: (g.measured, g.passed) for g in goals(results)}
+    cpu_goal = "records-API create ≤ 1.5x the bare endpoint's server CPU per write"
+    assert verdicts[f"{cpu_goal} (SQLite)"] == ("1.40x", True)
+    assert verdicts[f"{cpu_goal} (PostgreSQL)"] == ("1.60x", False)
+    steady_goal = "steady write rate with p99 < 50 ms ≥ 0.5x the burst saturation"
+    assert verdicts[f"{steady_goal} (1,000 subscribers, SQLite)"] == (
+        "0.60x (60.0 of 100.0 writes/s)",
+        True,
+    )
+    assert verdicts[f"{steady_goal} (1,000 subscribers, PostgreSQL)"][1] is False
+    assert "| SQLite | records API | 0 | 714 | 1,400 | 1.40x |" in render(results)
+    # An incomplete burst leaves the CPU goal unmeasured; a failed database is reported.
+    results["writes"]["sqlite"]["bare"][0] = {**results["writes"]["sqlite"]["bare"][0]}
+    results["writes"]["sqlite"]["bare"][0]["complete"] = False
+    results["writes"]["postgresql"] = {"error": "PostgreSQL is not installed"}
+    verdicts = {g.text: (g.measured, g.passed) for g in goals(results)}
+    assert verdicts[f"{cpu_goal} (SQLite)"][1] is None
+    assert verdicts[f"{cpu_goal} (PostgreSQL)"][1] is None
+    assert "writes on postgresql failed: PostgreSQL is not installed" in render(results)
+
+
+def test_the_steady_rate_search_halves_between_the_best_good_and_the_worst_bad() -> None:
+    import asyncio
+
+    from benchmarks.writes_load import steady_search
+
+    limit = [37.0]  # the rate above which the p99 limit is broken, in this fake
+
+    async def run_at(rate: float) -> dict[str, Any]:
+        return {"rate": rate, "good": rate <= limit[0]}
+
+    def good(run: dict[str, Any]) -> bool:
+        return bool(run["good"])
+
+    tried = [(rate, {"rate": rate, "good": rate <= limit[0]}) for rate in (25.0, 50.0, 75.0)]
+    found, searched = asyncio.run(steady_search(tried, 100.0, 3, good, run_at))
+    assert [run["rate"] for run in searched] == [37.5, 31.25, 34.375]
+    assert found is not None and found["rate"] == 34.375
+    limit[0] = 10.0
+    bad = [(rate, {"rate": rate, "good": False}) for rate in (25.0, 50.0)]
+    found, searched = asyncio.run(steady_search(bad, 100.0, 2, good, run_at))
+    assert [run["rate"] for run in searched] == [12.5, 6.25]  # below the lowest bad
+    assert found is not None and found["rate"] == 6.25
+    found, _ = asyncio.run(steady_search(bad, 100.0, 0, good, run_at))
+    assert found is None
+
+
+def test_socketio_peer_fans_out_to_engine_io_clients(tmp_path: Any) -> None:
+    """The Node.js Socket.IO peer, run as `make bench` runs it, against the load
+    client's Engine.IO v4 subscribers: every event reaches every subscriber."""
+    from benchmarks.harness import connector, run_load
+    from benchmarks.suite import FANOUT
+    from benchmarks.targets import SOCKETIO, running
+
+    assert (SOCKETIO, "socketio", "Node.js Socket.IO v4") in FANOUT
+    with running(SOCKETIO, tmp_path, None) as (live, process):
+        spec = {
+            "scenario": "fanout",
+            "cpu": None,
+            "server_pid": live.pid,
+            "connector": connector(live, "socketio"),
+            "publish": live.publish_target(),
+            "levels": [{"subscribers": 20, "events": 10}],
+            "latency": {"subscribers": 20, "events": 3, "paced_seconds": 0.3},
+        }
+        result = run_load(spec, 60)
+        assert process.errors() == []
+    (level,) = result["levels"]
+    assert level["connected"] == 20 and level["complete"]
+    assert level["deliveries"] == level["expected"] == 20 * 10
+    assert 200 < level["frame_bytes"] < 300  # `42["event",{…}]` around a frame like ours
+    latency = result["latency"]
+    assert latency["one_event_count"] == 20 * 3 and latency["one_event_incomplete"] == 0
+    assert latency["half_rate_complete"]
+
+
+def test_one_event_p50_goal_compares_ours_with_socketio() -> None:
+    from benchmarks.goals import goals
+
+    def run(server: str, transport: str, p50: float, n: int = 1000) -> dict[str, Any]:
+        latency = {"subscribers": n, "one_event_p50_ms": p50, "one_event_p99_ms": 2 * p50}
+        return {"server": server, "transport": transport, "levels": [], "latency": latency}
+
+    goal = "one-event p50 at N=1,000 no worse than Node.js Socket.IO v4's"
+    results = {"fanout": [run("ours", "ws", 8.0), run("socketio", "socketio", 9.0)]}
+    assert {g.text: (g.measured, g.passed) for g in goals(results)}[goal] == (
+        "8.0 ms vs 9.0 ms",
+        True,
+    )
+    results = {"fanout": [run("ours", "ws", 10.0), run("socketio", "socketio", 9.0)]}
+    assert {g.text: g.passed for g in goals(results)}[goal] is False
+    results = {"fanout": [run("ours", "ws", 8.0, 100), run("socketio", "socketio", 9.0, 100)]}
+    assert {g.text: g.passed for g in goals(results)}[goal] is None
+    assert {g.text: g.passed for g in goals({})}[goal] is None
