@@ -159,3 +159,50 @@ async def test_a_write_on_one_process_moves_a_record_out_of_a_view_on_the_other(
                 "filter",
                 "tea again",
             )
+
+
+@both_databases
+async def test_concurrent_writers_of_the_same_records_keep_a_view_true(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    """Threads update the same few records at once, each from the value it finds (one
+    statement: text = text || '.', or a new text): each update is judged on the values
+    just before it (locked while read), so a subscriber never hears a delete of a record
+    it does not have nor a create of one it has, and ends with the API's list."""
+    alice, threads, rounds = users["alice"], 4, 30
+    records = [Message.create(text=f"tea {i}", author=alice) for i in range(3)]
+    async with await Client.connect(server, user="bob") as ws:
+        reply = await ws.ok_subscribe("messages", filter=VIEW, snapshot=True)
+        view = {r["id"]: r for r in reply["snapshot"]["records"]}
+        assert len(view) == 3
+
+        def writer(n: int) -> None:
+            for i in range(rounds):
+                record = records[(n + i) % 3]
+                if (n + i) % 4 == 0:
+                    text = Message.text.concat(".")  # from the value it finds
+                else:
+                    text = f"tea {n}.{i}" if (n * i) % 3 else f"coffee {n}.{i}"
+                Message.update(text=text).where(Message.id == record.id).execute()
+            database.close()
+
+        workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            await asyncio.to_thread(thread.join, TIMEOUT)
+        last = Message.create(text="tea, last", author=alice).id
+        while True:
+            event = await ws.recv_type("event")
+            record = event["record"]
+            if event["action"] == "delete":
+                assert view.pop(record["id"]) == record, event  # as it was last seen
+            else:
+                assert (record["id"] in view) == (event["action"] == "update"), event
+                view[record["id"]] = record
+            if record["id"] == last:
+                break
+        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+            listed = await http.get(RECORDS, params={"filter": VIEW, "per_page": 100})
+        assert view == {item["id"]: item for item in listed.json()["items"]}
+        await ws.expect_silence()
