@@ -276,3 +276,32 @@ async def test_save_only_and_a_write_of_the_same_value(
         assert seen(same) == ("update", None, message.id, "tea")
         assert same["changed"] == ["text"]
         await ws.expect_silence()
+
+
+async def test_a_resumed_reader_hears_the_access_it_lost_and_gained(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    alice, pattern = users["alice"], "test_live_views_posts"
+    shown = Post.create(text="shown", published=True, owner=alice)
+    hidden = Post.create(text="hidden", owner=alice)
+    async with await Client.connect(server, user="bob") as live:
+        await live.ok_subscribe(pattern)
+        async with await Client.connect(server, user="bob") as away:
+            await away.ok_subscribe(pattern)
+            Post.update(text="shown!").where(Post.id == shown.id).execute()
+            since = (await away.recv_type("event"))["id"]
+        Post.update(published=False, text="SECRET-NEW").where(Post.id == shown.id).execute()
+        Post.update(published=True).where(Post.id == hidden.id).execute()
+        Post.update(text="hidden, still").where(Post.id == shown.id).execute()
+        heard = await live.events(3)
+        assert [seen(e) for e in heard] == [
+            ("update", None, shown.id, "shown!"),
+            ("delete", "access", shown.id, "shown!"),
+            ("create", "access", hidden.id, "hidden"),
+        ]
+        async with await Client.connect(server, user="bob") as back:
+            reply = await back.ok_subscribe(pattern, since=since)
+            assert reply["recovered"] is True
+            assert await back.events(2) == heard[1:]
+            await back.expect_silence()
+        await live.expect_silence()
