@@ -206,3 +206,59 @@ async def test_concurrent_writers_of_the_same_records_keep_a_view_true(
             listed = await http.get(RECORDS, params={"filter": VIEW, "per_page": 100})
         assert view == {item["id"]: item for item in listed.json()["items"]}
         await ws.expect_silence()
+
+
+@both_databases
+async def test_a_row_that_starts_matching_an_update_while_it_runs_keeps_the_view_true(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    """A bulk update reads the rows its WHERE picks (locking them) before it writes;
+    another transaction commits a row into that WHERE between the two. On PostgreSQL
+    (READ COMMITTED) the UPDATE would pick that row too, with no values from before for
+    it: a subscriber would never hear it leave their view. The update writes the rows it
+    read, as if it had run when it read them."""
+    alice = users["alice"]
+    first = Message.create(text="tea 1", author=alice)
+    second = Message.create(text="coffee 2", author=alice)
+    test_thread, real = threading.current_thread(), database.obj
+    execute_sql = real.execute_sql
+
+    def concurrent_commit() -> None:
+        Message.update(text="tea 2").where(Message.id == second.id).execute()
+        database.close()
+
+    def traced(sql: str, *args: Any, **kwargs: Any) -> Any:
+        cursor = execute_sql(sql, *args, **kwargs)
+        if threading.current_thread() is test_thread and sql.endswith("FOR UPDATE"):
+            other = threading.Thread(target=concurrent_commit)  # its own connection
+            other.start()
+            other.join(TIMEOUT)
+            assert not other.is_alive()
+        return cursor
+
+    async with await Client.connect(server, user="bob") as ws:
+        reply = await ws.ok_subscribe("messages", filter=VIEW, snapshot=True)
+        view = {r["id"]: r for r in reply["snapshot"]["records"]}
+        real.execute_sql = traced
+        try:
+            Message.update(text="done").where(Message.text.contains("tea")).execute()
+        finally:
+            del real.execute_sql
+        if not real.for_update:  # SQLite: the write lock, not row locks; no such moment
+            concurrent_commit()
+        last = Message.create(text="tea, last", author=alice).id
+        while True:
+            event = await ws.recv_type("event")
+            record = event["record"]
+            if event["action"] == "delete":
+                assert view.pop(record["id"]) == record, event
+            else:
+                assert (record["id"] in view) == (event["action"] == "update"), event
+                view[record["id"]] = record
+            if record["id"] == last:
+                break
+        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+            listed = await http.get(RECORDS, params={"filter": VIEW, "per_page": 100})
+        assert view == {item["id"]: item for item in listed.json()["items"]}
+        assert first.id not in view and second.id in view
+        await ws.expect_silence()
