@@ -3,8 +3,10 @@ on SQLite and PostgreSQL: an update that moves a record out of a subscriber's fi
 read rule reaches them as a `delete` of what they last saw, one that moves it in as a
 `create` of the whole record, each with its `reason`; an update inside stays an update,
 one outside is silence. Single saves, `save(only=…)`, bulk updates moving several records
-at once, and transactions with savepoints. (Resume, snapshots, SSE and two processes:
-test_live_views_replay.py and test_live_views_sse.py.)"""
+at once, transactions with savepoints, and a resumed reader of the read rule. (More:
+test_live_views_replay.py for resume, snapshots, concurrent writers and two processes;
+test_live_views_sse.py for SSE; test_live_views_union.py for several subscriptions,
+expand and per-reader fields.)"""
 
 from __future__ import annotations
 
