@@ -97,3 +97,20 @@ async def test_frames_of_records_moving_show_only_the_fields_a_reader_sees(
             assert (left["action"], left["record"]["title"]) == ("delete", "tea")
             assert (back["action"], back["record"]["title"]) == ("create", "tea again")
             assert set(left["record"]) == set(back["record"]) == fields
+
+
+async def test_an_upsert_is_a_create_it_brings_records_in_never_out(
+    server: LiveServer, users: dict[str, User]
+) -> None:
+    """As docs/protocol.md says: an upsert is announced as a create (docs/events.md),
+    judged on the record as it is, with no values from before."""
+    alice = users["alice"]
+    inside, outside = (Message.create(text=t, author=alice) for t in ("tea", "coffee"))
+    async with await Client.connect(server) as ws:
+        await ws.ok_subscribe("messages", filter="text ~ 'tea'")
+        for message, text in ((inside, "cocoa"), (outside, "tea now")):
+            upsert = Message.insert(id=message.id, text=text, author=alice)
+            upsert.on_conflict(conflict_target=[Message.id], update={Message.text: text}).execute()
+        entered = await ws.recv_type("event")
+        assert _heard(entered) == ("create", None, "tea now")
+        await ws.expect_silence()  # the record upserted out of the view: nothing
