@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import peewee
@@ -23,6 +23,7 @@ from .adapters.peewee import (
     ReturningUpdate,
     ReturningWrite,
     Rows,
+    Write,
 )
 from .db import ChangeTracking, RecordChange, tracking_of
 
@@ -98,7 +99,7 @@ class TrackedWrite(ReturningWrite):
 
     action: ClassVar[str]
 
-    def _written(self, database: Any, write: Callable[[], Rows]) -> Rows:
+    def _written(self, database: Any, write: Write) -> Rows:
         model = self.model
         tracking = tracking_of(database, model.__name__)
         pk = model._meta.primary_key.name
@@ -108,7 +109,7 @@ class TrackedWrite(ReturningWrite):
             # Read first, in the same transaction: who saw the record before the change
             # is judged on these (a record leaving a subscriber's filter or rule).
             before = self._before(database, changed)
-            rows = write()
+            rows = write(self._only_rows_before(database, before))
             if collector is not None and collector.model is model and collector.written is None:
                 # the statement of a save() or delete_instance()
                 collector.written = Written(model)

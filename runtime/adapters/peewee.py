@@ -22,8 +22,8 @@ these parts (`runtime.base_model`, `runtime.db`), not here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
 
 import peewee
 
@@ -35,6 +35,7 @@ __all__ = [
     "ReturningUpdate",
     "ReturningWrite",
     "Rows",
+    "Write",
     "check_parts",
     "commit_will_roll_back",
     "create_index",
@@ -45,6 +46,15 @@ __all__ = [
 ]
 
 Rows = list[dict[str, Any]]
+
+
+class Write(Protocol):
+    """Runs a write statement and returns its rows; given a condition (`only`), on
+    those of its rows that also meet it."""
+
+    def __call__(self, only: Any = None) -> Rows: ...
+
+
 M = TypeVar("M", bound=peewee.Model)
 
 
@@ -60,13 +70,18 @@ class ReturningWrite:
 
     model: Any  # Peewee's query classes set it
 
-    def _written(self, database: Any, write: Callable[[], Rows]) -> Rows:
-        """Run the statement (`write()`) and return its rows: override to act on them."""
-        return write()
+    def _written(self, database: Any, write: Write) -> Rows:
+        """Run the statement (`write(None)`, or `write(condition)` to keep it to the rows
+        that also meet `condition`) and return its rows: override to act on them."""
+        return write(None)
 
     def _changed_fields(self) -> tuple[str, ...]:
         """The fields the statement sets, in the model's order (an update's; else none)."""
         return ()
+
+    def _only_rows_before(self, database: Any, before: dict[Any, Any] | None) -> Any:
+        """A condition for `write()` (an update's: see ReturningUpdate); None here."""
+        return None
 
     def _execute(self, database: Any) -> Any:  # Peewee's: where every query runs
         if self._returning_set_by_caller():
@@ -74,13 +89,18 @@ class ReturningWrite:
         cached = cached_statement(self, database, self._returning_every_column)
         if cached is not None:  # a one-row write of a shape seen before: its SQL is known
             statement, params = cached
-            return self._result(
-                self._written(database, lambda: statement.run(database, params)), self, database
-            )
+
+            def run(only: Any = None) -> Rows:
+                assert only is None  # one row by its key (see ReturningUpdate._by_key)
+                rows: Rows = statement.run(database, params)
+                return rows
+
+            return self._result(self._written(database, run), self, database)
         query = self._returning_every_column()
 
-        def write() -> Rows:
-            return [dict(row) for row in peewee._WriteQuery._execute(query, database)]
+        def write(only: Any = None) -> Rows:
+            statement = query if only is None else query.where(only)  # a copy
+            return [dict(row) for row in peewee._WriteQuery._execute(statement, database)]
 
         return self._result(self._written(database, write), query, database)
 
@@ -113,20 +133,48 @@ class ReturningUpdate(ReturningWrite, peewee.ModelUpdate):
         key = meta.primary_key
         if isinstance(key, peewee.CompositeKey) or self._from is not None:
             return None
-        where = self._where
-        if (  # a save(): one row by its key, read without building a query (the hot path)
-            isinstance(where, peewee.Expression)
-            and where.lhs is key
-            and where.op == peewee.OP.EQ
-            and not isinstance(where.rhs, peewee.Node)
-        ):
-            return _row_before(self.model, database, fields, where.rhs)
+        if self._by_key():  # a save(): read without building a query (the hot path)
+            return _row_before(self.model, database, fields, self._where.rhs)
         select = peewee.ModelSelect(self.model, [key, *(meta.fields[name] for name in fields)])
         if self._where is not None:
             select = select.where(self._where)
         if database.for_update:
             select = select.for_update()
         return {row.pop(key.name): row for row in select.dicts().execute(database)}
+
+    def _by_key(self) -> bool:
+        """Whether the WHERE picks one row by its primary key (a save()'s)."""
+        where = self._where
+        return (
+            isinstance(where, peewee.Expression)
+            and where.lhs is self.model._meta.primary_key
+            and where.op == peewee.OP.EQ
+            and not isinstance(where.rhs, peewee.Node)
+        )
+
+    def _only_rows_before(self, database: Any, before: dict[Any, Any] | None) -> Any:
+        """The condition that keeps the statement to the rows `_rows_before` read, or
+        None. Where rows are locked rather than the whole database (PostgreSQL's READ
+        COMMITTED), a row another transaction commits into the WHERE between that read
+        and the write would be written too, with no values from before: a subscriber
+        would never hear it leave their view. Kept to the rows read (and locked), the
+        statement writes what it would have written when it read them."""
+        if before is None or not database.for_update:
+            return None  # SQLite: the write lock, taken at BEGIN, leaves no such moment
+        if self._by_key():
+            return None  # one row by its key: no other row can enter that WHERE
+        key = self.model._meta.primary_key
+        if before and isinstance(database, peewee.PostgresqlDatabase):
+            # One array parameter however many rows (a list of them has a limit).
+            return key == peewee.NodeList(
+                (
+                    peewee.SQL("ANY("),
+                    peewee.Value(list(before), list, unpack=False),
+                    peewee.SQL(")"),
+                ),
+                glue="",
+            )
+        return key.in_(list(before))
 
 
 _ROW_BEFORE_SQL: dict[tuple[Any, ...], str] = {}
