@@ -89,6 +89,9 @@ def _refuse_bad_declarations(cls: type[BaseModel], name: str) -> None:
     unknown = set(cls.hidden) - set(cls._meta.fields)
     if unknown:
         raise TypeError(f"{name}.hidden names unknown fields: {sorted(unknown)}")
+    not_hidden = set(cls.rule_reads_hidden) - set(cls.hidden)
+    if not_hidden:
+        raise TypeError(f"{name}.rule_reads_hidden names fields not hidden: {sorted(not_hidden)}")
     refuse_bad_messages(cls, name)
 
 
@@ -127,6 +130,10 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
     delete_rule: ClassVar[Rule] = "admin"
     owner_field: ClassVar[str | None] = None
     hidden: ClassVar[tuple[str, ...]] = ()
+    # Hidden fields the read rule reads: events carry them inside the server (the
+    # history, the broker, the outbox) so that the rule judges an event on what it
+    # judges a row on; they are never sent to a client. Others stay out of events.
+    rule_reads_hidden: ClassVar[tuple[str, ...]] = ()
     read_only: ClassVar[tuple[str, ...]] = ()  # never set by clients through the API
     # The model's own wording of what the database refuses (docs/models.md):
     # {"unique": {"email": "That email is taken."}, "check": {...}, "not_null": {...}}
@@ -195,6 +202,15 @@ class BaseModel(peewee.Model, metaclass=_CollectionMeta):
         return query
 
     # -- what leaves the server -------------------------------------------------------
+
+    @classmethod
+    def left_out_of_events(cls) -> tuple[str, ...]:
+        """The hidden fields events do not carry: all but those the read rule reads
+        (`rule_reads_hidden`, and the owner field of an "owner" rule)."""
+        carried = set(cls.rule_reads_hidden)
+        if cls.read_rule == "owner" and cls.owner_field is not None:
+            carried.add(cls.owner_field)
+        return tuple(name for name in cls.hidden if name not in carried)
 
     @classmethod
     def visible_fields(cls, user: UserLike | None) -> tuple[str, ...]:

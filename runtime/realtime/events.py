@@ -1,10 +1,11 @@
 """Events: what travels from a commit or a broadcast through the backend to fan-out.
 
 A record event carries the record's stored, typed field values (a datetime is a
-datetime), hidden fields left out, and an update the values its changed fields had
-before: read rules and filters judge it on the values the API would read, before and
-after, and fan-out turns them into JSON once per shape. A custom event carries its name,
-JSON-safe data and optional targets. No I/O here.
+datetime), hidden fields left out (but those the read rule reads, which fan-out never
+sends), and an update the values its changed fields had before: read rules and filters
+judge it on the values the API would read, before and after, and fan-out turns them
+into JSON once per shape. A custom event carries its name, JSON-safe data and optional
+targets. No I/O here.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ class Event:
 
 
 def record_event(change: RecordChange, collection: str, hidden: Iterable[str]) -> Event | None:
-    """The event for a committed change, hidden fields left out; None for an update
-    that wrote only hidden fields, which no reader could see."""
+    """The event for a committed change, `hidden` fields left out (those no read rule
+    reads: `BaseModel.left_out_of_events()`); None for an update that wrote only those,
+    which could change nothing any reader sees."""
     secret = set(hidden)
     changed = tuple(name for name in change.changed if name not in secret)
     if change.action == "update" and not changed:

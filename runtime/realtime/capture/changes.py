@@ -46,7 +46,7 @@ class ChangeCapture:
                 continue  # a model of another app, or not a collection at all
             if has_outbox(model):
                 continue  # written as an outbox row in its transaction: the relay's
-            event = record_event(change, name, model.hidden)
+            event = record_event(change, name, model.left_out_of_events())
             if event is not None:
                 events.append(event)
         if events:

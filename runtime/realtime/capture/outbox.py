@@ -263,7 +263,7 @@ class OutboxWriter:
             name = model.collection_name()
             if collection(name) is not model:
                 continue  # not a registered collection
-            event = record_event(change, name, model.hidden)
+            event = record_event(change, name, model.left_out_of_events())
             if event is None:
                 continue
             keyed = dataclasses.replace(event, key=f"{self._key_prefix}{next(self._keys)}")
