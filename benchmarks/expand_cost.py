@@ -5,6 +5,7 @@ and the figures from a run's results (the runs are suite.expand's)."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from .stats import ratio
@@ -23,22 +24,31 @@ def subscribe_frame(request_id: str, pattern: str, expand: tuple[str, ...] = ())
 
 
 def expand_figures(results: dict[str, Any]) -> dict[str, Any] | None:
-    """Deliveries per second without and with expand, their ratio and N; None if the
-    section did not run (or failed). A burst that was incomplete measures nothing."""
+    """Deliveries per second without and with expand (each the median of its runs),
+    their ratio and N; None if the section did not run (or failed). A burst that was
+    incomplete measures nothing."""
     section = results.get("expand")
     if not isinstance(section, dict) or "runs" not in section:
         return None
-    rates: dict[bool, float | None] = {}
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    incomplete: dict[bool, bool] = {False: False, True: False}
     subscribers = 0
     for run in section["runs"]:
         level = run["levels"][0] if run.get("levels") else None
-        complete = bool(level and level.get("complete"))
-        rates[bool(run["expand"])] = level["deliveries_per_second"] if complete else None
+        expanding = bool(run["expand"])
+        if level and level.get("complete"):
+            rates[expanding].append(level["deliveries_per_second"])
+        else:
+            incomplete[expanding] = True
         subscribers = level["subscribers"] if level else subscribers
-    without, with_expand = rates.get(False), rates.get(True)
+    without, with_expand = (
+        None if incomplete[variant] or not rates[variant] else statistics.median(rates[variant])
+        for variant in (False, True)
+    )
     return {
         "subscribers": subscribers,
         "without": without,
         "with": with_expand,
+        "runs": {"without": rates[False], "with": rates[True]},
         "ratio": ratio(with_expand, without),
     }

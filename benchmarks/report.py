@@ -167,13 +167,19 @@ def _expand_section(results: dict[str, Any]) -> str:
     figures = expand_figures(results)
     if figures is None:
         return ""
+    runs = figures.get("runs", {})
+
+    def each(name: str) -> str:
+        return ", ".join(number(rate) for rate in runs.get(name, []))
+
     rows = [
-        ["without expand", number(figures["without"])],
-        ['`"expand": ["author"]`', number(figures["with"])],
+        ["without expand", number(figures["without"]), each("without")],
+        ['`"expand": ["author"]`', number(figures["with"]), each("with")],
     ]
     return (
-        f"### Fan-out with expand (ours, WebSocket, N={figures['subscribers']:,})\n\n"
-        + table(["subscribers ask", "deliveries/s"], rows)
+        f"### Fan-out with expand (ours, WebSocket, N={figures['subscribers']:,}, "
+        "alternating runs on fresh servers)\n\n"
+        + table(["subscribers ask", "deliveries/s (median)", "each run"], rows)
         + f"\n\nRatio with / without: {times(figures['ratio'])}"
     )
 

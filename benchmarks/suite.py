@@ -76,10 +76,12 @@ def fanout(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> list[dict[str, An
 
 def expand(plan: Plan, workdir: Path, cpus: Cpus, log: Log) -> dict[str, Any]:
     """Our WebSocket fan-out at N subscribers without `expand` and with
-    `"expand": ["author"]` (benchmarks/expand_cost.py), each on a fresh server."""
+    `"expand": ["author"]` (benchmarks/expand_cost.py), each on a fresh server, in
+    alternating rounds (each variant's figure is the median of its runs)."""
     n = plan.expand_subscribers
     runs = []
-    for expanding in (False, True):
+    rounds = [(False, True)] * plan.expand_rounds
+    for expanding in (variant for round_ in rounds for variant in round_):
         with running(OURS, workdir, cpus.server) as (live, process):
             spec = {
                 "scenario": "fanout",
