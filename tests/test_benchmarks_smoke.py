@@ -231,7 +231,11 @@ def test_expand_is_a_ratio_of_fan_out_with_and_without_with_a_verdict() -> None:
     goal = "fan-out with expand=author ≥ 0.8x without, N=1,000"
     # Alternating runs; each variant's figure is the median of its runs.
     rounds = [(50_000.0, 45_000.0), (90_000.0, 20_000.0), (40_000.0, 46_000.0)]
-    runs = [run(expand, rate) for pair in rounds for expand, rate in zip((False, True), pair)]
+    runs = [
+        run(expand, rate)
+        for pair in rounds
+        for expand, rate in zip((False, True), pair, strict=True)
+    ]
     results: dict[str, Any] = {"expand": {"runs": runs}}
     assert {g.text: (g.measured, g.passed) for g in goals(results)}[goal] == ("0.90x", True)
     text = render(results)
