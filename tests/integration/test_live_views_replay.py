@@ -199,20 +199,7 @@ async def test_concurrent_writers_of_the_same_records_keep_a_view_true(
             thread.start()
         for thread in workers:
             await asyncio.to_thread(thread.join, TIMEOUT)
-        last = Message.create(text="tea, last", author=alice).id
-        while True:
-            event = await ws.recv_type("event")
-            record = event["record"]
-            if event["action"] == "delete":
-                assert view.pop(record["id"]) == record, event  # as it was last seen
-            else:
-                assert (record["id"] in view) == (event["action"] == "update"), event
-                view[record["id"]] = record
-            if record["id"] == last:
-                break
-        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
-            listed = await http.get(RECORDS, params={"filter": VIEW, "per_page": 100})
-        assert view == {item["id"]: item for item in listed.json()["items"]}
+        await _follow_to_the_list(server, ws, view, alice)
         await ws.expect_silence()
 
 
@@ -254,19 +241,28 @@ async def test_a_row_that_starts_matching_an_update_while_it_runs_keeps_the_view
             del real.execute_sql
         if not real.for_update:  # SQLite: the write lock, not row locks; no such moment
             concurrent_commit()
-        last = Message.create(text="tea, last", author=alice).id
-        while True:
-            event = await ws.recv_type("event")
-            record = event["record"]
-            if event["action"] == "delete":
-                assert view.pop(record["id"]) == record, event
-            else:
-                assert (record["id"] in view) == (event["action"] == "update"), event
-                view[record["id"]] = record
-            if record["id"] == last:
-                break
-        async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
-            listed = await http.get(RECORDS, params={"filter": VIEW, "per_page": 100})
-        assert view == {item["id"]: item for item in listed.json()["items"]}
+        await _follow_to_the_list(server, ws, view, alice)
         assert first.id not in view and second.id in view
         await ws.expect_silence()
+
+
+async def _follow_to_the_list(
+    server: LiveServer, ws: Client, view: dict[Any, dict[str, Any]], author: User
+) -> None:
+    """Apply the events to `view` (a create of a record not in it, an update or a delete
+    of one in it, the delete as it was last seen) up to a record created now, then
+    check that it is what `GET ?filter=` lists."""
+    last = Message.create(text="tea, last", author=author).id
+    while True:
+        event = await ws.recv_type("event")
+        record = event["record"]
+        if event["action"] == "delete":
+            assert view.pop(record["id"]) == record, event  # as it was last seen
+        else:
+            assert (record["id"] in view) == (event["action"] == "update"), event
+            view[record["id"]] = record
+        if record["id"] == last:
+            break
+    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+        listed = await http.get(RECORDS, params={"filter": VIEW, "per_page": 100})
+    assert view == {item["id"]: item for item in listed.json()["items"]}
