@@ -48,14 +48,16 @@ _local = threading.local()
 
 class Written:
     """What the statement of a save() or delete_instance() wrote: its rows (as the
-    database stored them) and, for an update, the written fields' values before it."""
+    database stored them) and, for an update, the written fields' values before it.
+    Filled by that statement, the first write of `model` while it is being collected."""
 
-    __slots__ = ("before", "model", "rows")
+    __slots__ = ("before", "filled", "model", "rows")
 
     def __init__(self, model: type[peewee.Model]) -> None:
         self.model = model
         self.rows: Rows = []
         self.before: dict[Any, dict[str, Any]] | None = None
+        self.filled = False
 
     def previous(self, row: dict[str, Any]) -> dict[str, Any] | None:
         return _previous(self.before, row.get(self.model._meta.primary_key.name))
@@ -65,27 +67,16 @@ def _previous(before: dict[Any, dict[str, Any]] | None, key: Any) -> dict[str, A
     return before.get(key) if before is not None else None
 
 
-class _Collector:
-    __slots__ = ("model", "written")
-
-    def __init__(self, model: type[peewee.Model]) -> None:
-        self.model = model
-        self.written: Written | None = None
-
-
 @contextlib.contextmanager
 def rows_returned_to_caller(model: type[peewee.Model]) -> Iterator[Written]:
     """save() and delete_instance() announce their own change (with its changed fields):
     what their statement wrote is handed to them instead of announced."""
     previous = getattr(_local, "collector", None)
-    collector = _local.collector = _Collector(model)
-    written = Written(model)
+    written = _local.collector = Written(model)
     try:
         yield written
     finally:
         _local.collector = previous
-        if collector.written is not None:
-            written.rows, written.before = collector.written.rows, collector.written.before
 
 
 class TrackedWrite(ReturningWrite):
@@ -103,17 +94,16 @@ class TrackedWrite(ReturningWrite):
         model = self.model
         tracking = tracking_of(database, model.__name__)
         pk = model._meta.primary_key.name
-        collector: _Collector | None = getattr(_local, "collector", None)
+        collector: Written | None = getattr(_local, "collector", None)
         with tracking.write_transaction():
             changed = self._changed_fields()
             # Read first, in the same transaction: who saw the record before the change
             # is judged on these (a record leaving a subscriber's filter or rule).
             before = self._before(database, changed)
             rows = write(self._only_rows_before(database, before))
-            if collector is not None and collector.model is model and collector.written is None:
+            if collector is not None and collector.model is model and not collector.filled:
                 # the statement of a save() or delete_instance()
-                collector.written = Written(model)
-                collector.written.rows, collector.written.before = rows, before
+                collector.rows, collector.before, collector.filled = rows, before, True
             else:
                 for row in rows:
                     key = row.get(pk)
