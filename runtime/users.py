@@ -15,6 +15,7 @@ from typing import Any
 
 import peewee
 
+from .adapters.peewee_lookups import JoinedLookup
 from .base_model import BaseModel
 from .db import database
 from .passwords import hash_password, hash_password_async, verify_password, verify_password_async
@@ -141,18 +142,18 @@ class Session(peewee.Model):
         """The live session a cookie's token names, with its user, or None."""
         if not isinstance(token, str) or not token or len(token) > 128:
             return None
-        session: Session | None = (
-            cls.select(cls, User)
-            .join(User)
-            .where(cls.token_hash == cls.hash_token(token))
-            .get_or_none()
-        )
+        session: Session | None = _SESSION_LOOKUP.get(cls.hash_token(token))
         if session is None:
             return None
         if session.expires_at <= utcnow():
             session.end()
             return None
         return session
+
+
+# On every request and realtime connection: its SQL rendered once (Peewee's building of
+# it cost far more than the query).
+_SESSION_LOOKUP = JoinedLookup(Session, Session.token_hash, Session.user)
 
 
 def create_user(username: str, password: str, *, is_admin: bool = False) -> User:

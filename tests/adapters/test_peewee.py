@@ -34,12 +34,17 @@ from runtime.adapters.peewee import (
     sqlite_retype_column,
     write_values,
 )
+from runtime.adapters.peewee_lookups import JoinedLookup
 from runtime.db import tracking_database
 from tests.databases import PostgresServer
 
 RUNTIME = Path(__file__).resolve().parents[2] / "runtime"
 ADAPTER = RUNTIME / "adapters" / "peewee.py"
-ADAPTERS = (ADAPTER, RUNTIME / "adapters" / "peewee_statements.py")
+ADAPTERS = (
+    ADAPTER,
+    RUNTIME / "adapters" / "peewee_statements.py",
+    RUNTIME / "adapters" / "peewee_lookups.py",
+)
 
 # Peewee's private names the adapter uses: no other module of the runtime may use them.
 PRIVATE = (
@@ -494,6 +499,46 @@ def test_one_row_writes_through_cached_statements_on_postgresql(
     db = tracking_database(url)
     try:
         _writes_both_ways(db, monkeypatch)
+    finally:
+        db.close()
+        postgres.drop(url)
+
+
+# -- JoinedLookup ------------------------------------------------------------------------
+
+
+def _looks_up_as_peewee(database: Any) -> None:
+    """A key lookup with its join: the same models, values and value types as Peewee's
+    own select builds, none marked changed; None where the inner join finds nothing."""
+    lookup = JoinedLookup(_Every, _Every.text, _Every.owner)
+    with database.bind_ctx([_Owner, _Every]):
+        database.drop_tables([_Every, _Owner])
+        database.create_tables([_Owner, _Every])
+        owner = _Owner.create(name="ann")
+        _Every.create(**_every_values(owner))
+        _Every.create(text="orphan")
+        for _ in range(2):  # the second from the SQL kept
+            found = lookup.get("tea")
+            assert found is not None
+            expected = _Every.select(_Every, _Owner).join(_Owner).where(_Every.text == "tea").get()
+            assert _typed([found.__data__]) == _typed([expected.__data__])
+            assert _typed([found.owner.__data__]) == _typed([expected.owner.__data__])
+            assert not found.is_dirty() and not found.owner.is_dirty()
+            assert lookup.get("nobody") is None
+            assert lookup.get("orphan") is None  # no owner to join
+
+
+def test_a_joined_lookup_reads_rows_as_peewee_does(sqlite: Any) -> None:
+    _looks_up_as_peewee(sqlite)
+
+
+def test_a_joined_lookup_reads_rows_as_peewee_does_on_postgresql(
+    postgres: PostgresServer,
+) -> None:
+    url = postgres.database()
+    db = tracking_database(url)
+    try:
+        _looks_up_as_peewee(db)
     finally:
         db.close()
         postgres.drop(url)
