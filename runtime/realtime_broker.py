@@ -300,6 +300,14 @@ class Broker:
         at = Position.of(events[0])
         if at.offset != self._delivered + 1 or at.epoch != self._epoch:
             self._interrupted(at)
+        if len(events) == 1 and self.flusher.idle:
+            with self.flusher.writing_through():
+                self._deliver_each(events)
+        else:
+            self._deliver_each(events)
+        self.publisher.delivered(Position.of(events[-1]))
+
+    def _deliver_each(self, events: Sequence[Event]) -> None:
         for event in events:
             self._delivered = event.seq
             if event.is_control:  # for the servers: no client hears it
@@ -311,7 +319,6 @@ class Broker:
                 self.fanout.deliver(event)
             except Exception as error:  # fan-out isolates readers; this is a last resort
                 self.faults.record(event.collection or "-", "fan-out", "fan-out", error)
-        self.publisher.delivered(Position.of(events[-1]))
 
     def _interrupted(self, at: Position) -> None:
         """Events were missed (the backend lost its history, or trimmed what this process

@@ -101,8 +101,18 @@ class DirectSocket:
     def open(self) -> bool:
         return self._open() and not self._transport.is_closing()
 
-    def writable(self) -> bool:
-        return self.open() and self._transport.get_write_buffer_size() < HIGH_WATER
+    def write_if_room(self, data: bytes) -> bool:
+        """Write `data` if the socket is open and its buffer below the high-water mark
+        (a flush's one check per connection); False, writing nothing, otherwise."""
+        transport = self._transport
+        if (
+            not self._open()
+            or transport.is_closing()
+            or transport.get_write_buffer_size() >= HIGH_WATER
+        ):
+            return False
+        transport.write(data)
+        return True
 
     def write(self, data: bytes) -> None:
         if self.open():  # once a close has begun, data may not follow

@@ -10,8 +10,12 @@ class RecordingSocket:
 
     def __init__(self) -> None:
         self.written: list[bytes] = []
+        self.full = False  # its buffer past the high-water mark: nothing more is written
 
-    def writable(self) -> bool:
+    def write_if_room(self, data: bytes) -> bool:
+        if self.full:
+            return False
+        self.written.append(data)
         return True
 
     def write(self, data: bytes) -> None:

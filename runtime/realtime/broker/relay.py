@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -91,8 +92,10 @@ class Relay:
         self._pruned_at = 0.0
         self._own: deque[OutboxEntry] = deque(maxlen=OWN_ROWS)  # appended on any thread
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._wakeup: asyncio.Event | None = None
         self._wake_pending = False
+        self._hand_over_pending = False
 
     # -- lifecycle (on the loop) -------------------------------------------------------
 
@@ -100,8 +103,9 @@ class Relay:
         self.table.ensure()
         self.cursor = self.relayed = self._recorded = self.table.relayed()
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._wakeup = asyncio.Event()
-        self._wake_pending = False
+        self._wake_pending = self._hand_over_pending = False
         self._own.clear()
         self._writer.listeners.append(self.committed)
 
@@ -124,7 +128,23 @@ class Relay:
     def committed(self, rows: list[OutboxEntry]) -> None:
         """This process committed these rows (any thread, under the commit lock)."""
         self._own.extend(rows)
-        self.wake()
+        loop = self._loop
+        if loop is None or threading.get_ident() != self._loop_thread:
+            self.wake()
+        elif not self._hand_over_pending:
+            # Committed on the loop (a request's write): handed on as soon as the
+            # committing code lets the loop run, not a few turns later by the relay's
+            # task, so that an in-process backend delivers it first thing.
+            self._hand_over_pending = True
+            loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        self._hand_over_pending = False
+        if self._loop is None:
+            return
+        self.catch_up()
+        self._publisher.publish_queued_now()  # False: the publisher's task will
+        self._set()  # the relay's task records how far publishing got
 
     def wake(self) -> None:
         """Something was committed: look now (any thread)."""

@@ -7,6 +7,12 @@ connection write its queue in one write. Everything published in one turn (a
 transaction's events, a burst) thus goes out together, and `?batch=1` clients get it as
 one message.
 
+An event delivered alone, with nothing else waiting to be written, is written through:
+each connection's frame as fan-out gives it (`writing_through`), so that the first
+readers have it while fan-out is still judging the others, rather than all of them
+after the last. Several events published together are still written once per
+connection.
+
 Each sink encodes its own wire format; what every connection would build alike (a
 frame's WebSocket bytes, its SSE message) is built once per flush, in the cache the
 flusher hands them and empties after.
@@ -19,6 +25,8 @@ another did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -35,9 +43,32 @@ class Flusher:
         self._marked: list[Connection] = []
         self._scheduled = False
         self._cache: FlushCache = {}
+        self._through = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is waiting to be written, nor being written through."""
+        return not self._marked and not self._through
+
+    @contextlib.contextmanager
+    def writing_through(self) -> Iterator[None]:
+        """While it lasts, a connection given frames writes them at once (what every
+        connection would build alike is still built once, in the cache)."""
+        self._through = True
+        try:
+            yield
+        finally:
+            self._through = False
+            self._cache.clear()
 
     def mark(self, conn: Connection) -> None:
         if conn.marked:
+            return
+        if self._through:
+            try:
+                conn.flush(self._cache)
+            except Exception as error:  # that connection's alone
+                conn.fail("write", error)
             return
         conn.marked = True
         self._marked.append(conn)

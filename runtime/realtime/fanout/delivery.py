@@ -68,11 +68,47 @@ class Fanout:
         # The common case, one bucket (everyone on `messages`), needs no merging: a
         # connection is in a bucket once.
         if len(buckets) == 1:
+            if event.record_id is not None and not event.is_custom and not access.moves:
+                self._deliver_plainly(buckets[0], event, access)
+                return
             for conn, sub in buckets[0].items():
                 self._deliver_to(conn, event, access, (sub,))
         else:
             for conn, subs in merge_buckets(buckets).items():
                 self._deliver_to(conn, event, access, subs)
+
+    def _deliver_plainly(
+        self, bucket: Mapping[Connection, Subscription], event: Event, access: EventAccess
+    ) -> None:
+        """What `_deliver_to` does, in one loop, for the bulk of a busy collection's
+        readers: a record event that moves the record into or out of no view, to a
+        subscription with no filter, no expand, not held back. Any other subscription
+        takes `_deliver_to`."""
+        for_user = access.for_user
+        delivered = dropped = 0
+        for conn, sub in bucket.items():
+            if sub.filter is not None or sub.expand is not None or sub.held:
+                self._deliver_to(conn, event, access, (sub,))
+                continue
+            try:
+                frame = for_user(conn.user)[0]
+            except Exception as error:  # a read rule: that reader loses that event only
+                assert event.collection is not None
+                self.faults.record(event.collection, "filter", "filter", error)
+                continue
+            if frame is None:
+                continue
+            try:
+                sent = conn.send(frame)
+            except Exception as error:  # that connection's alone
+                conn.fail("queue", error)
+                sent = False
+            if sent:
+                delivered += 1
+            else:
+                dropped += 1
+        self.stats.delivered += delivered
+        self.stats.dropped += dropped
 
     def _deliver_to(
         self,

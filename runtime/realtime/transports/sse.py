@@ -41,10 +41,7 @@ class SSESink(SocketSink):
 
     def write(self, frames: list[str], cache: FlushCache) -> bool:
         socket = self._socket
-        if socket is None or not socket.writable():
-            return False
-        socket.write(chunk(self._messages(frames, cache)))
-        return True
+        return socket is not None and socket.write_if_room(chunk(self._messages(frames, cache)))
 
     def _messages(self, frames: list[str], cache: FlushCache) -> bytes:
         """The frames' SSE messages, each built once per flush."""

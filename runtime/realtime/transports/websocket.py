@@ -57,7 +57,7 @@ class WebSocketSink(SocketSink):
 
     def write(self, frames: list[str], cache: FlushCache) -> bool:
         socket = self._socket
-        if socket is None or not socket.writable():
+        if socket is None:
             return False
         built = cache.get(WebSocketSink)
         if built is None:
@@ -75,8 +75,7 @@ class WebSocketSink(SocketSink):
                     part = built[frame] = text_frame(frame)
                 parts.append(part)
             data = parts[0] if len(parts) == 1 else b"".join(parts)
-        socket.write(data)
-        return True
+        return socket.write_if_room(data)
 
     async def send(self, frames: list[str], *, ping: bool = False) -> None:
         if ping:
