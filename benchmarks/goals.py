@@ -74,8 +74,38 @@ def goals(results: dict[str, Any]) -> list[Goal]:
     found.append(_expand_goal(results))
     found += _soak_goals(results)
     found += _scaleout_goals(results)
+    found += _hook_goals(results)
     found += writes_goals(results)
     return found
+
+
+CREATE_GOAL, HOOK_GOAL = 1.5, 1.1  # BaseModel.create() against plain Peewee; the hook
+
+
+def _hook_goals(results: dict[str, Any]) -> list[Goal]:
+    """`BaseModel.create()` (outbox included) against a plain Peewee insert, and what the
+    realtime hook adds to it (benchmarks/hook_cost.py)."""
+    hook = results.get("hook")
+    variants = hook.get("variants", {}) if isinstance(hook, dict) else {}
+
+    def cost(name: str) -> float | None:
+        found = variants.get(name)
+        return found.get("us_per_insert") if isinstance(found, dict) else None
+
+    create = ratio(cost("BaseModel, no receiver"), cost("plain Peewee"))
+    hooked = ratio(cost("BaseModel + realtime hook"), cost("BaseModel, no receiver"))
+    return [
+        Goal(
+            f"BaseModel.create() ≤ {CREATE_GOAL}x a plain Peewee insert (outbox included)",
+            times(create),
+            None if create is None else create <= CREATE_GOAL,
+        ),
+        Goal(
+            f"the realtime hook adds ≤ {HOOK_GOAL}x to BaseModel.create()",
+            times(hooked),
+            None if hooked is None else hooked <= HOOK_GOAL,
+        ),
+    ]
 
 
 def _expand_goal(results: dict[str, Any]) -> Goal:

@@ -2,9 +2,11 @@
 
     python -m benchmarks.hook_cost '{"workdir": "...", "inserts": 2000, "rounds": 5}'
 
-Three ways to insert the same row into the same SQLite file (WAL, the runtime's
+Four ways to insert the same row into the same SQLite file (WAL, the runtime's
 pragmas), alternating in rounds so that drift hits all alike: plain Peewee; the
-runtime's `Message.create()` with no commit receiver; and with realtime serving (its
+runtime's `Message.create()` with no outbox and no commit receiver (what the write
+costs without the guarantee that its event outlives a crash); with the outbox (its
+event's row written in its transaction) and no commit receiver; and with realtime serving (its
 commit receiver connected, the broker running, the events published with no
 subscriber), the event loop given its turn so the publisher keeps up; and an update of
 one row by plain Peewee and by the runtime's `save()` (which reads the values it writes
@@ -94,6 +96,15 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         runtime_row.text = texts[turns[0] % 2]
         runtime_row.save()
 
+    outbox = database.obj.outbox
+
+    def without_outbox() -> None:
+        database.obj.outbox = None
+        try:
+            Message.create(text=TEXT, author=author)
+        finally:
+            database.obj.outbox = outbox
+
     async def timed(insert: Callable[[], None], count: int, hooked: bool) -> float:
         for receiver in receivers:
             (on_commit.connect if hooked else on_commit.disconnect)(receiver)
@@ -111,6 +122,7 @@ async def _measure(spec: dict[str, Any]) -> dict[str, Any]:
 
     variants: dict[str, tuple[Callable[[], None], bool]] = {
         "plain Peewee": (plain, False),
+        "BaseModel, no outbox": (without_outbox, False),
         "BaseModel, no receiver": (runtime_model, False),
         "BaseModel + realtime hook": (runtime_model, True),
         "plain Peewee update": (plain_update, False),

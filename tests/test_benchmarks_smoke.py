@@ -374,6 +374,36 @@ def test_writes_goals_are_ratios_of_the_bare_create_with_verdicts() -> None:
     assert "writes on postgresql failed: PostgreSQL is not installed" in render(results)
 
 
+def test_hook_goals_are_ratios_of_plain_peewee_with_the_outbox_said_apart() -> None:
+    from benchmarks.goals import goals
+    from benchmarks.report import render
+
+    def variants(**costs: float) -> dict[str, Any]:
+        return {"variants": {name: {"us_per_insert": us} for name, us in costs.items()}}
+
+    results: dict[str, Any] = {
+        "hook": {
+            "inserts": 100,
+            "rounds": 1,
+            **variants(
+                **{
+                    "plain Peewee": 200.0,
+                    "BaseModel, no outbox": 220.0,
+                    "BaseModel, no receiver": 330.0,
+                    "BaseModel + realtime hook": 370.0,
+                }
+            ),
+        }
+    }
+    verdicts = {g.text: (g.measured, g.passed) for g in goals(results)}
+    create = "BaseModel.create() ≤ 1.5x a plain Peewee insert (outbox included)"
+    assert verdicts[create] == ("1.65x", False)
+    assert verdicts["the realtime hook adds ≤ 1.1x to BaseModel.create()"] == ("1.12x", False)
+    assert "makes a BaseModel insert 1.50x what it costs without" in render(results)
+    results["hook"] = {"error": "failed"}
+    assert {g.text: g.passed for g in goals(results)}[create] is None
+
+
 def test_the_steady_rate_search_halves_between_the_best_good_and_the_worst_bad() -> None:
     import asyncio
 

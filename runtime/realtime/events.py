@@ -68,10 +68,12 @@ class Event:
         return dataclasses.replace(self, id=event_id, seq=seq)
 
 
-def record_event(change: RecordChange, collection: str, hidden: Iterable[str]) -> Event | None:
+def record_event(
+    change: RecordChange, collection: str, hidden: Iterable[str], key: str = ""
+) -> Event | None:
     """The event for a committed change, `hidden` fields left out (those no read rule
     reads: `BaseModel.left_out_of_events()`); None for an update that wrote only those,
-    which could change nothing any reader sees."""
+    which could change nothing any reader sees. `key`: its idempotency key, if any."""
     secret = set(hidden)
     changed = tuple(name for name in change.changed if name not in secret)
     if change.action == "update" and not changed:
@@ -83,7 +85,7 @@ def record_event(change: RecordChange, collection: str, hidden: Iterable[str]) -
         previous = {name: before[name] for name in changed if name in before}
         if len(previous) != len(changed):
             previous = None  # not read for every field the event says changed
-    return Event(change.action, collection, change.record_id, values, changed, previous)
+    return Event(change.action, collection, change.record_id, values, changed, previous, key=key)
 
 
 def custom_event(

@@ -25,7 +25,6 @@ any process), where a relay starting up begins.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import secrets
@@ -120,6 +119,11 @@ class OutboxTable:
             self._sql("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK,))
         param = self.database.param  # type: ignore[attr-defined]
         now = time.time()
+        if len(payloads) == 1 and not self.postgres:  # a write's one event, most often
+            cursor = self._sql(
+                f"INSERT INTO {TABLE} (event, created) VALUES (?, ?)", (payloads[0], now)
+            )
+            return [int(cursor.lastrowid)]
         ids: list[int] = []
         for start in range(0, len(payloads), ROWS_PER_INSERT):
             chunk = payloads[start : start + ROWS_PER_INSERT]
@@ -263,13 +267,13 @@ class OutboxWriter:
             name = model.collection_name()
             if collection(name) is not model:
                 continue  # not a registered collection
-            event = record_event(change, name, model.left_out_of_events())
+            key = f"{self._key_prefix}{next(self._keys)}"
+            event = record_event(change, name, model.left_out_of_events(), key)
             if event is None:
                 continue
-            keyed = dataclasses.replace(event, key=f"{self._key_prefix}{next(self._keys)}")
             try:
-                payloads.append(self._codec.encode(keyed))
-                events.append(keyed)
+                payloads.append(self._codec.encode(event))
+                events.append(event)
             except (TypeError, ValueError) as error:
                 # The change commits whatever its event holds; its event alone is lost.
                 self.unencodable += 1
