@@ -11,11 +11,14 @@ backend's order is commit order whichever relay got there first.
 The rows this process commits it hears of from the writer, events and all, and hands
 on without reading them back, as long as they follow the last row it handed on with no
 id in between; otherwise (another process's rows, a PostgreSQL id a rollback used up,
-or more than it keeps) it reads the table.
+or more than it keeps) it reads the table. It reads the table only when there may be
+rows it has not heard of: a gap before its own, another process's commit notified, at
+start, for a snapshot, and at each poll; never for its own commits alone.
 
-When it runs: at once when this process commits (the writer tells it), when
-PostgreSQL notifies a commit of any process (LISTEN), and every `poll` seconds for the
-commits nothing announces (another process's on SQLite).
+When it runs: at once when this process commits (the writer tells it; a commit on the
+loop's thread is handed on at the loop's next turn), when PostgreSQL notifies a commit
+of another process (LISTEN; a notification names the process that wrote), and every
+`poll` seconds for the commits nothing announces (another process's on SQLite).
 
 Bookkeeping: once its events are published and delivered, the last id goes to
 `runtime_outbox_relayed`, where a relay starting up begins: at most every
@@ -30,7 +33,6 @@ counted as lost and logged (only a long outage of the backend can cause that).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -96,6 +98,9 @@ class Relay:
         self._wakeup: asyncio.Event | None = None
         self._wake_pending = False
         self._hand_over_pending = False
+        # Another process may have committed rows this one has not heard of: the table
+        # must be read (set at start, on a notification, at each poll).
+        self._others_wrote = True
 
     # -- lifecycle (on the loop) -------------------------------------------------------
 
@@ -106,6 +111,7 @@ class Relay:
         self._loop_thread = threading.get_ident()
         self._wakeup = asyncio.Event()
         self._wake_pending = self._hand_over_pending = False
+        self._others_wrote = True
         self._own.clear()
         self._writer.listeners.append(self.committed)
 
@@ -173,7 +179,13 @@ class Relay:
             limit = min(BATCH, room)
             rows = self._own_rows(upto, limit)
             if rows is None:
+                if not (self._own or self._others_wrote or upto is not None):
+                    return read  # nothing but this process's rows, all handed on
+                if upto is None:  # a commit notified from now on sets it again
+                    self._others_wrote = False
                 rows = self._read(upto, limit)
+                if len(rows) == limit:
+                    self._others_wrote = True  # there may be more
             if not rows:
                 return read
             served = self._served()
@@ -186,6 +198,7 @@ class Relay:
             if len(rows) < limit and (upto is None or self.cursor >= upto):
                 # All there is for now (another process's later rows wake it anew).
                 return read
+        self._others_wrote = True  # the next look reads on
         return read  # no room: the rest waits in the outbox (the backend is down)
 
     def _own_rows(self, upto: int | None, limit: int) -> list[tuple[int, Event | None]] | None:
@@ -230,8 +243,10 @@ class Relay:
             self._prune()
             if (read and self.behind()) or self._wakeup.is_set():
                 continue
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wakeup.wait(), self._poll)
+            except TimeoutError:
+                self._others_wrote = True  # what no notification announces (SQLite)
 
     def _record(self, force: bool = False) -> None:
         """Write how far publishing got, if it moved and it is time (or `force`)."""
@@ -273,9 +288,13 @@ class Relay:
             **database.connect_params,  # type: ignore[attr-defined]
         ) as connection:
             await connection.execute(f"LISTEN {CHANNEL}")
-            self._set()  # anything committed before LISTEN took effect
-            async for _ in connection.notifies():
-                self._set()
+            self._others_wrote = True  # anything committed before LISTEN took effect
+            self._set()
+            own = self.table.origin
+            async for notification in connection.notifies():
+                if notification.payload != own or not own:
+                    self._others_wrote = True
+                    self._set()
 
     # -- where a snapshot stands ---------------------------------------------------------
 

@@ -16,8 +16,9 @@ publishes in:
   relay reading "after the last id" would skip it (the classic polling-outbox bug). So
   the rows are written under a transaction-scoped advisory lock, taken just before
   them and held until COMMIT: between taking an id and committing, no other transaction
-  can take one, so ids follow commit order. The same transaction sends NOTIFY, which
-  PostgreSQL delivers at commit, to wake the relays at once.
+  can take one, so ids follow commit order. The same statement sends a notification
+  (`pg_notify`), which PostgreSQL delivers at commit, to wake the relays at once; its
+  payload names the writing process, whose own relay knows of those rows already.
 
 `runtime_outbox_relayed` holds one number: the last id whose event was published (by
 any process), where a relay starting up begins.
@@ -74,11 +75,13 @@ def has_outbox(model: type[peewee.Model]) -> bool:
 
 
 class OutboxTable:
-    """The outbox's SQL on one database, SQLite or PostgreSQL."""
+    """The outbox's SQL on one database, SQLite or PostgreSQL. `origin`: what this
+    process's notifications carry (PostgreSQL), so that its relay can tell them apart."""
 
-    def __init__(self, database: ChangeTracking) -> None:
+    def __init__(self, database: ChangeTracking, origin: str = "") -> None:
         self.database = database
         self.postgres = isinstance(database, peewee.PostgresqlDatabase)
+        self.origin = origin
         self._ready = False
 
     def _sql(self, sql: str, params: Any = ()) -> Any:
@@ -115,8 +118,11 @@ class OutboxTable:
     def insert(self, payloads: list[bytes]) -> list[int]:
         """Write the events; their ids, in the same order (ascending)."""
         self.ensure()
-        if self.postgres:
-            self._sql("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK,))
+        if self.postgres:  # one round trip: the lock, and the wake-up sent at commit
+            self._sql(
+                "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)",
+                (ADVISORY_LOCK, CHANNEL, self.origin),
+            )
         param = self.database.param  # type: ignore[attr-defined]
         now = time.time()
         if len(payloads) == 1 and not self.postgres:  # a write's one event, most often
@@ -134,8 +140,6 @@ class OutboxTable:
             )
             # Each database numbers the rows of one INSERT in the order of its VALUES.
             ids += sorted(int(row[0]) for row in cursor.fetchall())
-        if self.postgres:
-            self._sql(f"NOTIFY {CHANNEL}")
         return ids
 
     # -- reading and bookkeeping (the relay) -------------------------------------------
@@ -214,10 +218,10 @@ class OutboxWriter:
     """
 
     def __init__(self, database: ChangeTracking, codec: EventCodec[Event]) -> None:
-        self.table = OutboxTable(database)
+        self._key_prefix = "o" + secrets.token_hex(8) + "-"
+        self.table = OutboxTable(database, origin=self._key_prefix)
         self._codec = codec
         self._pending = threading.local()  # the rows written, until their commit
-        self._key_prefix = "o" + secrets.token_hex(8) + "-"
         self._keys = itertools.count(1)
         self.last_committed = 0  # the newest id this process committed
         # The relays waiting here: each hears of the rows this process commits (on the
