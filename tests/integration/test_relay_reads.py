@@ -6,10 +6,13 @@ commits, read after their notification or at the poll: test_outbox.py.)"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from quart import Quart
 
 from runtime.db import database
 from runtime.demo import Message
@@ -91,3 +94,27 @@ async def test_a_row_after_an_id_a_rollback_used_up_is_read(
         assert 1 in reads  # the row after the gap, read from the table
     else:  # SQLite hands the rolled-back id out again: no gap, nothing to read
         assert reads == []
+
+
+def _relay_waits(app: Quart) -> bool:
+    """Whether the relay's task waits for a wake-up (asyncio's Event keeps its waiters)."""
+    (relay,) = app.extensions["realtime"].broker.relays
+    return bool(relay._wakeup._waiters)  # type: ignore[union-attr]
+
+
+async def test_stopping_right_after_a_write_stops_the_relay_quietly(
+    app: Quart, users: dict[str, User], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Served in this test's loop: a write on the loop wakes the relay, and realtime stops
+    before the relay's turn. (On Python 3.11 its wait could swallow the cancellation, and
+    the relay then ran on into a stopped publisher: a traceback, and a restart.)"""
+    caplog.set_level(logging.WARNING, "runtime.realtime")
+    for _ in range(3):
+        await app.startup()
+        Message.create(text="first", author=users["alice"])
+        await app.extensions["realtime"].broker.flushed()  # published and delivered
+        while not _relay_waits(app):  # the relay back to waiting (a few turns)
+            await asyncio.sleep(0)
+        Message.create(text="just before stopping", author=users["alice"])
+        await app.shutdown()
+    assert [r.getMessage() for r in caplog.records] == []

@@ -231,7 +231,9 @@ class Relay:
     async def run(self) -> None:
         """Relay for ever: catch up, record what is published, prune, wait."""
         assert self._wakeup is not None
-        while True:
+        # Stopped: done. (Python 3.11's wait_for can lose the cancellation that stopping
+        # sends, when its wait ends in the same turn: the loop would go on unstopped.)
+        while self._loop is not None:
             self._wakeup.clear()
             self._wake_pending = False
             read = self.catch_up()
