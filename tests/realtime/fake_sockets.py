@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["RecordingSocket", "unused_send"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runtime.realtime.connections.connection import Connection
+    from runtime.realtime.connections.flusher import Flusher
+    from runtime.realtime.stats import Faults
+
+__all__ = ["RecordingSocket", "direct_connection", "unused_send"]
 
 
 class RecordingSocket:
@@ -24,3 +31,18 @@ class RecordingSocket:
 
 async def unused_send(message: object) -> None:
     raise AssertionError("a direct sink writes its frames to the socket")
+
+
+def direct_connection(
+    faults: Faults, flusher: Flusher | None = None
+) -> tuple[Connection, RecordingSocket]:
+    """A WebSocket connection whose frames the flusher writes to a RecordingSocket, as
+    the server's fast path does."""
+    from runtime.realtime.connections.connection import Connection
+    from runtime.realtime.transports.websocket import WebSocketSink
+
+    conn = Connection(user=None, session_hash=None, transport="websocket", max_queue=100)
+    socket = RecordingSocket()
+    conn.sink = WebSocketSink(unused_send, socket, batch=False)  # type: ignore[arg-type]
+    conn.flusher, conn.faults = flusher, faults
+    return conn, socket

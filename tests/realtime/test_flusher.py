@@ -5,28 +5,18 @@ closed alone (over a real server: tests/integration/test_realtime_delivery.py)."
 
 from __future__ import annotations
 
-from runtime.realtime.connections.connection import Connection
 from runtime.realtime.connections.flusher import Flusher
 from runtime.realtime.protocol import CloseCode
 from runtime.realtime.stats import Faults
-from runtime.realtime.transports.websocket import WebSocketSink
 from runtime.realtime.transports.wire import text_frame
-from tests.realtime.fake_sockets import RecordingSocket, unused_send
+from tests.realtime.fake_sockets import direct_connection
 
 A, B, BAD = '{"n":1}', '{"n":2}', '{"type":"ack","data":"\ud800"}'  # BAD: no UTF-8
 
 
-def _connection(flusher: Flusher, faults: Faults) -> tuple[Connection, RecordingSocket]:
-    conn = Connection(user=None, session_hash=None, transport="websocket", max_queue=100)
-    socket = RecordingSocket()
-    conn.sink = WebSocketSink(unused_send, socket, batch=False)  # type: ignore[arg-type]
-    conn.flusher, conn.faults = flusher, faults
-    return conn, socket
-
-
 async def test_frames_of_one_turn_go_out_together_at_its_end() -> None:
     flusher = Flusher()
-    conn, socket = _connection(flusher, Faults())
+    conn, socket = direct_connection(Faults(), flusher)
     conn.send(A)
     conn.send(B)
     assert socket.written == [] and not flusher.idle
@@ -37,8 +27,8 @@ async def test_frames_of_one_turn_go_out_together_at_its_end() -> None:
 async def test_written_through_each_frame_goes_out_at_once() -> None:
     flusher, faults = Flusher(), Faults()
     (one, one_socket), (two, two_socket) = (
-        _connection(flusher, faults),
-        _connection(flusher, faults),
+        direct_connection(faults, flusher),
+        direct_connection(faults, flusher),
     )
     with flusher.writing_through():
         assert not flusher.idle
@@ -56,8 +46,8 @@ async def test_written_through_each_frame_goes_out_at_once() -> None:
 async def test_written_through_a_connection_that_fails_is_closed_alone() -> None:
     flusher, faults = Flusher(), Faults()
     (bad, bad_socket), (good, good_socket) = (
-        _connection(flusher, faults),
-        _connection(flusher, faults),
+        direct_connection(faults, flusher),
+        direct_connection(faults, flusher),
     )
     with flusher.writing_through():
         bad.send(BAD)
@@ -71,7 +61,7 @@ async def test_a_connection_that_cannot_take_more_is_left_to_its_task() -> None:
     """Its socket's buffer is full: its frames stay queued for the transport's task (which
     waits until the socket drains), in order, whether written through or not."""
     flusher = Flusher()
-    conn, socket = _connection(flusher, Faults())
+    conn, socket = direct_connection(Faults(), flusher)
     socket.full = True
     with flusher.writing_through():
         conn.send(A)

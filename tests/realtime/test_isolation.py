@@ -19,25 +19,14 @@ from runtime.realtime.fanout.registry import SubscriptionRegistry
 from runtime.realtime.patterns import parse_pattern
 from runtime.realtime.protocol import CloseCode
 from runtime.realtime.stats import DeliveryStats, Faults
-from runtime.realtime.transports.websocket import WebSocketSink
 from runtime.realtime.transports.wire import text_frame
-from tests.realtime.fake_sockets import RecordingSocket, unused_send
-
-
-def _connection(
-    faults: Faults, flusher: Flusher | None = None
-) -> tuple[Connection, RecordingSocket]:
-    conn = Connection(user=None, session_hash=None, transport="websocket", max_queue=100)
-    socket = RecordingSocket()
-    conn.sink = WebSocketSink(unused_send, socket, batch=False)  # type: ignore[arg-type]
-    conn.flusher, conn.faults = flusher, faults
-    return conn, socket
+from tests.realtime.fake_sockets import direct_connection
 
 
 async def test_the_flusher_writes_every_other_connection_whatever_one_raises() -> None:
     faults, flusher = Faults(), Flusher()
-    first, first_socket = _connection(faults, flusher)
-    others = [_connection(faults, flusher) for _ in range(3)]
+    first, first_socket = direct_connection(faults, flusher)
+    others = [direct_connection(faults, flusher) for _ in range(3)]
     # A frame that UTF-8 cannot encode: the first connection's sink raises on it.
     first.send('{"type":"ack","data":"\ud800"}')
     for conn, _ in others:

@@ -98,12 +98,7 @@ class Fanout:
                 continue
             if frame is None:
                 continue
-            try:
-                sent = conn.send(frame)
-            except Exception as error:  # that connection's alone
-                conn.fail("queue", error)
-                sent = False
-            if sent:
+            if _queued(conn, frame):
                 delivered += 1
             else:
                 dropped += 1
@@ -169,12 +164,7 @@ class Fanout:
         )
 
     def _send(self, conn: Connection, frame: str) -> None:
-        try:
-            sent = conn.send(frame)
-        except Exception as error:  # that connection's alone
-            conn.fail("queue", error)
-            sent = False
-        if sent:
+        if _queued(conn, frame):
             self.stats.delivered += 1
         else:
             self.stats.dropped += 1
@@ -185,6 +175,16 @@ class Fanout:
         except Exception as error:  # that connection's alone
             conn.fail("queue", error)
             return False
+
+
+def _queued(conn: Connection, frame: str) -> bool:
+    """Whether `conn` took the frame; a connection whose queue raises is closed (1011),
+    that connection's failure alone."""
+    try:
+        return conn.send(frame)
+    except Exception as error:
+        conn.fail("queue", error)
+        return False
 
 
 def is_target(event: Event, conn: Connection) -> bool:
