@@ -30,6 +30,13 @@ async def hello():
     return "hello from a script"
 
 
+@app.get("/gc")
+async def garbage_collector():
+    import gc
+
+    return {"threshold": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}
+
+
 if __name__ == "__main__":
     run(app, port=0)
 """
@@ -65,6 +72,9 @@ def test_run_serves_until_sigterm(tmp_path: Path) -> None:
         assert started.wait(TIMEOUT * 2) and port, "".join(output)
         response = httpx.get(f"http://127.0.0.1:{port[0]}/", timeout=TIMEOUT)
         assert response.text == "hello from a script"
+        # Set up for serving: what existed at start frozen, young collections rarer.
+        collector = httpx.get(f"http://127.0.0.1:{port[0]}/gc", timeout=TIMEOUT).json()
+        assert collector["threshold"] == [10_000, 10, 10] and collector["frozen"] > 10_000
         process.send_signal(signal.SIGTERM)
         assert process.wait(TIMEOUT * 2) == 0, "".join(output)
     finally:
