@@ -3,9 +3,27 @@ the goals."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["fanout_run", "fanout_runs", "number", "subscriber_levels", "throughput", "times"]
+__all__ = [
+    "Goal",
+    "fanout_run",
+    "fanout_runs",
+    "number",
+    "subscriber_levels",
+    "throughput",
+    "times",
+]
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One goal of an issue, measured against a run's results."""
+
+    text: str
+    measured: str
+    passed: bool | None  # None: not measured in this run
 
 
 def number(value: float | None, digits: int = 0, unit: str = "") -> str:

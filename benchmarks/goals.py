@@ -3,22 +3,14 @@ measured (a quick run does not reach every goal's size)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .expand_cost import EXPAND_GOAL, expand_figures
-from .figures import fanout_run, number, throughput, times
+from .figures import Goal, fanout_run, number, throughput, times
 from .stats import percentile, ratio
 from .writes_report import writes_goals
 
 __all__ = ["Goal", "goals"]
-
-
-@dataclass(frozen=True)
-class Goal:
-    text: str
-    measured: str
-    passed: bool | None  # None: not measured in this run
 
 
 def _ratio_goal(

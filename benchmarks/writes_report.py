@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .figures import number, times
+from .figures import Goal, number, times
 from .stats import percentile, ratio
 
 __all__ = ["CPU_GOAL", "STEADY_GOAL", "writes_figure", "writes_goals", "writes_section"]
@@ -36,10 +36,8 @@ def writes_figure(
     return percentile([burst[key] for burst in measured], 0.5)
 
 
-def writes_goals(results: dict[str, Any]) -> list[Any]:
-    from .goals import Goal  # goals imports this module
-
-    found = []
+def writes_goals(results: dict[str, Any]) -> list[Goal]:
+    found: list[Goal] = []
     for database, label in LABELS.items():
         value = ratio(
             writes_figure(results, database, "ours"), writes_figure(results, database, "bare")
