@@ -113,8 +113,11 @@ async def test_stopping_right_after_a_write_stops_the_relay_quietly(
         await app.startup()
         Message.create(text="first", author=users["alice"])
         await app.extensions["realtime"].broker.flushed()  # published and delivered
-        while not _relay_waits(app):  # the relay back to waiting (a few turns)
+        for _ in range(1000):  # the relay back to waiting: a few turns of the loop
+            if _relay_waits(app):
+                break
             await asyncio.sleep(0)
+        assert _relay_waits(app), "the relay never went back to waiting"
         Message.create(text="just before stopping", author=users["alice"])
         await app.shutdown()
     assert [r.getMessage() for r in caplog.records] == []
