@@ -23,7 +23,7 @@ from runtime.users import User
 from tests.cluster import logged_in
 from tests.databases import both_databases
 from tests.realtime_client import Client
-from tests.support import LiveServer
+from tests.support import TIMEOUT, LiveServer
 
 RECORDS = "/api/collections/messages/records"
 
@@ -96,10 +96,21 @@ async def test_a_row_after_an_id_a_rollback_used_up_is_read(
         assert reads == []
 
 
-def _relay_waits(app: Quart) -> bool:
-    """Whether the relay's task waits for a wake-up (asyncio's Event keeps its waiters)."""
+def _parked_after(app: Quart, row: int) -> asyncio.Event:
+    """Set when the relay, having published up to outbox row `row`, waits for its next
+    wake-up again (its wake-up's wait, watched on the instance)."""
     (relay,) = app.extensions["realtime"].broker.relays
-    return bool(relay._wakeup._waiters)  # type: ignore[union-attr]
+    wakeup = relay._wakeup
+    assert wakeup is not None
+    parked, wait = asyncio.Event(), wakeup.wait
+
+    async def watched() -> bool:
+        if relay.relayed >= row:
+            parked.set()
+        return await wait()
+
+    wakeup.wait = watched  # type: ignore[method-assign]
+    return parked
 
 
 async def test_stopping_right_after_a_write_stops_the_relay_quietly(
@@ -112,12 +123,8 @@ async def test_stopping_right_after_a_write_stops_the_relay_quietly(
     for _ in range(3):
         await app.startup()
         Message.create(text="first", author=users["alice"])
-        await app.extensions["realtime"].broker.flushed()  # published and delivered
-        for _ in range(1000):  # the relay back to waiting: a few turns of the loop
-            if _relay_waits(app):
-                break
-            await asyncio.sleep(0)
-        assert _relay_waits(app), "the relay never went back to waiting"
+        parked = _parked_after(app, database.obj.outbox.last_committed)
+        await asyncio.wait_for(parked.wait(), TIMEOUT)  # the relay waits, "first" out
         Message.create(text="just before stopping", author=users["alice"])
         await app.shutdown()
     assert [r.getMessage() for r in caplog.records] == []
