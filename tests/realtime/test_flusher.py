@@ -67,3 +67,28 @@ async def test_a_connection_that_cannot_take_more_is_left_to_its_task() -> None:
         conn.send(A)
     conn.send(B)
     assert socket.written == [] and conn.blocked and conn.queue == [A, B]
+
+
+async def test_written_through_after_what_was_waiting_in_order() -> None:
+    """A frame given while others wait for the end of the turn goes out after them."""
+    flusher = Flusher()
+    conn, socket = direct_connection(Faults(), flusher)
+    conn.send(A)
+    with flusher.writing_through():
+        conn.send(B)
+        assert socket.written == []
+    flusher.flush()
+    assert socket.written == [text_frame(A) + text_frame(B)] and conn.queue == []
+
+
+async def test_written_through_the_queue_bounds_still_hold() -> None:
+    """A frame past the connection's byte budget is not written through: the
+    connection is closed as too slow a reader, as when it is queued."""
+    flusher = Flusher()
+    conn, socket = direct_connection(Faults(), flusher)
+    conn.max_queue_bytes = len(A)
+    with flusher.writing_through():
+        assert conn.send(A)
+        assert not conn.send(A + " ")
+    assert socket.written == [text_frame(A)]
+    assert conn.close_code == CloseCode.TOO_SLOW and conn.queue == []

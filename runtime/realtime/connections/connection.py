@@ -61,6 +61,10 @@ class ConnectionGone(Exception):
 class Flusher(Protocol):
     """Writes marked connections' queues at the end of the loop's turn (flusher.py)."""
 
+    # Writing through (flusher.py): a connection given a frame writes it at once.
+    through: bool
+    cache: FlushCache
+
     def mark(self, conn: Connection) -> None: ...
 
 
@@ -75,6 +79,9 @@ class Sink(Protocol):
         """Write `frames` at once, if the socket takes more now (open, below its
         high-water mark): False, and nothing written, if not. `cache` lives for one
         flush, for bytes that every connection with the same frames would build alike."""
+
+    def write_one(self, frame: str, cache: FlushCache) -> bool:
+        """`write([frame], cache)`."""
 
     async def send(self, frames: list[str], *, ping: bool = False) -> None:
         """Write `frames` (and a keep-alive after them, if `ping`), awaiting the socket."""
@@ -198,7 +205,25 @@ class Connection:
         return self.close_code is not None
 
     def send(self, frame: str) -> bool:
-        """Queue an encoded frame; False if the connection is closing or now too slow."""
+        """Queue an encoded frame; False if the connection is closing or now too slow.
+        While the flusher writes through and nothing waits before it, the frame goes
+        straight to the sink: what queueing and flushing it would do, without the queue
+        (fan-out's common case, one call per reader)."""
+        flusher = self.flusher
+        if (
+            flusher is not None
+            and flusher.through
+            and not self.queue
+            and not self.held
+            and not self.blocked
+            and self.close_code is None
+            and self.max_queue > 0
+            and len(frame) <= self.max_queue_bytes
+        ):
+            sink = self.sink
+            if sink is not None and sink.direct:
+                self._write_through(sink, frame, flusher.cache)
+                return True
         if not self._room_for(frame):
             return False
         self.queue.append(frame)
@@ -209,6 +234,20 @@ class Connection:
         else:
             self.wake()
         return True
+
+    def _write_through(self, sink: Sink, frame: str, cache: FlushCache) -> None:
+        """Write `frame` now; if the socket has no room, queue it for the transport's
+        task, as `flush` would; a write that raises closes this connection alone."""
+        try:
+            if sink.write_one(frame, cache):
+                return
+        except Exception as error:  # that connection's alone
+            self.fail("write", error)
+            return
+        self.queue.append(frame)  # no room now: the transport's task writes it
+        self.queued_bytes += len(frame)
+        self.blocked = True
+        self.wake()
 
     def flush(self, cache: FlushCache) -> None:
         """Write what is queued to the sink (the flusher calls this); if the sink cannot

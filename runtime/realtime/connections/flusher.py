@@ -10,7 +10,8 @@ one message.
 An event delivered alone, with nothing else waiting to be written, is written through:
 each connection's frame as fan-out gives it (`writing_through`), so that the first
 readers have it while fan-out is still judging the others, rather than all of them
-after the last. Several events published together are still written once per
+after the last (a connection with nothing waiting writes it from `Connection.send`
+itself, the common case). Several events published together are still written once per
 connection.
 
 Each sink encodes its own wire format; what every connection would build alike (a
@@ -42,31 +43,31 @@ class Flusher:
     def __init__(self) -> None:
         self._marked: list[Connection] = []
         self._scheduled = False
-        self._cache: FlushCache = {}
-        self._through = False
+        self.cache: FlushCache = {}
+        self.through = False
 
     @property
     def idle(self) -> bool:
         """Nothing is waiting to be written, nor being written through."""
-        return not self._marked and not self._through
+        return not self._marked and not self.through
 
     @contextlib.contextmanager
     def writing_through(self) -> Iterator[None]:
         """While it lasts, a connection given frames writes them at once (what every
         connection would build alike is still built once, in the cache)."""
-        self._through = True
+        self.through = True
         try:
             yield
         finally:
-            self._through = False
-            self._cache.clear()
+            self.through = False
+            self.cache.clear()
 
     def mark(self, conn: Connection) -> None:
         if conn.marked:
             return
-        if self._through:
+        if self.through:
             try:
-                conn.flush(self._cache)
+                conn.flush(self.cache)
             except Exception as error:  # that connection's alone
                 conn.fail("write", error)
             return
@@ -82,8 +83,8 @@ class Flusher:
             for conn in marked:
                 conn.marked = False
                 try:
-                    conn.flush(self._cache)
+                    conn.flush(self.cache)
                 except Exception as error:  # that connection's alone
                     conn.fail("write", error)
         finally:
-            self._cache.clear()
+            self.cache.clear()

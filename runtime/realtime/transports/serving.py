@@ -25,7 +25,7 @@ from ...errors import error_body
 
 if TYPE_CHECKING:
     from ...config import RealtimeConfig
-    from ..connections.connection import Connection, Sink
+    from ..connections.connection import Connection, FlushCache, Sink
     from ..protocol import Refusal
 
 __all__ = ["SocketSink", "answer", "fast_path_report", "route_path", "run_connection"]
@@ -51,6 +51,12 @@ class SocketSink:
         self._send = send
         self._socket = socket
         self.direct = socket is not None  # an attribute: read for every frame queued
+
+    def write(self, frames: list[str], cache: FlushCache) -> bool:
+        raise NotImplementedError
+
+    def write_one(self, frame: str, cache: FlushCache) -> bool:
+        return self.write([frame], cache)
 
     async def drain(self) -> None:
         if self._socket is not None:

@@ -77,6 +77,16 @@ class WebSocketSink(SocketSink):
             data = parts[0] if len(parts) == 1 else b"".join(parts)
         return socket.write_if_room(data)
 
+    def write_one(self, frame: str, cache: FlushCache) -> bool:
+        built = cache.get(WebSocketSink)
+        if built is None:
+            built = cache[WebSocketSink] = {}
+        data = built.get(frame)
+        if data is None:
+            data = built[frame] = text_frame(frame)
+        socket = self._socket
+        return socket is not None and socket.write_if_room(data)
+
     async def send(self, frames: list[str], *, ping: bool = False) -> None:
         if ping:
             frames.append(_PING)
