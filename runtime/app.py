@@ -19,12 +19,13 @@ from .base_model import BaseModel, collections
 from .config import Config, ConfigError, load_config
 from .csrf import csrf_token
 from .database_url import redacted
-from .db import DatabaseUnavailable, database, open_database
+from .db import DatabaseUnavailable, TrackingSqliteDatabase, database, open_database
 from .development import debug_response
 from .errors import ApiError, error_body, error_response
 from .pages import login_pages
 from .realtime import Realtime, client_script_response
 from .schema import check_schema
+from .sqlite_checkpoints import Checkpointer
 from .users import Session, User
 
 __all__ = ["RuntimeState", "create_app", "default_config"]
@@ -135,9 +136,20 @@ def _open_database(app: Quart, config: Config) -> None:
     garbage collector)."""
     key = "database.url" if config.database.url else "database.path"
     try:
-        open_database(config.database.target)
+        opened = open_database(config.database.target)
     except DatabaseUnavailable as exc:
         raise DatabaseUnavailable(f"{key}: {exc}") from None
+    if isinstance(opened, TrackingSqliteDatabase) and opened.database != ":memory:":
+        # WAL checkpoints off the serving thread (runtime/sqlite_checkpoints.py).
+        checkpointer = app.extensions["sqlite_checkpointer"] = Checkpointer(opened)
+
+        @app.before_serving
+        async def _start_checkpoints() -> None:
+            checkpointer.start()  # here: the serving thread's connections are the quiet ones
+
+        @app.after_serving
+        async def _stop_checkpoints() -> None:
+            checkpointer.stop()
 
     @app.after_serving
     async def _close_database() -> None:

@@ -11,6 +11,7 @@ proxy never initialized, is refused with one clear line (`DatabaseUnavailable`).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from .database_url import is_database_url, postgresql_url, redacted
 from .query.folding import SQLITE_FUNCTION, fold
 
 __all__ = [
+    "AUTOCHECKPOINT_PAGES",
     "ChangeTracking",
     "DatabaseUnavailable",
     "ReadsBlocked",
@@ -65,6 +67,29 @@ class TrackingSqliteDatabase(ChangeTracking, peewee.SqliteDatabase):
         super().__init__(*args, **kwargs)
         # The case folding of filters' `~`, the same as Python's and PostgreSQL's.
         self.register_function(fold, SQLITE_FUNCTION, 1, deterministic=True)
+        # Threads whose connections leave WAL checkpoints to a Checkpointer
+        # (runtime/sqlite_checkpoints.py): the serving thread, while it serves.
+        self._quiet_threads: set[int] = set()
+
+    def quiet_checkpoints(self, quiet: bool) -> None:
+        """Whether the calling thread's connections (its open one at once, and those it
+        opens later) leave checkpoints to a Checkpointer."""
+        if quiet:
+            self._quiet_threads.add(threading.get_ident())
+        else:
+            self._quiet_threads.discard(threading.get_ident())
+        if not self.is_closed():
+            self._set_autocheckpoint(self.connection(), quiet)
+
+    def _initialize_connection(self, conn: Any) -> None:
+        super()._initialize_connection(conn)
+        if threading.get_ident() in self._quiet_threads:
+            self._set_autocheckpoint(conn, quiet=True)
+
+    @staticmethod
+    def _set_autocheckpoint(conn: Any, quiet: bool) -> None:
+        pages = 0 if quiet else AUTOCHECKPOINT_PAGES
+        conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
 
     def reads_while_held(self) -> contextlib.AbstractContextManager[Any]:
         # WAL readers never wait. One read transaction, so that every read sees the
@@ -125,6 +150,10 @@ def _sqlstate(error: peewee.DatabaseError) -> str | None:
 
 # The name of the SQLite class before PostgreSQL came.
 TrackingDatabase = TrackingSqliteDatabase
+
+# SQLite's default `wal_autocheckpoint`, for connections that checkpoint: those of any
+# thread but a serving one (runtime/sqlite_checkpoints.py).
+AUTOCHECKPOINT_PAGES = 1000
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
