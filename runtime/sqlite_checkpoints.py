@@ -87,7 +87,11 @@ class Checkpointer:
 
     def _run(self) -> None:
         try:
-            connection = sqlite3.connect(self._database.database, isolation_level=None)
+            connection = sqlite3.connect(
+                self._database.database,
+                isolation_level=None,
+                **self._database.connect_params,  # a URI's `uri=True`, say
+            )
         except sqlite3.Error as error:  # the commits then grow the log until it can
             log.error("SQLite checkpoints: cannot open the database: %s", error)
             return
