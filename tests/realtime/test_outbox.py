@@ -195,6 +195,9 @@ def test_a_transaction_that_commits_later_is_neither_skipped_nor_read_out_of_ord
         assert t1_written.wait(TIMEOUT)
         threads[1].start()
         _until_waiting_for_the_advisory_lock(third)
+        # T2 waits before it takes an id: one taken first could be lower than the id of
+        # a third writer that gets the lock before it, and commits before it.
+        assert _last_id_given(third) == 1
         reader = OutboxTable(third)
         assert reader.read_after(0, None, 100) == []  # T1 uncommitted, T2 waits: nothing yet
         t1_may_commit.set()
@@ -208,6 +211,13 @@ def test_a_transaction_that_commits_later_is_neither_skipped_nor_read_out_of_ord
         for db in (first, second, third):
             db.close()
         postgres.drop(url)
+
+
+def _last_id_given(db: TrackingPostgresqlDatabase) -> int:
+    """The last id the outbox's sequence gave, committed or not."""
+    sequence = db.execute_sql("SELECT pg_get_serial_sequence('runtime_outbox', 'id')").fetchone()
+    last: int = db.execute_sql(f"SELECT last_value FROM {sequence[0]}").fetchone()[0]
+    return last
 
 
 def _until_waiting_for_the_advisory_lock(db: TrackingPostgresqlDatabase) -> None:

@@ -118,18 +118,28 @@ class OutboxTable:
     def insert(self, payloads: list[bytes]) -> list[int]:
         """Write the events; their ids, in the same order (ascending)."""
         self.ensure()
+        now = time.time()
+        if len(payloads) == 1:  # a write's one event, most often: one statement
+            if self.postgres:
+                # The lock (taken before the row's id: the join waits for it) and the
+                # wake-up sent at commit, with the row, in one round trip.
+                cursor = self._sql(
+                    "WITH held AS (SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)) "
+                    f"INSERT INTO {TABLE} (event, created) SELECT %s, %s FROM held "
+                    "RETURNING id",
+                    (ADVISORY_LOCK, CHANNEL, self.origin, payloads[0], now),
+                )
+                return [int(cursor.fetchone()[0])]
+            cursor = self._sql(
+                f"INSERT INTO {TABLE} (event, created) VALUES (?, ?)", (payloads[0], now)
+            )
+            return [int(cursor.lastrowid)]
         if self.postgres:  # one round trip: the lock, and the wake-up sent at commit
             self._sql(
                 "SELECT pg_advisory_xact_lock(%s), pg_notify(%s, %s)",
                 (ADVISORY_LOCK, CHANNEL, self.origin),
             )
         param = self.database.param  # type: ignore[attr-defined]
-        now = time.time()
-        if len(payloads) == 1 and not self.postgres:  # a write's one event, most often
-            cursor = self._sql(
-                f"INSERT INTO {TABLE} (event, created) VALUES (?, ?)", (payloads[0], now)
-            )
-            return [int(cursor.lastrowid)]
         ids: list[int] = []
         for start in range(0, len(payloads), ROWS_PER_INSERT):
             chunk = payloads[start : start + ROWS_PER_INSERT]
