@@ -6,6 +6,7 @@ a collection a user may not read at all is 401 for a visitor and 403 for a user.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from typing import Any
@@ -16,10 +17,12 @@ from quart import Blueprint, Response, current_app, jsonify, request
 from .auth import current_user
 from .base_model import BaseModel, collection
 from .constraint_errors import own_message, violation_answer, violation_of
-from .errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from .errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unauthorized
 from .expand import ExpandError, Expansion, expanded, parse_expand, read_related, split_expand
 from .fields import coerce_field_value, missing_required, parse_record_id
+from .proxies import request_client
 from .query import FilterError, FilterLimits, compile_filter
+from .ratelimit import RateLimit
 from .requests import read_body
 from .users import User
 from .validation import acting_as
@@ -27,6 +30,21 @@ from .validation import acting_as
 __all__ = ["api_blueprint"]
 
 api_blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+
+@api_blueprint.before_request
+async def _costed() -> None:
+    """Every request to the records API counts against `api.rate_limit`: a user's (a
+    visitor's, by client address); past it, 429 with Retry-After, nothing done."""
+    limit: RateLimit | None = current_app.extensions["runtime"].api_limit
+    if limit is None:
+        return
+    user = current_user()
+    key = f"user:{user.id}" if user is not None else f"address:{request_client().address}"
+    # In a thread when the counts are in Redis: its client is synchronous.
+    wait = limit.take(key) if limit.in_memory else await asyncio.to_thread(limit.take, key)
+    if wait:
+        raise RateLimited("Too many requests; try again later.", retry_after=wait)
 
 
 def _model(name: str) -> type[BaseModel]:

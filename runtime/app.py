@@ -14,7 +14,7 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .api import api_blueprint
-from .auth import LoginLimits, auth_blueprint, current_user
+from .auth import LoginLimits, auth_blueprint, current_user, rate_limit_storage
 from .base_model import BaseModel, collections
 from .config import Config, ConfigError, load_config
 from .csrf import csrf_token
@@ -23,6 +23,7 @@ from .db import DatabaseUnavailable, TrackingSqliteDatabase, database, open_data
 from .development import debug_response
 from .errors import ApiError, error_body, error_response
 from .pages import login_pages
+from .ratelimit import RateLimit
 from .realtime import Realtime, client_script_response
 from .schema import check_schema
 from .sqlite_checkpoints import Checkpointer
@@ -50,6 +51,7 @@ class RuntimeState:
 
     config: Config
     login_limits: LoginLimits
+    api_limit: RateLimit | None = None  # requests to the records API, per user or address
     models: set[type[BaseModel]] = field(default_factory=set)
 
     def serves(self, model: type[BaseModel]) -> bool:
@@ -98,7 +100,17 @@ def create_app(
 
     served = set(models) if models is not None else set(collections().values())
     served.add(User)
-    state = RuntimeState(config=config, login_limits=LoginLimits(config), models=served)
+    limits = rate_limit_storage(config)
+    state = RuntimeState(
+        config=config,
+        login_limits=LoginLimits(config, limits),
+        api_limit=(
+            RateLimit(config.api.rate_limit, storage=limits, namespace="api")
+            if config.api.rate_limit
+            else None
+        ),
+        models=served,
+    )
     app.extensions["runtime"] = state
 
     _open_database(app, config)

@@ -7,7 +7,7 @@ The cookie (signed with itsdangerous by Quart) holds only a random token; the
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quart import Blueprint, Response, current_app, g, jsonify, session
 
@@ -16,6 +16,9 @@ from .errors import BadRequest, RateLimited, Unauthorized
 from .origins import refuse_cross_site
 from .proxies import request_client
 from .ratelimit import RateLimit, make_storage, storage_uri
+
+if TYPE_CHECKING:
+    from limits.storage import Storage
 from .requests import read_body
 from .users import Session, User
 
@@ -26,6 +29,7 @@ __all__ = [
     "current_user",
     "log_in",
     "log_out",
+    "rate_limit_storage",
 ]
 
 auth_blueprint = Blueprint("auth", __name__, url_prefix="/auth")
@@ -33,12 +37,15 @@ _SESSION_KEY = "sid"
 _MAX_CREDENTIAL = 256
 
 
+def rate_limit_storage(config: Config) -> Storage:
+    """Where the app's rate limits count: logins' and the records API's."""
+    return make_storage(*storage_uri(config.auth.rate_limit_storage, config.realtime.broker))
+
+
 class LoginLimits:
     """Failed logins counted per username and per client address."""
 
-    def __init__(self, config: Config) -> None:
-        uri, key = storage_uri(config.auth.rate_limit_storage, config.realtime.broker)
-        storage = make_storage(uri, key)
+    def __init__(self, config: Config, storage: Storage) -> None:
         self.per_user = RateLimit(
             config.auth.login_limit_per_user, storage=storage, namespace="login-user"
         )

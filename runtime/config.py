@@ -127,11 +127,16 @@ class ApiConfig:
     page_size: int = 30
     max_page_size: int = 200
     max_body_size: int = 1024 * 1024
+    # Requests to the records API per user (per client address for visitors), counted
+    # where the login limits are (auth.rate_limit_storage); "" counts none.
+    rate_limit: str = "50/second;1000/minute"
 
     def check(self) -> None:
         _at_least("api.page_size", self.page_size, 1)
         _at_least("api.max_page_size", self.max_page_size, self.page_size)
         _at_least("api.max_body_size", self.max_body_size, 1024)
+        if self.rate_limit:
+            _rate_limit("api.rate_limit", self.rate_limit)
 
 
 @dataclass(frozen=True, slots=True)

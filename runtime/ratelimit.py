@@ -79,6 +79,26 @@ class RateLimit:
         """0 if `key` may go on, else the seconds until it may (at least 1)."""
         return self._with_limiter(lambda limiter: self._retry_after(limiter, key))
 
+    def take(self, key: str) -> int:
+        """Count one request against every limit, if each has room: 0; else the seconds
+        until `key` may go on (at least 1), and the request is not counted by the
+        limits it is over."""
+
+        def take(limiter: MovingWindowRateLimiter) -> int:
+            wait = 0.0
+            for item in self._items:
+                if not limiter.hit(item, self._namespace, key):
+                    reset_at, _remaining = limiter.get_window_stats(item, self._namespace, key)
+                    wait = max(wait, reset_at - time.time(), 1.0)
+            return math.ceil(wait)
+
+        return self._with_limiter(take)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether it counts in this process's memory (no I/O: no thread needed)."""
+        return isinstance(self._limiter.storage, MemoryStorage)
+
     def hit(self, key: str) -> None:
         """Count one attempt against every limit."""
 

@@ -1,6 +1,6 @@
-"""Login limits counted in Redis (issue 14): with a Redis broker, every process counts
-the same failed logins; a rate-limit Redis out of reach stops the server at start with
-one line naming the key."""
+"""Login and records-API limits counted in Redis (issue 14): with a Redis broker, every
+process counts the same failed logins and the same requests; a rate-limit Redis out of
+reach stops the server at start with one line naming the key."""
 
 from __future__ import annotations
 
@@ -58,6 +58,27 @@ async def test_a_login_limit_counts_the_attempts_made_on_every_process(
                     refused = await http.post("/auth/login", json=wrong)
                     assert_error(refused, 429, "rate_limited")
                     assert int(refused.headers["Retry-After"]) >= 1
+
+
+async def test_the_records_api_limit_counts_the_requests_made_on_every_process(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    settings = {
+        "RUNTIME_DATABASE_PATH": str(tmp_path / "db.sqlite3"),
+        "RUNTIME_REALTIME_BROKER": redis_server.database(),
+        "RUNTIME_API_RATE_LIMIT": "2/minute",
+    }
+    config = tmp_path / "config.toml"
+    path = "/api/collections/messages/records"
+    with ServerProcess(config, settings) as first, ServerProcess(config, settings) as second:
+        for server in (first, second):  # one request on each, from one address
+            async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+                assert (await http.get(path)).status_code == 200
+        for server in (first, second):
+            async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+                refused = await http.get(path)
+                assert_error(refused, 429, "rate_limited")
+                assert int(refused.headers["Retry-After"]) >= 1
 
 
 def test_a_rate_limit_redis_out_of_reach_stops_the_server_with_one_line(tmp_path: Path) -> None:
