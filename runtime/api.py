@@ -22,7 +22,7 @@ from .expand import ExpandError, Expansion, expanded, parse_expand, read_related
 from .fields import coerce_field_value, missing_required, parse_record_id
 from .proxies import request_client
 from .query import FilterError, FilterLimits, compile_filter
-from .ratelimit import RateLimit
+from .ratelimit import LocalLimit, RateLimit
 from .requests import read_body
 from .users import User
 from .validation import acting_as
@@ -36,7 +36,7 @@ api_blueprint = Blueprint("api", __name__, url_prefix="/api")
 async def _costed() -> None:
     """Every request to the records API counts against `api.rate_limit`: a user's (a
     visitor's, by client address); past it, 429 with Retry-After, nothing done."""
-    limit: RateLimit | None = current_app.extensions["runtime"].api_limit
+    limit: LocalLimit | RateLimit | None = current_app.extensions["runtime"].api_limit
     if limit is None:
         return
     user = current_user()

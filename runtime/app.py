@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from limits.storage import MemoryStorage, Storage
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -23,7 +24,7 @@ from .db import DatabaseUnavailable, TrackingSqliteDatabase, database, open_data
 from .development import debug_response
 from .errors import ApiError, error_body, error_response
 from .pages import login_pages
-from .ratelimit import RateLimit
+from .ratelimit import LocalLimit, RateLimit
 from .realtime import Realtime, client_script_response
 from .schema import check_schema
 from .sqlite_checkpoints import Checkpointer
@@ -51,7 +52,8 @@ class RuntimeState:
 
     config: Config
     login_limits: LoginLimits
-    api_limit: RateLimit | None = None  # requests to the records API, per user or address
+    # Requests to the records API, per user or address (`api.rate_limit`).
+    api_limit: LocalLimit | RateLimit | None = None
     models: set[type[BaseModel]] = field(default_factory=set)
 
     def serves(self, model: type[BaseModel]) -> bool:
@@ -104,11 +106,7 @@ def create_app(
     state = RuntimeState(
         config=config,
         login_limits=LoginLimits(config, limits),
-        api_limit=(
-            RateLimit(config.api.rate_limit, storage=limits, namespace="api")
-            if config.api.rate_limit
-            else None
-        ),
+        api_limit=_api_limit(config.api.rate_limit, limits),
         models=served,
     )
     app.extensions["runtime"] = state
@@ -140,6 +138,15 @@ def default_config() -> Config:
     if path and not Path(path).is_file():
         raise ConfigError(f"CONFIG: no file {path!r}")
     return load_config(path or "config.toml")
+
+
+def _api_limit(spec: str, storage: Storage) -> LocalLimit | RateLimit | None:
+    """`api.rate_limit`, counted in Redis when the rate limits are, else here."""
+    if not spec:
+        return None
+    if isinstance(storage, MemoryStorage):
+        return LocalLimit(spec)
+    return RateLimit(spec, storage=storage, namespace="api")
 
 
 def _open_database(app: Quart, config: Config) -> None:

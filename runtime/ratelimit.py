@@ -5,6 +5,14 @@ The storage is synchronous: callers on the event loop run it in a thread. A Redi
 stops answering while serving is an outage, not a reason to refuse every login nor to
 stop counting: until it answers again, each process counts in memory of its own (said
 once in the log).
+
+A limit checked on every request and counted in this process (`api.rate_limit` without
+Redis) is a `LocalLimit` instead: limits' memory storage starts a thread every 10 ms
+that scans every key, a cost that grows with the keys, and its moving windows keep a
+timestamp per request. A `LocalLimit` keeps, per key and limit, the counts of two
+consecutive windows (limits' sliding-window counter: the previous window's count
+weighed by how much of it the moving window still covers), and at most `max_keys`
+keys, the least recently used dropped first.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,7 +31,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from .database_url import redacted
 
-__all__ = ["RateLimit", "StorageUnavailable", "make_storage", "storage_uri"]
+__all__ = ["LocalLimit", "RateLimit", "StorageUnavailable", "make_storage", "storage_uri"]
 
 log = logging.getLogger("runtime")
 
@@ -136,3 +145,59 @@ class RateLimit:
             log.warning("rate limits: counted in Redis again")
         self._down = False
         return result
+
+
+class LocalLimit:
+    """One or more limits ("50/second;1000/minute") per key, counted in this process
+    without I/O: `take` on the event loop costs a few microseconds."""
+
+    in_memory = True
+
+    def __init__(self, spec: str, *, max_keys: int = 100_000) -> None:
+        self._items = [(item.amount, float(item.get_expiry())) for item in parse_many(spec)]
+        self._max_keys = max_keys
+        # key -> per limit [the current window's number, its count, the previous count]
+        self._counts: OrderedDict[str, list[list[float]]] = OrderedDict()
+
+    def take(self, key: str, now: float | None = None) -> int:
+        """Count one request against every limit, if each has room: 0; else the seconds
+        until `key` may go on (at least 1), and nothing is counted."""
+        now = time.monotonic() if now is None else now
+        counts = self._counts.get(key)
+        if counts is None:
+            counts = self._counts[key] = [[0.0, 0.0, 0.0] for _ in self._items]
+            if len(self._counts) > self._max_keys:
+                self._counts.popitem(last=False)
+        else:
+            self._counts.move_to_end(key)
+        wait = 0.0
+        for (amount, period), count in zip(self._items, counts, strict=True):
+            window = now // period
+            if window != count[0]:  # a new window: the last one's count is the previous
+                count[2] = count[1] if window == count[0] + 1 else 0.0
+                count[0], count[1] = window, 0.0
+            covered = 1.0 - (now - window * period) / period  # of the previous window
+            if count[2] * covered + count[1] + 1 > amount:
+                wait = max(wait, _until_room(amount, period, count, now - window * period))
+        if wait:
+            return math.ceil(wait)
+        for count in counts:
+            count[1] += 1
+        return 0
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+
+def _until_room(amount: int, period: float, count: list[float], elapsed: float) -> float:
+    """Seconds until one more request fits: the previous window's weight falls as the
+    moving window leaves it; past the current window's end, its count is the previous."""
+    current, previous = count[1], count[2]
+    if current + 1 <= amount and previous:
+        # previous * (1 - (elapsed + t) / period) + current + 1 <= amount
+        return max(period * (1.0 - (amount - current - 1) / previous) - elapsed, 1.0)
+    # Not before this window ends; then current * (1 - t / period) + 1 <= amount.
+    rest = period - elapsed
+    if current + 1 <= amount:
+        return max(rest, 1.0)
+    return max(rest + period * (1.0 - (amount - 1) / current), 1.0)

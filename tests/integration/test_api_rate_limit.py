@@ -40,7 +40,8 @@ def test_past_the_limit_a_users_request_is_refused_and_does_nothing(server: Live
         assert alice.post(PATH, json={"text": "third"}).status_code == 201
         refused = alice.post(PATH, json={"text": "fourth"})
         assert_error(refused, 429, "rate_limited")
-        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        # At most two windows: the last one's count slides out over the next one.
+        assert 1 <= int(refused.headers["Retry-After"]) <= 120
         assert_error(alice.get(PATH), 429, "rate_limited")
         # Bob counts apart, and sees that the refused write did nothing.
         listed = bob.get(PATH)
