@@ -16,11 +16,11 @@ from .errors import BadRequest, RateLimited, Unauthorized
 from .origins import refuse_cross_site
 from .proxies import request_client
 from .ratelimit import RateLimit, make_storage, storage_uri
+from .requests import read_body
+from .users import Session, User
 
 if TYPE_CHECKING:
     from limits.storage import Storage
-from .requests import read_body
-from .users import Session, User
 
 __all__ = [
     "LoginLimits",
