@@ -97,8 +97,7 @@ class RateLimit:
             wait = 0.0
             for item in self._items:
                 if not limiter.hit(item, self._namespace, key):
-                    reset_at, _remaining = limiter.get_window_stats(item, self._namespace, key)
-                    wait = max(wait, reset_at - time.time(), 1.0)
+                    wait = max(wait, self._wait(limiter, item, key))
             return math.ceil(wait)
 
         return self._with_limiter(take)
@@ -128,9 +127,13 @@ class RateLimit:
         wait = 0.0
         for item in self._items:
             if not limiter.test(item, self._namespace, key):
-                reset_at, _remaining = limiter.get_window_stats(item, self._namespace, key)
-                wait = max(wait, reset_at - time.time(), 1.0)
+                wait = max(wait, self._wait(limiter, item, key))
         return math.ceil(wait)
+
+    def _wait(self, limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> float:
+        """Seconds until `item` has room for `key` (at least 1): its window's reset."""
+        reset_at, _remaining = limiter.get_window_stats(item, self._namespace, key)
+        return max(reset_at - time.time(), 1.0)
 
     def _with_limiter(self, use: Callable[[MovingWindowRateLimiter], _T]) -> _T:
         """`use` on the storage; on this process's memory while it cannot be reached."""
