@@ -11,7 +11,6 @@ starts one of these per measurement.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import sys
@@ -52,9 +51,6 @@ def main() -> int:
     spec = json.loads(sys.stdin.read())
     if spec.get("cpu") is not None:
         os.sched_setaffinity(0, {spec["cpu"]})
-    # As the servers under test are set up (runtime.server.collect_garbage_for_serving):
-    # young collections every 10,000 allocations, not 700; see also scenarios.settle.
-    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     result = uvloop.run(_run(spec))
     print("RESULT " + json.dumps(result), flush=True)
     return 0

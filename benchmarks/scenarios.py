@@ -141,10 +141,13 @@ async def settle(tally: Tally, publisher: Publisher, subscribers: int) -> bool:
     tally.reset(subscribers * WARMUP_EVENTS)
     await publisher.burst(WARMUP_EVENTS)
     settled = await tally.wait(30.0)
-    # The subscribers, made now, out of every later collection: a full collection of
-    # the load client's own (30-45 ms, seen in runs) would count as the server's latency.
+    # The load client's collector set up as the servers' is
+    # (runtime.server.collect_garbage_for_serving): the subscribers, made now, out of
+    # every later collection, and young collections every 10,000 allocations. A full
+    # collection of its own (30-45 ms, seen in runs) would count as the server's latency.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     return settled
 
 
