@@ -42,7 +42,10 @@ async def _costed() -> None:
     user = current_user()
     key = f"user:{user.id}" if user is not None else f"address:{request_client().address}"
     # In a thread when the counts are in Redis: its client is synchronous.
-    wait = limit.take(key) if limit.in_memory else await asyncio.to_thread(limit.take, key)
+    if isinstance(limit, LocalLimit):
+        wait = limit.take(key)
+    else:
+        wait = await asyncio.to_thread(limit.take, key)
     if wait:
         raise RateLimited("Too many requests; try again later.", retry_after=wait)
 

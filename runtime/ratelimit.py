@@ -102,11 +102,6 @@ class RateLimit:
 
         return self._with_limiter(take)
 
-    @property
-    def in_memory(self) -> bool:
-        """Whether it counts in this process's memory (no I/O: no thread needed)."""
-        return isinstance(self._limiter.storage, MemoryStorage)
-
     def hit(self, key: str) -> None:
         """Count one attempt against every limit."""
 
@@ -153,8 +148,6 @@ class RateLimit:
 class LocalLimit:
     """One or more limits ("50/second;1000/minute") per key, counted in this process
     without I/O: `take` on the event loop costs a few microseconds."""
-
-    in_memory = True
 
     def __init__(self, spec: str, *, max_keys: int = 100_000) -> None:
         self._items = [(item.amount, float(item.get_expiry())) for item in parse_many(spec)]
