@@ -56,13 +56,15 @@ class WebSocketSink(SocketSink):
         self._batch = batch
 
     def write(self, frames: list[str], cache: FlushCache) -> bool:
+        if len(frames) == 1:
+            return self.write_one(frames[0], cache)
         socket = self._socket
         if socket is None:
             return False
         built = cache.get(WebSocketSink)
         if built is None:
             built = cache[WebSocketSink] = {}
-        if self._batch and len(frames) > 1:
+        if self._batch:
             key = tuple(frames)
             data = built.get(key)
             if data is None:
@@ -74,7 +76,7 @@ class WebSocketSink(SocketSink):
                 if part is None:
                     part = built[frame] = text_frame(frame)
                 parts.append(part)
-            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            data = b"".join(parts)
         return socket.write_if_room(data)
 
     def write_one(self, frame: str, cache: FlushCache) -> bool:
