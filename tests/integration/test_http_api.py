@@ -49,6 +49,20 @@ def test_login_sets_a_hardened_session_cookie(server: LiveServer) -> None:
         assert c.get("/auth/me").json()["user"]["username"] == "alice"
 
 
+def test_the_cookie_is_set_at_login_only(server: LiveServer) -> None:
+    """It lasts what the server-side session lasts (from the login), so answers to a
+    logged-in client's requests do not sign it again."""
+    with logged_in(server, "alice") as c:
+        for response in (
+            c.get("/auth/me"),
+            c.post("/api/collections/messages/records", json={"text": "hi"}),
+            c.get("/api/collections/messages/records"),
+        ):
+            assert response.status_code < 300, response.text
+            assert "set-cookie" not in response.headers
+        assert c.get("/auth/me").json()["user"]["username"] == "alice"
+
+
 def test_login_accepts_a_form(server: LiveServer) -> None:
     with client(server) as c:
         response = c.post("/auth/login", data={"username": "bob", "password": PASSWORD})
