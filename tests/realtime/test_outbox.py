@@ -247,3 +247,18 @@ def test_the_outbox_is_pruned_with_a_bound(world: World) -> None:
     table.set_relayed(newest)
     table.set_relayed(10)  # never backwards
     assert table.relayed() == newest
+
+
+@both_databases
+def test_pruning_keeps_the_newest_row_so_no_id_is_given_twice(world: World) -> None:
+    """Every row published and old: all go but the newest, and the next write's id
+    still follows it (on SQLite the next id is the highest + 1)."""
+    table = world.table
+    with world.db.atomic():
+        world.item.insert_many([{"text": f"t{i}"} for i in range(5)]).execute()
+    newest = table.newest()
+    table.set_relayed(newest)
+    assert table.prune(relayed=newest, older_than=time.time() + 1, keep_at_most=1) == 0
+    assert [row_id for row_id, _ in table.read_after(0, None, 10)] == [newest]
+    world.item.create(text="after")
+    assert [row_id for row_id, _ in table.read_after(newest, None, 10)] == [newest + 1]
