@@ -11,6 +11,7 @@ targets. No I/O here.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,16 @@ class Event:
         return self.collection
 
     def published(self, event_id: str, seq: int) -> Event:
-        return dataclasses.replace(self, id=event_id, seq=seq)
+        # What dataclasses.replace does, at half its cost (once per event published):
+        # every field as it is, then the two that change.
+        event = Event(*_field_values(self))
+        object.__setattr__(event, "id", event_id)
+        object.__setattr__(event, "seq", seq)
+        return event
+
+
+# Each of an Event's fields, in the order its constructor takes them.
+_field_values = operator.attrgetter(*(field.name for field in dataclasses.fields(Event)))
 
 
 def record_event(

@@ -59,6 +59,7 @@ import decimal
 import ipaddress
 import json
 import math
+import operator
 import types
 import typing
 import uuid
@@ -92,12 +93,20 @@ class EventCodec(Generic[E]):
             name: _name(h) if isinstance(h, type) else str(h) for name, h in hints.items()
         }
         self._accepts_in_order = tuple(self._accepts.values())
+        # Every field's value, in order, in one call.
+        self._values_of: Callable[[E], tuple[Any, ...]] = operator.attrgetter(*self._names)
+        if len(self._names) == 1:
+            getter = self._values_of
+            self._values_of = lambda event: (getter(event),)
 
     def encode(self, event: E) -> bytes:
-        values = [getattr(event, name) for name in self._names]
+        values = self._values_of(event)
         if all(map(isinstance, values, self._accepts_in_order)):
             try:
-                fields = dict(zip(self._names, map(_plain, values), strict=True))
+                fields = {
+                    name: value if type(value) in _AS_IS else _plain(value)
+                    for name, value in zip(self._names, values, strict=True)
+                }
                 return _JSON_OUT.encode([VERSION, fields]).encode("utf-8")
             except (_Unsupported, RecursionError, UnicodeEncodeError):
                 pass
@@ -188,6 +197,11 @@ def _name(kind: type) -> str:
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
+# Written as themselves, whatever their value (an int or a float is not: its range is
+# checked by _plain).
+_AS_IS = frozenset({str, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """`value` as JSON's types, tagged where JSON has none."""
     kind = type(value)
@@ -212,6 +226,9 @@ def _plain_dict(value: dict[Any, Any]) -> dict[str, Any]:
     for key, item in value.items():
         if type(key) is not str:
             raise _Unsupported(f"a dict key of type {_name(type(key))} (keys must be str)")
+        if type(item) in _AS_IS:  # most of a record's values: no call
+            plain[key] = item
+            continue
         try:
             plain[key] = _plain(item)
         except _Unsupported as error:
