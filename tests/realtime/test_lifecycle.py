@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 
-from runtime.realtime.broker.lifecycle import SESSION_EXPIRED, Lifecycle
+from runtime.realtime.broker.lifecycle import SESSION_EXPIRED, Lifecycle, heartbeat_slices
 from runtime.realtime.clients.admission import session_end
 from runtime.realtime.connections.connection import Connection
 from runtime.realtime.connections.flusher import Flusher
@@ -55,6 +55,39 @@ def test_a_session_that_ends_is_closed_at_the_first_heartbeat_after() -> None:
         assert not conn.ping_due
     assert forever.ping_due and visitor.ping_due
     assert not forever.closing and not visitor.closing
+
+
+def test_the_slices_of_an_interval_ping_each_connection_once() -> None:
+    """A tick beats one slice; the slices of an interval, every connection once, and
+    no slice holds all of them (a thousand pings at once stopped the loop)."""
+    conns = [connection("websocket", ends=None) for _ in range(500)]
+    beats = lifecycle(*conns)
+    slices = heartbeat_slices(25.0)
+    assert slices == 25
+    pinged: list[int] = []
+    for slot in range(slices):
+        beats.beat(now=ENDS, silent_since=0.0, part=(slot, slices))
+        due = [conn for conn in conns if conn.ping_due]
+        pinged.append(len(due))
+        for conn in due:
+            conn.ping_due = False
+    assert sum(pinged) == len(conns)
+    assert max(pinged) < len(conns) // 5
+
+
+def test_a_slice_closes_its_ended_sessions_alone() -> None:
+    ended = [connection("sse", ends=ENDS) for _ in range(40)]
+    beats = lifecycle(*ended)
+    beats.beat(now=ENDS, silent_since=0.0, part=(0, 4))
+    closed = {conn for conn in ended if conn.closing}
+    assert closed and len(closed) < len(ended)
+    for slot in (1, 2, 3):
+        beats.beat(now=ENDS, silent_since=0.0, part=(slot, 4))
+    assert all(conn.close_code == CloseCode.SESSION_ENDED for conn in ended)
+
+
+def test_short_and_long_heartbeats_are_cut_in_slices_about_a_second_apart() -> None:
+    assert [heartbeat_slices(h) for h in (0.2, 1.0, 2.6, 25.0, 3600.0)] == [1, 1, 3, 25, 60]
 
 
 def test_an_ended_session_closes_with_4401_even_when_also_silent() -> None:

@@ -2,9 +2,11 @@
 
 One heartbeat for every connection: each interval a ping for each (its transport sends
 it its own way), a close (4408) for those that answer pings but went silent, and a close
-(4401) for those whose session reached its end. A session that ends otherwise (logout)
-closes its connections at once (4401); a server that stops closes them all (1001),
-refusing new ones meanwhile.
+(4401) for those whose session reached its end. The interval is cut in slices about a
+second apart, each connection in one of them (by its id): a thousand pings sent at once,
+and their pongs, stopped the event loop for ~115 ms, every event of that moment late.
+A session that ends otherwise (logout) closes its connections at once (4401); a server
+that stops closes them all (1001), refusing new ones meanwhile.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ __all__ = ["SESSION_EXPIRED", "Lifecycle"]
 log = logging.getLogger("runtime.realtime")
 
 SESSION_EXPIRED = "session expired"  # the reason of a 4401 for a session's lifetime
+MAX_SLICES = 60  # a heartbeat of a minute or more: slices a second or more apart
+
+
+def heartbeat_slices(heartbeat: float) -> int:
+    """How many slices an interval of `heartbeat` seconds is cut in: about a second
+    each, one for an interval of a second or less."""
+    return max(1, min(MAX_SLICES, round(heartbeat)))
 
 
 class Lifecycle:
@@ -79,18 +88,29 @@ class Lifecycle:
         return True
 
     async def keep_alive(self) -> None:
-        """The heartbeat, for ever (a supervised task)."""
+        """The heartbeat, for ever (a supervised task): a slice of the connections at
+        each tick, every connection once an interval."""
+        slices = heartbeat_slices(self.heartbeat)
+        slot = 0
         while True:
-            await asyncio.sleep(self.heartbeat)
+            await asyncio.sleep(self.heartbeat / slices)
             # Sessions end by the wall clock, as the HTTP side sees them; silence is
             # measured by the monotonic one.
-            self.beat(now=time.time(), silent_since=time.monotonic() - self.heartbeat_timeout)
+            self.beat(
+                now=time.time(),
+                silent_since=time.monotonic() - self.heartbeat_timeout,
+                part=(slot, slices),
+            )
+            slot = (slot + 1) % slices
 
-    def beat(self, *, now: float, silent_since: float) -> None:
+    def beat(self, *, now: float, silent_since: float, part: tuple[int, int] | None = None) -> None:
         """One heartbeat: close with 4401 the connections whose session ended by `now`
         (a Unix time), with 4408 those that answer pings but were last heard before
-        `silent_since` (a monotonic time), and ping the others."""
+        `silent_since` (a monotonic time), and ping the others. `part` (slot, slices):
+        only the connections of that slot, else all."""
         for conn in self._connections:
+            if part is not None and hash(conn.id) % part[1] != part[0]:
+                continue
             if conn.session_ends is not None and conn.session_ends <= now:
                 conn.close(CloseCode.SESSION_ENDED, SESSION_EXPIRED)
             elif conn.pongs and conn.last_seen < silent_since:
