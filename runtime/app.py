@@ -27,6 +27,7 @@ from .pages import login_pages
 from .ratelimit import LocalLimit, RateLimit
 from .realtime import Realtime, client_script_response
 from .schema import check_schema
+from .session_cookies import SessionCookies
 from .sqlite_checkpoints import Checkpointer
 from .users import Session, User
 
@@ -103,6 +104,7 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.session_interface = SessionCookies()  # a cookie value's signature checked once
 
     served = set(models) if models is not None else set(collections().values())
     served.add(User)
