@@ -287,15 +287,14 @@ class Publisher:
             log.warning("realtime: the broker's backend is back; publishing again")
             self.outage = None
         before = self._last
-        positions = [Position.of(event) for event in published]
         with self._lock:
-            self._last = positions[-1]
+            self._last = Position.of(published[-1])
             self._finished = self._queue[0].number - 1 if self._queue else self._submitted
             due = self._due()
             first = batch[0].number
-            for number, mark in due:
-                index = min(number - first, len(positions) - 1)
-                self._when_delivered(positions[index] if index >= 0 else before, mark)
+            for number, mark in due:  # the position of each mark's event, made for it
+                index = min(number - first, len(published) - 1)
+                self._when_delivered(Position.of(published[index]) if index >= 0 else before, mark)
         for entry, event in zip(batch, published, strict=True):
             if entry.ticket is not None:
                 entry.ticket.set_result(event.id)

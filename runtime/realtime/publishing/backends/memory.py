@@ -3,10 +3,14 @@ events and in bytes."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import secrets
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from itertools import islice
+from operator import attrgetter
 from sys import getsizeof
 from typing import TYPE_CHECKING, Any
 
@@ -132,20 +136,8 @@ def event_bytes(event: Event) -> int:
     with other events (field names, small numbers) are counted for each: it errs high.
     """
     total = getsizeof(event)
-    level: list[Any] = [
-        event.id,
-        event.key,
-        event.collection,
-        event.record_id,
-        event.changed,
-        event.name,
-        event.values,
-        event.previous,
-        event.data,
-        event.user,
-        event.client_ids,
-        event.user_ids,
-    ]
+    # None holds nothing of an event's own (most of a record event's fields are None).
+    level: list[Any] = [value for value in _walked(event) if value is not None]
     while level:  # a level at a time: no recursion, however deep the data
         inner: list[Any] = []
         for value in level:
@@ -153,15 +145,48 @@ def event_bytes(event: Event) -> int:
             kind = type(value)
             if kind in _LEAVES:
                 continue
-            if kind is dict or isinstance(value, Mapping):
-                inner.extend(value.keys())
-                inner.extend(value.values())
-            elif kind is list or isinstance(value, _CONTAINERS):
-                inner.extend(value)
+            if kind is dict or (kind not in _SEQUENCES and isinstance(value, Mapping)):
+                inner += value.keys()
+                inner += value.values()
+            elif kind in _SEQUENCES or isinstance(value, _CONTAINERS):
+                inner += value
         level = inner
     return total
 
 
-# What JSON values and stored fields mostly are: nothing inside to walk.
-_LEAVES = frozenset({str, int, float, bool, type(None), bytes})
+# The fields of an event that may hold memory of its own (its `action` is one of a few
+# names).
+_walked = attrgetter(
+    "id",
+    "key",
+    "collection",
+    "record_id",
+    "changed",
+    "name",
+    "values",
+    "previous",
+    "data",
+    "user",
+    "client_ids",
+    "user_ids",
+)
+# What JSON values and stored fields mostly are: nothing inside to walk (a datetime's
+# time zone is shared by many, not its own).
+_LEAVES = frozenset(
+    {
+        str,
+        int,
+        float,
+        bool,
+        type(None),
+        bytes,
+        datetime.datetime,
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+        decimal.Decimal,
+        uuid.UUID,
+    }
+)
+_SEQUENCES = frozenset({list, tuple, frozenset, set})
 _CONTAINERS = (list, tuple, set, frozenset)
