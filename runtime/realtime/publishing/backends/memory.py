@@ -188,5 +188,5 @@ _LEAVES = frozenset(
         uuid.UUID,
     }
 )
-_SEQUENCES = frozenset({list, tuple, frozenset, set})
 _CONTAINERS = (list, tuple, set, frozenset)
+_SEQUENCES = frozenset(_CONTAINERS)  # the same, for a test of the exact type
