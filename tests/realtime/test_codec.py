@@ -423,6 +423,19 @@ def test_a_lone_surrogate_or_a_circle_is_refused_naming_the_field() -> None:
         CODEC.encode(Event("custom", None, data=circle))
 
 
+def test_nesting_deeper_than_the_fast_writer_takes_still_round_trips() -> None:
+    # orjson, the codec's writer, stops at 255 levels; json writes what it refuses.
+    deep: Any = "bottom"
+    for _ in range(300):
+        deep = [deep]
+    decoded = round_trip(Event("custom", None, data=deep))
+    depth = 0
+    while isinstance(decoded.data, list):
+        decoded = dataclasses.replace(decoded, data=decoded.data[0])
+        depth += 1
+    assert (depth, decoded.data) == (300, "bottom")
+
+
 def test_only_a_dataclass_has_a_codec() -> None:
     with pytest.raises(TypeError, match="not a dataclass"):
         EventCodec(dict)

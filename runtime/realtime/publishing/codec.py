@@ -67,6 +67,8 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 __all__ = ["EventCodec"]
 
 E = TypeVar("E")
@@ -107,7 +109,7 @@ class EventCodec(Generic[E]):
                     name: value if type(value) in _AS_IS else _plain(value)
                     for name, value in zip(self._names, values, strict=True)
                 }
-                return _JSON_OUT.encode([VERSION, fields]).encode("utf-8")
+                return _dumps([VERSION, fields])
             except (_Unsupported, RecursionError, UnicodeEncodeError):
                 pass
         raise self._refusal(event)
@@ -304,6 +306,16 @@ _WRITERS: dict[type, Callable[[Any], dict[str, Any]]] = {
 _JSON_OUT = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 )
+
+
+def _dumps(document: Any) -> bytes:
+    """Compact UTF-8 JSON of JSON's types. orjson writes it in a tenth of json's time;
+    what it refuses (a lone surrogate, nesting past its 255 levels) json writes, or
+    raises for as the codec says (UnicodeEncodeError, RecursionError)."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return _JSON_OUT.encode(document).encode("utf-8")
 
 
 # -- decoding: tags back to values -----------------------------------------------------
