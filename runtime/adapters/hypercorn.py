@@ -42,7 +42,7 @@ from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.protocol.http_stream import ASGIHTTPState, HTTPStream
 from hypercorn.protocol.ws_stream import WSStream
 
-from .wsproto import bounded_connection, compresses, is_open
+from .wsproto import bounded_connection, compresses, open_test
 
 if TYPE_CHECKING:
     from wsproto.connection import Connection
@@ -88,7 +88,7 @@ class DirectSocket:
             connection = stream.connection
             if connection is None or compresses(connection):
                 return None
-            still_open = functools.partial(is_open, connection)
+            still_open = open_test(connection)
         elif isinstance(stream, HTTPStream):
             if stream.scope.get("http_version") != "1.1":
                 return None  # chunked bodies are HTTP/1.1's

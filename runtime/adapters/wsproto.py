@@ -18,14 +18,17 @@ Here the limit is kept inside wsproto, before Hypercorn's buffer sees a byte:
   client sends is dropped unread.
 
 `bounded_connection()` makes such a connection; Hypercorn gets it from the handshake
-that runtime/adapters/hypercorn.py installs. wsproto is pinned in pyproject.toml;
-`tests/adapters/test_wsproto.py` checks the wsproto internals relied on.
+that runtime/adapters/hypercorn.py installs. It also keeps `sendable` (`open_test`) as
+wsproto assigns its `_state`, for the fan-out's check of each frame it writes. wsproto
+is pinned in pyproject.toml; `tests/adapters/test_wsproto.py` checks the wsproto
+internals relied on.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import CloseConnection, Event
@@ -33,7 +36,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, RsvBits
 from wsproto.handshake import server_extensions_handshake
 
-__all__ = ["bounded_connection", "compresses", "is_open"]
+__all__ = ["bounded_connection", "compresses", "is_open", "open_test"]
 
 
 def bounded_connection(
@@ -183,8 +186,22 @@ class _BoundedConnection(Connection):
 
     def __init__(self, extensions: list[Extension]) -> None:
         self._refused = False
+        # Whether data may still be sent (`is_open`), kept as the state changes: fan-out
+        # reads it for every frame it writes, where `state` is three calls.
+        self.sendable = True
         self.deflate = any(isinstance(e, PerMessageDeflate) for e in extensions)
         super().__init__(ConnectionType.SERVER, extensions)
+
+    # wsproto keeps its state in `_state`, assigned in __init__, send(), receive_data()
+    # and events(): a property here, so that `sendable` follows each assignment.
+    @property
+    def _state(self) -> ConnectionState:
+        return self._current_state
+
+    @_state.setter
+    def _state(self, state: ConnectionState) -> None:
+        self._current_state = state
+        self.sendable = state is ConnectionState.OPEN and not self._refused
 
     @property
     def state(self) -> ConnectionState:
@@ -201,6 +218,7 @@ class _BoundedConnection(Connection):
         for event in super().events():
             if isinstance(event, CloseConnection) and super().state is ConnectionState.OPEN:
                 self._refused = True
+                self.sendable = False
                 if event.code == CloseReason.MESSAGE_TOO_BIG:
                     event = CloseConnection(event.code, "message too big")
             yield event
@@ -215,3 +233,11 @@ def compresses(connection: Connection) -> bool:
 def is_open(connection: Connection) -> bool:
     """Whether data may still be sent on `connection` (no close begun)."""
     return connection.state is ConnectionState.OPEN
+
+
+def open_test(connection: Connection) -> Callable[[], bool]:
+    """`is_open` of `connection` as a call without arguments; for a connection made
+    here, one that runs no Python code (fan-out makes it once per frame written)."""
+    if isinstance(connection, _BoundedConnection):
+        return functools.partial(getattr, connection, "sendable")
+    return functools.partial(is_open, connection)

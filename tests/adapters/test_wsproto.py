@@ -20,8 +20,10 @@ from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.frame_protocol import FrameDecoder
 
 from runtime.adapters.hypercorn import handshake_class
+from runtime.adapters.wsproto import is_open, open_test
 from tests.raw_websocket import (
     BINARY,
+    CLOSE,
     CONTINUATION,
     PING,
     TEXT,
@@ -95,6 +97,31 @@ def test_refusing_fails_the_connection_with_a_close_frame() -> None:
     data = connection.send(close.response())
     assert data == b"\x88\x11\x03\xf1message too big"
     assert connection.state is ConnectionState.CLOSED
+
+
+def test_what_fan_out_reads_of_a_connection_follows_its_state() -> None:
+    # DirectSocket writes a frame only while `open_test` says so: each way a close
+    # begins turns it off, exactly when `is_open` (the state) does.
+    def both(connection: Connection) -> tuple[bool, bool]:
+        return open_test(connection)(), is_open(connection)
+
+    closing_here, _ = accept()
+    assert both(closing_here) == (True, True)
+    closing_here.send(CloseConnection(1000))
+    assert both(closing_here) == (False, False)
+
+    closed_by_client, _ = accept()
+    feed(closed_by_client, client_frame(CLOSE, b"\x03\xe8"))
+    assert closed_by_client.state is ConnectionState.REMOTE_CLOSING
+    assert both(closed_by_client) == (False, False)
+
+    refusing, _ = accept()
+    refused(feed(refusing, client_header(TEXT, 200 * MiB)))
+    assert both(refusing) == (False, False)
+
+    dropped, _ = accept()
+    dropped.receive_data(None)
+    assert both(dropped) == (False, False)
 
 
 def test_a_huge_frame_is_refused_at_its_header_and_the_rest_dropped_unread() -> None:
@@ -271,3 +298,14 @@ def test_the_wsproto_internals_relied_on_are_still_there() -> None:
     assert isinstance(inspect.getattr_static(Connection, "state"), property), hint
     assert "self.state" in inspect.getsource(Connection.send), "Connection.send" + hint
     assert "except ParseFailed" in inspect.getsource(Connection.events), hint
+    # Its state lives in `_state`, assigned wherever it changes (`sendable` follows it):
+    # at open, on a close sent or received, and when the stream ends.
+    for method, states in {
+        Connection.__init__: ["OPEN"],
+        Connection.send: ["CLOSED", "LOCAL_CLOSING"],
+        Connection.receive_data: ["CLOSED"],
+        Connection.events: ["CLOSED", "REMOTE_CLOSING"],
+    }.items():
+        source = inspect.getsource(method)
+        for state in states:
+            assert f"self._state = ConnectionState.{state}" in source, method.__name__ + hint

@@ -222,7 +222,15 @@ class Connection:
         ):
             sink = self.sink
             if sink is not None and sink.direct:
-                self._write_through(sink, frame, flusher.cache)
+                # Written now (inline: this runs once per reader of an event); a write
+                # that raises closes this connection alone; no room: queued.
+                try:
+                    if sink.write_one(frame, flusher.cache):
+                        return True
+                except Exception as error:  # that connection's alone
+                    self.fail("write", error)
+                    return True
+                self._queue_unwritten(frame)
                 return True
         if not self._room_for(frame):
             return False
@@ -235,16 +243,10 @@ class Connection:
             self.wake()
         return True
 
-    def _write_through(self, sink: Sink, frame: str, cache: FlushCache) -> None:
-        """Write `frame` now; if the socket has no room, queue it for the transport's
-        task, as `flush` would; a write that raises closes this connection alone."""
-        try:
-            if sink.write_one(frame, cache):
-                return
-        except Exception as error:  # that connection's alone
-            self.fail("write", error)
-            return
-        self.queue.append(frame)  # no room now: the transport's task writes it
+    def _queue_unwritten(self, frame: str) -> None:
+        """A frame written through that the socket had no room for: the transport's
+        task writes it once it has, as after `flush`."""
+        self.queue.append(frame)
         self.queued_bytes += len(frame)
         self.blocked = True
         self.wake()
