@@ -82,16 +82,18 @@ class Fanout:
     ) -> None:
         """What `_deliver_to` does, in one loop, for the bulk of a busy collection's
         readers: a record event that moves the record into or out of no view, to a
-        subscription with no filter, no expand, not held back. Any other subscription
-        takes `_deliver_to`."""
+        subscription with no filter, not held back (with its expand, if it has one).
+        Any other subscription takes `_deliver_to`."""
         for_user = access.for_user
         delivered = dropped = 0
         for conn, sub in bucket.items():
-            if sub.filter is not None or sub.expand is not None or sub.held:
+            if sub.filter is not None or sub.held:
                 self._deliver_to(conn, event, access, (sub,))
                 continue
             try:
-                frame = for_user(conn.user)[0]
+                frame, visible = for_user(conn.user)
+                if frame is not None and sub.expand is not None:
+                    frame = access.with_expand(conn.user, sub.expand, visible)
             except Exception as error:  # a read rule: that reader loses that event only
                 assert event.collection is not None
                 self.faults.record(event.collection, "filter", "filter", error)
