@@ -180,6 +180,7 @@ class RealtimeConfig:
     outbox_poll: float = 1.0
     outbox_keep: float = 60.0
     outbox_size: int = 100_000
+    outbox_group_wait: float = 0.005
     websocket_compression: bool = False
     fast_path: bool = True
 
@@ -202,6 +203,11 @@ class RealtimeConfig:
         _at_least("realtime.outbox_poll", self.outbox_poll, 0.01)
         _at_least("realtime.outbox_keep", self.outbox_keep, 0)
         _at_least("realtime.outbox_size", self.outbox_size, 1000)
+        _at_least("realtime.outbox_group_wait", self.outbox_group_wait, 0)
+        if self.outbox_group_wait > 60:
+            raise ConfigError(
+                f"realtime.outbox_group_wait: must be at most 60; got {self.outbox_group_wait}"
+            )
         _at_least("realtime.max_message_size", self.max_message_size, 256)
         _at_least("realtime.max_publish_size", self.max_publish_size, 16)
         _at_least("realtime.max_subscriptions", self.max_subscriptions, 1)

@@ -28,6 +28,7 @@ from .realtime.broker.relay import Relay
 from .realtime.broker.sharing import Sharing
 from .realtime.broker.snapshots import Snapshots
 from .realtime.broker.subscribing import Subscribing
+from .realtime.broker.writes_under_way import WritesUnderWay
 from .realtime.capture.outbox import install_outboxes
 from .realtime.connections.flusher import Flusher
 from .realtime.connections.index import ConnectionIndex
@@ -59,6 +60,8 @@ class OutboxSettings:
     poll: float = 1.0  # seconds between looks for commits nothing announces
     keep: float = 60.0  # seconds a published row is kept
     size: int = 100_000  # rows kept at most
+    # Seconds a request's events wait at most for the writes served with it (0: never).
+    group_wait: float = 0.005
 
 
 class Broker:
@@ -82,6 +85,8 @@ class Broker:
         self.backend = backend
         self.outbox = outbox  # None: record changes are published straight from the commit
         self.relays: list[Relay] = []
+        # The requests being served that may commit: the relays group their events.
+        self.writes = WritesUnderWay()
         self._models = models
         # The app's (the Realtime extension's), read live: declared later, still seen.
         self.channels: Mapping[str, Channel] = channels if channels is not None else {}
@@ -185,7 +190,9 @@ class Broker:
                 poll=settings.poll,
                 keep=settings.keep,
                 size=settings.size,
+                group_wait=settings.group_wait,
                 max_in_flight=self.publisher.max_pending // 2,
+                writes=self.writes,
             )
             for writer in install_outboxes(self._models().values(), codec)
         ]

@@ -257,7 +257,12 @@ def _filter_limits(runtime: Any) -> FilterLimits:
 def _outbox_settings(config: RealtimeConfig) -> OutboxSettings | None:
     if not config.outbox:
         return None
-    return OutboxSettings(poll=config.outbox_poll, keep=config.outbox_keep, size=config.outbox_size)
+    return OutboxSettings(
+        poll=config.outbox_poll,
+        keep=config.outbox_keep,
+        size=config.outbox_size,
+        group_wait=config.outbox_group_wait,
+    )
 
 
 def _served_models(

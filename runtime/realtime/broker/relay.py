@@ -16,9 +16,11 @@ rows it has not heard of: a gap before its own, another process's commit notifie
 start, for a snapshot, and at each poll; never for its own commits alone.
 
 When it runs: at once when this process commits (the writer tells it; a commit on the
-loop's thread is handed on at the loop's next turn), when PostgreSQL notifies a commit
-of another process (LISTEN; a notification names the process that wrote), and every
-`poll` seconds for the commits nothing announces (another process's on SQLite).
+loop's thread is handed on at the loop's next turn, once the requests being served
+that may write have answered, its own among them, within `group_wait` seconds: see
+writes_under_way.py), when PostgreSQL notifies a commit of another process (LISTEN; a
+notification names the process that wrote), and every `poll` seconds for the commits
+nothing announces (another process's on SQLite).
 
 Bookkeeping: once its events are published and delivered, the last id goes to
 `runtime_outbox_relayed`, where a relay starting up begins: at most every
@@ -41,6 +43,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ..capture.outbox import CHANNEL, OutboxEntry, OutboxTable, OutboxWriter
+from .writes_under_way import WritesUnderWay
 
 if TYPE_CHECKING:
     from ...base_model import BaseModel
@@ -75,6 +78,8 @@ class Relay:
         keep: float,
         size: int,
         max_in_flight: int,
+        group_wait: float = 0.0,
+        writes: WritesUnderWay | None = None,
     ) -> None:
         self.table: OutboxTable = writer.table
         self.database: ChangeTracking = writer.table.database
@@ -87,6 +92,9 @@ class Relay:
         self._keep = keep
         self._size = size
         self._max_in_flight = max_in_flight
+        self._group_wait = group_wait
+        self._writes = writes
+        self._grouping: asyncio.TimerHandle | None = None  # the bound of the wait for them
         self.cursor = 0  # the last id handed to the publisher
         self.relayed = 0  # the last id published and delivered here
         self._recorded = 0  # ... as runtime_outbox_relayed says
@@ -117,6 +125,7 @@ class Relay:
 
     def stop(self) -> None:
         self._loop = None
+        self._end_grouping()  # the rows not handed on wait in the outbox for the next start
         if self.committed in self._writer.listeners:
             self._writer.listeners.remove(self.committed)
         if self.relayed <= self._recorded:
@@ -140,12 +149,33 @@ class Relay:
         elif not self._hand_over_pending:
             # Committed on the loop (a request's write): handed on as soon as the
             # committing code lets the loop run, not a few turns later by the relay's
-            # task, so that an in-process backend delivers it first thing.
+            # task, so that an in-process backend delivers it first thing; once the
+            # writes under way have committed too, if there are (writes_under_way.py).
             self._hand_over_pending = True
-            loop.call_soon(self._hand_over)
+            writes = self._writes
+            if writes is None or writes.count == 0 or self._group_wait <= 0:
+                loop.call_soon(self._hand_over)
+            else:
+                self._grouping = loop.call_later(self._group_wait, self._hand_over)
+                writes.when_none(self._hand_over_soon)
+
+    def _end_grouping(self) -> None:
+        """No more waiting for the writes under way: the timer and the callback go."""
+        if self._grouping is not None:
+            self._grouping.cancel()
+            self._grouping = None
+            if self._writes is not None:
+                self._writes.forget(self._hand_over_soon)
+
+    def _hand_over_soon(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon(self._hand_over)
 
     def _hand_over(self) -> None:
+        if not self._hand_over_pending:
+            return  # handed over already: the wait for the writes under way had two ends
         self._hand_over_pending = False
+        self._end_grouping()
         if self._loop is None:
             return
         self.catch_up()

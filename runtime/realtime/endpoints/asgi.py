@@ -1,6 +1,8 @@
 """The ASGI layer in front of the app (`app.asgi_app`, Quart's place for middleware):
 realtime's WebSockets and SSE streams on `/realtime/subscribe` are served here (see
 websocket.py and sse.py), everything else by the app, the SSE POST too (http.py).
+Requests that may write are counted while under way, so that the events of those served
+together go out together (broker/writes_under_way.py).
 
 At the server's start (its lifespan scope) the log says if realtime will not write
 frames straight to the sockets, and why.
@@ -14,6 +16,7 @@ from typing import Any
 
 from quart import Quart
 
+from ..broker.writes_under_way import UNSAFE_EXEMPT
 from ..state import current_realtime
 from ..transports.serving import fast_path_report, route_path
 from . import sse, websocket
@@ -47,4 +50,28 @@ class RealtimeASGI:
             if scope["method"] == "GET":
                 await sse.serve(self.app, state, scope, receive, send)
                 return
+        if kind == "http" and scope["method"] not in UNSAFE_EXEMPT:
+            await self._write(scope, receive, send)
+            return
         await self.inner(scope, receive, send)
+
+    async def _write(self, scope: Any, receive: Any, send: Any) -> None:
+        """A request that may write, counted under way until it answers (see
+        runtime/realtime/broker/writes_under_way.py)."""
+        writes = current_realtime(self.app).broker.writes
+        writes.started()
+        answered = False
+
+        async def answer(message: Any) -> None:
+            nonlocal answered
+            if not answered and message["type"] == "http.response.start":
+                answered = True
+                writes.ended()  # what waits for it runs at the loop's next turn
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, answer)
+        finally:
+            if not answered:
+                answered = True
+                writes.ended()
