@@ -120,6 +120,8 @@ def test_rate_limits_are_counted_in_memory_or_redis(tmp_path: Path, url: str) ->
         ("[app\n", {}, "config.toml"),
         ("[query]\nmax_expand = 0\n", {}, "query.max_expand"),
         ("", {"RUNTIME_QUERY_MAX_EXPAND": "many"}, "query.max_expand"),
+        ("[realtime]\noutbox_group_wait = -0.001\n", {}, "realtime.outbox_group_wait"),
+        ("", {"RUNTIME_REALTIME_OUTBOX_GROUP_WAIT": "61"}, "realtime.outbox_group_wait"),
     ],
 )
 def test_bad_values_name_their_key(
