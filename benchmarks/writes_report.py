@@ -112,6 +112,7 @@ def writes_section(results: dict[str, Any], table: Table) -> str:
                     number(step["p50_ms"], 1),
                     number(step["p99_ms"], 1),
                     number(step["server_cpu_share"] * 100, 0, "%"),
+                    number((step.get("load_cpu_share") or 0) * 100, 0, "%"),
                 ]
             )
     if not rows:
@@ -127,7 +128,7 @@ def writes_section(results: dict[str, Any], table: Table) -> str:
     )
     if latency_rows:
         header = ["database", "rate", "writes/s", "of saturation", "delivered", "p50 ms"]
-        header += ["p99 ms", "server CPU busy"]
+        header += ["p99 ms", "server CPU busy", "load client CPU busy"]
         text += (
             "\n\nWrite → delivery latency with the subscribers above, at steady rates "
             "(fractions of the saturation with them, then the search for the highest rate "
