@@ -1,7 +1,7 @@
 """Events of writes served together are delivered together (writes_under_way.py), over a
 real server: a commit's events wait for the other requests that may write to answer,
-at most `realtime.outbox_group_wait` seconds, and are then written with theirs; with no
-other write under way nothing waits; every request is counted out however it ends."""
+at most `realtime.outbox_group_wait` seconds, and are then written with theirs; a write
+alone does not wait; every request is counted out however it ends."""
 
 from __future__ import annotations
 
@@ -75,19 +75,22 @@ async def test_the_events_of_writes_served_together_go_out_together(
     async with await Client.connect(server, user="bob", query="?batch=1") as ws:
         await ws.ok_subscribe("messages")
         slow_request = await _slow_write_under_way(server, slow)
+        # It committed with no other write under way: its event went out alone, at once.
+        assert [e["record"]["text"] for e in await ws.events(1)] == ["slow"]
         published = server.call(lambda: server.broker.stats.published)
         async with logged_in(server, "alice") as http:
-            assert (await http.post(RECORDS, json={"text": "quick"})).status_code == 201
-        # Both committed; the slow write is still being served: nothing went out.
+            for text in ("a", "b"):
+                assert (await http.post(RECORDS, json={"text": text})).status_code == 201
+        # Both committed and answered while the slow write is being served: held.
         assert server.call(lambda: server.broker.stats.published) == published
         server.call(slow.release)
         assert await slow_request == 200
-        # One message, both events in commit order.
+        # Then one message, both events in commit order.
         message = json.loads(await asyncio.wait_for(ws.ws.recv(), TIMEOUT))
         assert isinstance(message, list), message
         assert [(e["type"], e["record"]["text"]) for e in message] == [
-            ("event", "slow"),
-            ("event", "quick"),
+            ("event", "a"),
+            ("event", "b"),
         ]
         await ws.expect_silence()
     assert server.call(lambda: server.broker.writes.count) == 0

@@ -16,8 +16,8 @@ rows it has not heard of: a gap before its own, another process's commit notifie
 start, for a snapshot, and at each poll; never for its own commits alone.
 
 When it runs: at once when this process commits (the writer tells it; a commit on the
-loop's thread is handed on at the loop's next turn, once the requests being served
-that may write have answered, its own among them, within `group_wait` seconds: see
+loop's thread is handed on at the loop's next turn, or, while other requests that may
+write are being served, once they have answered, within `group_wait` seconds: see
 writes_under_way.py), when PostgreSQL notifies a commit of another process (LISTEN; a
 notification names the process that wrote), and every `poll` seconds for the commits
 nothing announces (another process's on SQLite).
@@ -149,11 +149,12 @@ class Relay:
         elif not self._hand_over_pending:
             # Committed on the loop (a request's write): handed on as soon as the
             # committing code lets the loop run, not a few turns later by the relay's
-            # task, so that an in-process backend delivers it first thing; once the
-            # writes under way have committed too, if there are (writes_under_way.py).
+            # task, so that an in-process backend delivers it first thing; with other
+            # writes under way than (at most) its own, once they answer
+            # (writes_under_way.py).
             self._hand_over_pending = True
             writes = self._writes
-            if writes is None or writes.count == 0 or self._group_wait <= 0:
+            if writes is None or writes.count <= 1 or self._group_wait <= 0:
                 loop.call_soon(self._hand_over)
             else:
                 self._grouping = loop.call_later(self._group_wait, self._hand_over)

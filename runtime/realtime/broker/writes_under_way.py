@@ -1,15 +1,16 @@
 """Writes under way: the requests being served that may commit, so that the events of
 writes served together are delivered together.
 
-A request is under way from its arrival until it starts its answer (ASGI's
-`http.response.start`); its commit is handed to fan-out once it answers (the writer's
-answer first). While other requests that may write (any method but GET, HEAD and
-OPTIONS) are under way, it waits for them too, at most `realtime.outbox_group_wait`
-seconds (the relay's timer): under load the events of writes served together then go
-to each subscriber in one write, as a burst's do, instead of one fan-out per event,
-each write waiting behind the fan-outs before it. With no other write under way, which
-is every rate the server keeps up with, nothing waits. Commits made outside a request
-(a task, a script, another process) never wait.
+A request that may write (any method but GET, HEAD and OPTIONS) is under way from its
+arrival until it starts its answer (ASGI's `http.response.start`). A commit on the
+loop's thread is handed to fan-out at the loop's next turn, before its request's answer
+is written (the subscribers first, as Socket.IO's emit-then-answer does), unless other
+requests that may write are under way besides (at most) its own: then it waits for all
+of them to answer, at most `realtime.outbox_group_wait` seconds (the relay's timer), and
+their events go to each subscriber in one write, as a burst's do, instead of one
+fan-out per event, each write waiting behind the fan-outs before it. Only under load
+is there such a request, so a write alone never waits; commits made outside the loop's
+thread (a worker thread, a script, another process) never wait either.
 """
 
 from __future__ import annotations
