@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["UNSAFE_EXEMPT", "WritesUnderWay"]
+__all__ = ["SAFE_METHODS", "WritesUnderWay"]
 
-UNSAFE_EXEMPT = frozenset({"GET", "HEAD", "OPTIONS"})  # methods that do not write
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # HTTP's safe methods: they do not write
 
 
 class WritesUnderWay:

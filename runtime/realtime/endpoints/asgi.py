@@ -16,7 +16,7 @@ from typing import Any
 
 from quart import Quart
 
-from ..broker.writes_under_way import UNSAFE_EXEMPT
+from ..broker.writes_under_way import SAFE_METHODS
 from ..state import current_realtime
 from ..transports.serving import fast_path_report, route_path
 from . import sse, websocket
@@ -50,7 +50,7 @@ class RealtimeASGI:
             if scope["method"] == "GET":
                 await sse.serve(self.app, state, scope, receive, send)
                 return
-        if kind == "http" and scope["method"] not in UNSAFE_EXEMPT:
+        if kind == "http" and scope["method"] not in SAFE_METHODS:
             await self._write(scope, receive, send)
             return
         await self.inner(scope, receive, send)
