@@ -18,12 +18,12 @@ from quart import current_app, request
 
 from .auth import current_session
 from .errors import Forbidden
+from .requests import SAFE_METHODS
 
 __all__ = ["CSRF_FIELD", "CSRF_HEADER", "check_csrf", "csrf_protect", "csrf_token"]
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,7 +54,7 @@ def csrf_protect(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
     @functools.wraps(view)
     async def protected(*args: P.args, **kwargs: P.kwargs) -> R:
-        if request.method not in _SAFE_METHODS:
+        if request.method not in SAFE_METHODS:
             await check_csrf()
         return await view(*args, **kwargs)
 

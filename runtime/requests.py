@@ -1,4 +1,5 @@
-"""Reading request bodies safely: JSON objects (and forms where allowed), never a crash."""
+"""Requests: which methods do not write (HTTP's safe methods), and reading bodies
+safely: JSON objects (and forms where allowed), never a crash."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from quart import request
 from .errors import BadRequest
 from .json_values import holds_lone_surrogates
 
-__all__ = ["parse_json_object", "read_body"]
+__all__ = ["SAFE_METHODS", "parse_json_object", "read_body"]
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _reject_constant(name: str) -> Any:

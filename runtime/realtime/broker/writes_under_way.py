@@ -17,9 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["SAFE_METHODS", "WritesUnderWay"]
-
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # HTTP's safe methods: they do not write
+__all__ = ["WritesUnderWay"]
 
 
 class WritesUnderWay:
@@ -43,11 +41,8 @@ class WritesUnderWay:
                 callback()
 
     def when_none(self, callback: Callable[[], None]) -> None:
-        """`callback()` now if no write is under way, else once the last one ends."""
-        if self.count == 0:
-            callback()
-        else:
-            self._idle.append(callback)
+        """`callback()` once the writes under way now have all ended."""
+        self._idle.append(callback)
 
     def forget(self, callback: Callable[[], None]) -> None:
         """`callback` is not to be called (it ran another way)."""

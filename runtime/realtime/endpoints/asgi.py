@@ -16,7 +16,7 @@ from typing import Any
 
 from quart import Quart
 
-from ..broker.writes_under_way import SAFE_METHODS
+from ...requests import SAFE_METHODS
 from ..state import current_realtime
 from ..transports.serving import fast_path_report, route_path
 from . import sse, websocket
@@ -73,5 +73,4 @@ class RealtimeASGI:
             await self.inner(scope, receive, answer)
         finally:
             if not answered:
-                answered = True
                 writes.ended()
