@@ -99,6 +99,7 @@ def _latency_section(results: dict[str, Any]) -> str:
                 number(lat.get("half_rate_p50_ms"), 1),
                 number(lat.get("half_rate_p99_ms"), 1),
                 number(lat.get("one_event_server_cpu_us_per_delivery"), 1),
+                number(lat.get("one_event_server_system_us_per_delivery"), 1),
                 number((lat.get("half_rate_server_cpu_share") or 0) * 100, 0, "%")
                 if lat.get("half_rate_server_cpu_share") is not None
                 else "-",
@@ -108,7 +109,7 @@ def _latency_section(results: dict[str, Any]) -> str:
         return ""
     n = next(run["latency"]["subscribers"] for run in fanout_runs(results) if run.get("latency"))
     header = ["server", "one event p50 ms", "one event p99 ms", "half saturation events/s"]
-    header += ["p50 ms", "p99 ms", "server CPU µs/delivery, one at a time"]
+    header += ["p50 ms", "p99 ms", "server CPU µs/delivery, one at a time", "of it in the kernel"]
     header += ["server CPU busy at half saturation"]
     return f"### Latency, N={n:,} subscribers\n\n" + table(header, rows)
 

@@ -138,5 +138,6 @@ def _log(log: Log, database: str, result: dict[str, Any]) -> None:
             f"  {database:10} {run['writes_per_second']:7.1f} writes/s: p50 "
             f"{run['p50_ms'] or 0:.1f} ms, p99 {run['p99_ms'] or 0:.1f} ms "
             f"({run['deliveries']:,}/{run['expected']:,}; CPU busy: server "
-            f"{run['server_cpu_share']:.0%}, load client {run.get('load_cpu_share') or 0:.0%})"
+            f"{run['server_cpu_share']:.0%}, {run.get('server_system_share') or 0:.0%} in "
+            f"the kernel; load client {run.get('load_cpu_share') or 0:.0%})"
         )

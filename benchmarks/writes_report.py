@@ -33,7 +33,10 @@ def writes_figure(
     measured = run[bursts] if run else []
     if not measured or not all(burst["complete"] for burst in measured):
         return None
-    return percentile([burst[key] for burst in measured], 0.5)
+    values = [burst.get(key) for burst in measured]
+    if None in values:  # a figure this run did not take
+        return None
+    return percentile(values, 0.5)
 
 
 def writes_goals(results: dict[str, Any]) -> list[Goal]:
@@ -95,6 +98,7 @@ def writes_section(results: dict[str, Any], table: Table) -> str:
                     count,
                     number(writes_figure(results, database, bursts, "writes_per_second")),
                     number(cpu),
+                    number(writes_figure(results, database, bursts, "server_system_us_per_write")),
                     times(ratio(cpu, bare_cpu)),
                 ]
             )
@@ -112,6 +116,7 @@ def writes_section(results: dict[str, Any], table: Table) -> str:
                     number(step["p50_ms"], 1),
                     number(step["p99_ms"], 1),
                     number(step["server_cpu_share"] * 100, 0, "%"),
+                    number((step.get("server_system_share") or 0) * 100, 0, "%"),
                     number((step.get("load_cpu_share") or 0) * 100, 0, "%"),
                 ]
             )
@@ -122,13 +127,21 @@ def writes_section(results: dict[str, Any], table: Table) -> str:
         "Medians of the bursts; server CPU is the server process's (a PostgreSQL "
         "backend's is not counted):\n\n"
         + table(
-            ["database", "server", "subscribers", "writes/s", "server CPU µs/write", "vs bare"],
+            [
+                "database",
+                "server",
+                "subscribers",
+                "writes/s",
+                "server CPU µs/write",
+                "of it in the kernel",
+                "vs bare",
+            ],
             rows,
         )
     )
     if latency_rows:
         header = ["database", "rate", "writes/s", "of saturation", "delivered", "p50 ms"]
-        header += ["p99 ms", "server CPU busy", "load client CPU busy"]
+        header += ["p99 ms", "server CPU busy", "of it in the kernel", "load client CPU busy"]
         text += (
             "\n\nWrite → delivery latency with the subscribers above, at steady rates "
             "(fractions of the saturation with them, then the search for the highest rate "

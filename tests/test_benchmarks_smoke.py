@@ -292,6 +292,7 @@ def test_writes_section_measures_both_servers_on_both_databases(
                 assert burst["complete"], (database, bursts, burst)
                 # Linux counts CPU in 10 ms ticks: a burst this small may read 0.
                 assert burst["server_cpu_us_per_write"] >= 0
+                assert 0 <= burst["server_system_us_per_write"] <= burst["server_cpu_us_per_write"]
         every = [
             b["server_cpu_us_per_write"] for k in ("bare", "ours", "subscribed") for b in run[k]
         ]
@@ -305,6 +306,7 @@ def test_writes_section_measures_both_servers_on_both_databases(
             assert step["complete"] and step["deliveries"] == step["expected"]
             assert step["p50_ms"] is not None and step["p99_ms"] >= step["p50_ms"]
             assert step["load_cpu_share"] > 0  # the load client's own, beside the server's
+            assert 0 <= step["server_system_share"] <= step["server_cpu_share"]
     results = {"writes": section}
     verdicts = {g.text: g.passed for g in goals(results)}
     cpu_goal = "records-API create ≤ 1.5x the bare endpoint's server CPU per write"
@@ -318,6 +320,7 @@ def test_writes_section_measures_both_servers_on_both_databases(
     assert "| SQLite | bare Quart + Hypercorn create | 0 |" in text
     assert "| PostgreSQL | records API | 20 |" in text
     assert "load client CPU busy" in text
+    assert "of it in the kernel" in text
 
 
 def _writes_run(bare_cpu: float, our_cpu: float, steady: float | None) -> dict[str, Any]:
@@ -370,7 +373,7 @@ def test_writes_goals_are_ratios_of_the_bare_create_with_verdicts() -> None:
         True,
     )
     assert verdicts[f"{steady_goal} (1,000 subscribers, PostgreSQL)"][1] is False
-    assert "| SQLite | records API | 0 | 714 | 1,400 | 1.40x |" in render(results)
+    assert "| SQLite | records API | 0 | 714 | 1,400 | - | 1.40x |" in render(results)
     # An incomplete burst leaves the CPU goal unmeasured; a failed database is reported.
     results["writes"]["sqlite"]["bare"][0] = {**results["writes"]["sqlite"]["bare"][0]}
     results["writes"]["sqlite"]["bare"][0]["complete"] = False
@@ -464,6 +467,8 @@ def test_socketio_peer_fans_out_to_engine_io_clients(tmp_path: Any) -> None:
     latency = result["latency"]
     assert latency["one_event_count"] == 20 * 3 and latency["one_event_incomplete"] == 0
     assert latency["half_rate_complete"]
+    cpu, kernel = (latency[f"one_event_server_{k}_us_per_delivery"] for k in ("cpu", "system"))
+    assert 0 <= kernel <= cpu  # the kernel's part of the server's CPU, said apart
 
 
 def test_one_event_p50_goal_compares_ours_with_socketio() -> None:
