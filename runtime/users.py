@@ -27,7 +27,25 @@ __all__ = ["Session", "User", "acreate_user", "create_user", "on_session_end", "
 on_session_end: list[Callable[[str], None]] = []
 
 # Checked against when the username is unknown, so that both failures take as long.
-_DUMMY_HASH = hash_password("not-a-real-password")
+# Made at the first login, known name or not (not at import: it costs a hash, ~0.1 s of
+# every process's start and every command's).
+_DUMMY_PASSWORD = "not-a-real-password"
+_dummy_hash: str | None = None
+
+
+def _unknown_user_hash() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password(_DUMMY_PASSWORD)
+    return _dummy_hash
+
+
+async def _unknown_user_hash_async() -> str:
+    """The same, hashed off the event loop (passwords.py)."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = await hash_password_async(_DUMMY_PASSWORD)
+    return _dummy_hash
 
 
 def utcnow() -> datetime.datetime:
@@ -89,15 +107,17 @@ class User(BaseModel):
 
     @staticmethod
     def authenticate(username: str, password: str) -> User | None:
+        unknown = _unknown_user_hash()  # before the lookup: the first login costs it either way
         user = User.get_or_none(User.username == username)
-        stored = user.password_hash if user is not None else _DUMMY_HASH
+        stored = user.password_hash if user is not None else unknown
         return user if verify_password(stored, password) and user is not None else None
 
     @staticmethod
     async def aauthenticate(username: str, password: str) -> User | None:
         """The user these credentials name, or None; the same time either way."""
+        unknown = await _unknown_user_hash_async()
         user = User.get_or_none(User.username == username)
-        stored = user.password_hash if user is not None else _DUMMY_HASH
+        stored = user.password_hash if user is not None else unknown
         matches = await verify_password_async(stored, password)
         return user if matches and user is not None else None
 
