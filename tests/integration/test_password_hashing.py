@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from runtime import passwords
+from runtime import users as users_module
 from runtime.users import User, acreate_user
 from tests.conftest import PASSWORD
 from tests.support import TIMEOUT, LiveServer
@@ -76,3 +79,36 @@ async def test_new_passwords_hash_off_the_loop(
     assert len(held.threads) == 2 and loop_thread not in held.threads
     assert carol.check_password("carol's password")
     assert User.get_by_id(users["alice"].id).check_password("a new password")
+
+
+@pytest.mark.parametrize("name", ["nobody", "alice"])
+def test_the_unknown_user_hash_is_made_off_the_loop_at_the_first_login_whoever_logs_in(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """It is what an unknown name is checked against, so that it fails as slowly as a
+    wrong password: made at the first login, known name or not, so that the first
+    login costs the same either way; off the event loop, as every hash."""
+    loop_thread = server.call(threading.get_ident)
+    made = Held(passwords.generate_password_hash)
+    made.release.set()
+    monkeypatch.setattr(passwords, "generate_password_hash", made)
+    monkeypatch.setattr(users_module, "_dummy_hash", None)  # as in a process just started
+    assert logged_in(server, "/auth/login", name) is (name == "alice")
+    assert len(made.threads) == 1 and loop_thread not in made.threads
+    assert logged_in(server, "/auth/login", "nobody") is False
+    assert len(made.threads) == 1  # made once
+
+
+def test_importing_the_runtime_hashes_nothing() -> None:
+    """A process's start, and every command's, costs no password hash (~0.1 s)."""
+    code = (
+        "import werkzeug.security as security\n"
+        "made = []\n"
+        "security.generate_password_hash = lambda *a, **k: made.append(a)\n"
+        "import runtime, runtime.app, runtime.users\n"
+        "assert made == [], made\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT * 6
+    )
+    assert done.returncode == 0, done.stderr
