@@ -327,11 +327,21 @@ def free_port() -> int:
 
 async def metrics_until(http: httpx.AsyncClient, line: str, timeout: float = TIMEOUT) -> str:
     """`/realtime/metrics` once it holds `line` (asked again every 20 ms: a counter
-    cannot be waited on from outside the server)."""
+    cannot be waited on from outside the server); if it never does, the failure says
+    what the metrics said last."""
+    last = ""
 
     async def poll() -> str:
-        while line not in (metrics := (await http.get("/realtime/metrics")).text):
+        nonlocal last
+        while line not in (last := (await http.get("/realtime/metrics")).text):
             await asyncio.sleep(0.02)
-        return metrics
+        return last
 
-    return await asyncio.wait_for(poll(), timeout)
+    try:
+        return await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        name = line.split()[0]
+        seen = [kept for kept in last.splitlines() if kept.startswith(name)]
+        raise AssertionError(
+            f"no {line.strip()!r} in {timeout} s; last {seen}; all of the last:\n{last}"
+        ) from None
