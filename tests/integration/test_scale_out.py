@@ -116,6 +116,10 @@ async def test_redis_down_and_back_loses_nothing(tmp_path: Path, own_redis: Redi
             await watcher.ok_subscribe("messages")
             await http.post(RECORDS, json={"text": "before"})
             before = await watcher.recv_type("event")
+            # Its subscribers have it, but its publisher may not have read Redis's reply
+            # yet: one killed now would leave it waiting too (it would go again, under
+            # its key), and the count below would be 4.
+            await metrics_until(http, "runtime_realtime_outbox_rows 0\n", 4 * TIMEOUT)
             own_redis.stop()
             # The server keeps serving: pages, the API, its connections.
             assert (await http.get("/", follow_redirects=True)).status_code == 200
