@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "cpu_times", "rss_bytes"]
+__all__ = ["cpu_seconds", "cpu_since", "cpu_times", "rss_bytes"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -19,6 +19,14 @@ def cpu_times(pid: int) -> tuple[float, float]:
     fields = stat[stat.rindex(")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return utime / _TICKS, stime / _TICKS
+
+
+def cpu_since(pid: int, before: tuple[float, float]) -> tuple[float, float]:
+    """CPU seconds `pid` used since `before` (a `cpu_times` reading): in all, and the
+    system part. Each part is subtracted alone: the difference of two sums of float
+    seconds may come out a hair below zero when nothing was used."""
+    user, system = cpu_times(pid)
+    return (user - before[0]) + (system - before[1]), system - before[1]
 
 
 def cpu_seconds(pid: int) -> float:

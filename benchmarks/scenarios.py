@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .expand_cost import subscribe_frame
-from .procstat import cpu_seconds, cpu_times, rss_bytes
+from .procstat import cpu_seconds, cpu_since, cpu_times, rss_bytes
 from .publisher import Publisher, PublishTarget, sequence_numbers
 from .socketio_client import SocketIoSubscriber
 from .stats import percentile, rate
@@ -238,14 +238,14 @@ async def _latency(
     tally.latencies, tally.scheduled = one, None
     incomplete = 0
     server = spec["server_pid"]
-    user_before, system_before = cpu_times(server)
+    before = cpu_times(server)
     for _ in range(options["events"]):
         tally.reset(alive)
         tally.started = time.perf_counter()
         await publisher.publish(publisher.take_sequence())
         if not await tally.wait(10.0):
             incomplete += 1
-    user, system = cpu_times(server)
+    used, kernel = cpu_since(server, before)
     result: dict[str, Any] = {
         "subscribers": alive,
         "one_event_count": len(one),
@@ -254,12 +254,8 @@ async def _latency(
         "one_event_p99_ms": _ms(percentile(one, 0.99)),
         # Each event alone: what one delivery costs without bursts to amortise it, and
         # the kernel's part of it (mostly the send() to each subscriber's socket).
-        "one_event_server_cpu_us_per_delivery": 1e6
-        * ((user - user_before) + (system - system_before))
-        / max(len(one), 1),
-        "one_event_server_system_us_per_delivery": 1e6
-        * (system - system_before)
-        / max(len(one), 1),
+        "one_event_server_cpu_us_per_delivery": 1e6 * used / max(len(one), 1),
+        "one_event_server_system_us_per_delivery": 1e6 * kernel / max(len(one), 1),
     }
     if saturation:
         per_second = saturation / 2

@@ -17,7 +17,7 @@ import asyncio
 import time
 from typing import Any
 
-from .procstat import cpu_times
+from .procstat import cpu_since, cpu_times
 from .publisher import Publisher, PublishTarget
 from .scenarios import Connector, Tally, close_codes, connected, settle
 from .stats import percentile
@@ -89,18 +89,17 @@ async def _burst(
     failures = publisher.failures
     if tally is not None:
         tally.reset(alive * count)
-    (user, system), started = cpu_times(server), time.perf_counter()
+    before, started = cpu_times(server), time.perf_counter()
     await publisher.burst(count)
     delivered = await tally.wait(60.0) if tally is not None else True
     seconds = time.perf_counter() - started
-    user_after, system_after = cpu_times(server)
-    used = (user_after - user) + (system_after - system)
+    used, kernel = cpu_since(server, before)
     return {
         "writes": count,
         "seconds": seconds,
         "writes_per_second": count / seconds,
         "server_cpu_us_per_write": 1e6 * used / count,
-        "server_system_us_per_write": 1e6 * (system_after - system) / count,
+        "server_system_us_per_write": 1e6 * kernel / count,
         "server_cpu_share": used / seconds,
         "deliveries": tally.count if tally is not None else None,
         "complete": delivered and publisher.failures == failures,
@@ -181,14 +180,13 @@ async def _paced(
     tally.latencies, tally.scheduled = latencies, scheduled
     tally.reset(alive * count)
     failures = publisher.failures
-    (user, system), started = cpu_times(server), time.perf_counter()
+    before, started = cpu_times(server), time.perf_counter()
     load_before = time.process_time()
     # Latency counts from each write's scheduled time: a late write is not hidden.
     await publisher.paced(count, per_second, scheduled.__setitem__)
     complete = await tally.wait(30.0)
     seconds = time.perf_counter() - started
-    user_after, system_after = cpu_times(server)
-    busy = ((user_after - user) + (system_after - system)) / seconds
+    used, kernel = cpu_since(server, before)
     # This process's own share: near 100%, it reads late what arrived, and that is in
     # the latency too.
     load_busy = (time.process_time() - load_before) / seconds
@@ -201,9 +199,9 @@ async def _paced(
         "complete": complete and publisher.failures == failures,
         "p50_ms": _ms(percentile(latencies, 0.5)),
         "p99_ms": _ms(percentile(latencies, 0.99)),
-        "server_cpu_share": busy,
+        "server_cpu_share": used / seconds,
         # ... of which the kernel's: with 1,000 subscribers, mostly their sockets' send().
-        "server_system_share": (system_after - system) / seconds,
+        "server_system_share": kernel / seconds,
         "load_cpu_share": load_busy,
     }
 
